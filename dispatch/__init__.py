@@ -1,0 +1,91 @@
+"""A hyperlocal delivery dispatch engine.
+
+The public names are importable from here; see :class:`Dispatcher` for the entry point.
+"""
+
+from dispatch.config import DispatchConfig
+from dispatch.engine import Dispatcher, Eta, Quote, TickResult
+from dispatch.errors import (
+    Conflict,
+    CourierOffShift,
+    DispatchError,
+    DuplicateId,
+    IllegalTransition,
+    InvalidInput,
+    InvalidLocation,
+    InvalidWindow,
+    NotFound,
+    OutsideDeliveryArea,
+    Refused,
+    StaleWrite,
+    UnknownCourier,
+    UnknownMerchant,
+    UnknownOrder,
+    WindowInfeasible,
+)
+from dispatch.geo import AreaIndex, CourierIndex, GreatCircleTravel, PlanarTravel, TravelModel
+from dispatch.matching import DispatchPolicy, GreedyPolicy, OptimizingPolicy
+from dispatch.models import (
+    Assignment,
+    Courier,
+    CourierStatus,
+    DeliveryArea,
+    Event,
+    Location,
+    Merchant,
+    Order,
+    OrderStatus,
+    Route,
+    Stop,
+    StopKind,
+    Window,
+)
+from dispatch.store import Change, MemoryStore, Store
+
+__all__ = [
+    "AreaIndex",
+    "Assignment",
+    "Change",
+    "Conflict",
+    "Courier",
+    "CourierIndex",
+    "CourierOffShift",
+    "CourierStatus",
+    "DeliveryArea",
+    "DispatchConfig",
+    "DispatchError",
+    "DispatchPolicy",
+    "Dispatcher",
+    "DuplicateId",
+    "Eta",
+    "Event",
+    "GreatCircleTravel",
+    "GreedyPolicy",
+    "IllegalTransition",
+    "InvalidInput",
+    "InvalidLocation",
+    "InvalidWindow",
+    "Location",
+    "MemoryStore",
+    "Merchant",
+    "NotFound",
+    "OptimizingPolicy",
+    "Order",
+    "OrderStatus",
+    "OutsideDeliveryArea",
+    "PlanarTravel",
+    "Quote",
+    "Refused",
+    "Route",
+    "StaleWrite",
+    "Stop",
+    "StopKind",
+    "Store",
+    "TickResult",
+    "TravelModel",
+    "UnknownCourier",
+    "UnknownMerchant",
+    "UnknownOrder",
+    "Window",
+    "WindowInfeasible",
+]

@@ -1,0 +1,88 @@
+"""The ``dispatch`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from dispatch.errors import DispatchError
+
+__all__ = ["main"]
+
+
+def _clock(seconds: int) -> str:
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _demo(args: argparse.Namespace) -> int:
+    # imported here so that `dispatch --help` stays fast
+    from dispatch.config import DispatchConfig
+    from dispatch.engine import Dispatcher
+    from dispatch.matching import GreedyPolicy, OptimizingPolicy
+    from simulations.city import synthetic_city
+    from simulations.world import World
+
+    plan = synthetic_city(seed=args.seed, n_couriers=args.couriers, n_orders=args.orders)
+    policy = GreedyPolicy() if args.policy == "greedy" else OptimizingPolicy()
+    dispatcher = Dispatcher(config=DispatchConfig(city=plan.name), policy=policy)
+    out = sys.stdout
+    print(
+        f"City {plan.name}: {len(plan.merchants)} merchants, {len(plan.shifts)} couriers, "
+        f"{len(plan.requests)} order requests over {plan.requests[-1].placed_at // 60} min; "
+        f"policy {policy.name}, seed {args.seed}",
+        file=out,
+    )
+
+    def show(now: int, assignments: list) -> None:  # type: ignore[type-arg]
+        if args.quiet:
+            return
+        for a in assignments:
+            stops = [s for s in a.route.stops if set(s.order_ids) & set(a.order_ids)]
+            pickup = next(s for s in stops if s.kind.value == "pickup")
+            drops = ", ".join(
+                f"{s.order_ids[0]} at {_clock(s.service_at)}" for s in stops if s.kind.value == "dropoff"
+            )
+            print(
+                f"[{_clock(now)}] {a.courier_id} <- {', '.join(a.order_ids)} at {pickup.merchant_id}: "
+                f"arrives {_clock(pickup.arrive_at)}, picks up {_clock(pickup.service_at)}; delivers {drops}",
+                file=out,
+            )
+
+    report = World(dispatcher, plan, tick_s=args.tick).run(on_tick=show)
+    if report.refusals:
+        print("\nRefused orders:", file=out)
+        for r in report.refusals:
+            print(f"  [{_clock(r.at)}] {r.order_id}: {r.code}: {r.reason}", file=out)
+    summary = report.summary()
+    print("\nSummary:", file=out)
+    print(json.dumps(summary, indent=2), file=out)
+    return 0 if summary["orders_undelivered"] == 0 else 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dispatch", description="Hyperlocal delivery dispatch engine.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="dispatch a small simulated city and print what happens")
+    demo.add_argument("--seed", type=int, default=7, help="random seed of the city (default 7)")
+    demo.add_argument("--orders", type=int, default=40, help="order requests (default 40)")
+    demo.add_argument("--couriers", type=int, default=8, help="couriers (default 8)")
+    demo.add_argument("--policy", choices=["optimizing", "greedy"], default="optimizing")
+    demo.add_argument("--tick", type=int, default=60, help="seconds between dispatch ticks (default 60)")
+    demo.add_argument("--quiet", action="store_true", help="print only refusals and the summary")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except DispatchError as exc:
+        print(f"dispatch: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""The one configuration object of a city's dispatcher."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from dispatch.errors import InvalidInput
+
+__all__ = ["DispatchConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchConfig:
+    """Rules and tuning of one city. All durations are seconds.
+
+    The same configuration serves every city and instance unless a caller overrides it;
+    nothing here is fitted to a particular data set.
+    """
+
+    city: str = "default"
+    #: H3 resolution of the courier index (res 8: ~0.46 km edges).
+    h3_resolution: int = 8
+    #: H3 resolution of the delivery-area pre-filter.
+    area_resolution: int = 9
+    #: ASAP promise: drop-off within this long of placement, unless the merchant says otherwise.
+    promise_s: int = 1800
+    #: Longest scheduled window a customer may name.
+    max_window_s: int = 1800
+    #: Time at the merchant (walk in, collect, walk out); the food changes hands half-way.
+    pickup_service_s: int = 240
+    #: Time at the customer's door; the hand-over is half-way.
+    dropoff_service_s: int = 240
+    #: Candidate couriers for a pickup are those that can reach the merchant within this.
+    max_pickup_travel_s: int = 1800
+    #: Busy couriers whose plan ends within this long are offered new work (appended to their plan).
+    free_horizon_s: int = 600
+    #: Commitment: a courier is not committed to an order it would reach more than this long
+    #: before the food is ready; the order waits for a later tick instead (food waits less,
+    #: couriers are not parked at restaurants).
+    max_early_s: int = 300
+    #: Orders of one merchant whose ready times differ by at most this may share a courier.
+    bundle_ready_gap_s: int = 600
+    max_bundle_size: int = 3
+    #: Sparsity of the assignment: cheapest couriers kept per bundle.
+    candidates_per_bundle: int = 12
+    #: Speed assumed for a customer's direct ride when judging a promise at admission.
+    reference_speed_mps: float = 4.5
+    #: Cost weights, per second: lateness against the promise first, then click-to-door,
+    #: then food waiting at the merchant, then courier travel.
+    lateness_weight: int = 20
+    click_to_door_weight: int = 2
+    food_wait_weight: int = 1
+    travel_weight: int = 1
+    #: Quotes are honoured for this long.
+    quote_valid_s: int = 300
+    #: Routes of more orders than this are sequenced by OR-Tools with a time limit.
+    exact_route_max_tasks: int = 6
+    route_time_limit_s: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.city, str) or not self.city or "{" in self.city or "}" in self.city:
+            raise InvalidInput("city must be a non-empty name without braces", field="city")
+        if not 0 <= self.h3_resolution <= 15 or not 0 <= self.area_resolution <= 15:
+            raise InvalidInput("H3 resolutions must be in 0..15", field="h3_resolution")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith(("_s", "_weight", "_size", "_bundle")) and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+            ):
+                raise InvalidInput(f"{f.name} must be a number >= 0, got {value!r}", field=f.name)
+        if not self.reference_speed_mps > 0:
+            raise InvalidInput("reference_speed_mps must be positive", field="reference_speed_mps")
+        if self.max_window_s <= 0 or self.promise_s <= 0:
+            raise InvalidInput("promise_s and max_window_s must be positive", field="promise_s")
+        if self.max_bundle_size < 1 or self.candidates_per_bundle < 1:
+            raise InvalidInput(
+                "max_bundle_size and candidates_per_bundle must be >= 1", field="max_bundle_size"
+            )

@@ -1,0 +1,303 @@
+"""Domain records: merchants, couriers, orders, stops, routes, assignments, events.
+
+Records are frozen dataclasses; a change is a new record made with ``dataclasses.replace``.
+Times are integer seconds, distances metres. Every record checks its own values in
+``__post_init__`` and raises a specific :class:`~dispatch.errors.InvalidInput`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from dispatch.errors import InvalidInput, InvalidLocation, InvalidWindow
+
+__all__ = [
+    "Assignment",
+    "Courier",
+    "CourierStatus",
+    "DeliveryArea",
+    "Event",
+    "Location",
+    "Merchant",
+    "Order",
+    "OrderStatus",
+    "Route",
+    "Stop",
+    "StopKind",
+    "Window",
+]
+
+
+def _finite(value: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A point on Earth, optionally with planar coordinates in metres.
+
+    ``x_m``/``y_m`` are set by readers of planar instances (the Grubhub ones), whose travel
+    model works on them exactly; ``lat``/``lng`` always exist so that H3 can index the point.
+
+    >>> Location(41.88, -87.63)
+    Location(lat=41.88, lng=-87.63, x_m=None, y_m=None)
+    >>> Location(91.0, 0.0)
+    Traceback (most recent call last):
+    ...
+    dispatch.errors.InvalidLocation: latitude 91.0 is outside [-90, 90]
+    """
+
+    lat: float
+    lng: float
+    x_m: float | None = None
+    y_m: float | None = None
+
+    def __post_init__(self) -> None:
+        if not _finite(self.lat):
+            raise InvalidLocation(f"latitude {self.lat!r} is not a finite number", field="lat")
+        if not _finite(self.lng):
+            raise InvalidLocation(f"longitude {self.lng!r} is not a finite number", field="lng")
+        if not -90.0 <= self.lat <= 90.0:
+            raise InvalidLocation(f"latitude {self.lat} is outside [-90, 90]", field="lat")
+        if not -180.0 <= self.lng <= 180.0:
+            raise InvalidLocation(f"longitude {self.lng} is outside [-180, 180]", field="lng")
+        if (self.x_m is None) != (self.y_m is None):
+            raise InvalidLocation("planar coordinates need both x_m and y_m", field="x_m")
+        if self.x_m is not None and not (_finite(self.x_m) and _finite(self.y_m)):  # type: ignore[arg-type]
+            raise InvalidLocation("planar coordinates must be finite", field="x_m")
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryArea:
+    """Where a merchant delivers: a radius in metres around it, or a GeoJSON polygon.
+
+    Exactly one of ``radius_m`` and ``polygon`` is set. ``polygon`` is a GeoJSON
+    ``Polygon`` or ``MultiPolygon`` geometry mapping (coordinates are ``[lng, lat]``).
+    """
+
+    radius_m: float | None = None
+    polygon: dict[str, Any] | None = field(default=None, hash=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if (self.radius_m is None) == (self.polygon is None):
+            raise InvalidInput("a delivery area is a radius or a polygon, exactly one", field="area")
+        if self.radius_m is not None and (not _finite(self.radius_m) or self.radius_m <= 0):
+            raise InvalidInput(
+                f"delivery radius must be a positive number of metres, got {self.radius_m!r}",
+                field="radius_m",
+            )
+        if self.polygon is not None:
+            kind = self.polygon.get("type") if isinstance(self.polygon, dict) else None
+            if kind not in ("Polygon", "MultiPolygon"):
+                raise InvalidInput(
+                    f"delivery polygon must be a GeoJSON Polygon or MultiPolygon, got {kind!r}",
+                    field="polygon",
+                )
+
+    @classmethod
+    def circle(cls, radius_m: float) -> DeliveryArea:
+        return cls(radius_m=radius_m)
+
+
+@dataclass(frozen=True, slots=True)
+class Merchant:
+    """A restaurant or shop: where orders are picked up.
+
+    ``prep_s`` is the typical preparation time (placement to ready); ``promise_s`` the ASAP
+    promise (placement to drop-off), ``None`` for the city's default.
+    """
+
+    id: str
+    location: Location
+    area: DeliveryArea
+    prep_s: int = 600
+    promise_s: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_id(self.id, "merchant id")
+        if not isinstance(self.prep_s, int) or self.prep_s < 0:
+            raise InvalidInput(f"prep_s must be a whole number >= 0, got {self.prep_s!r}", field="prep_s")
+        if self.promise_s is not None and (not isinstance(self.promise_s, int) or self.promise_s <= 0):
+            raise InvalidInput(
+                f"promise_s must be a positive whole number of seconds, got {self.promise_s!r}",
+                field="promise_s",
+            )
+
+
+class CourierStatus(StrEnum):
+    OFF_SHIFT = "off_shift"
+    IDLE = "idle"
+    BUSY = "busy"
+
+
+@dataclass(frozen=True, slots=True)
+class Courier:
+    """A courier: where it was last seen and when, its shift and vehicle."""
+
+    id: str
+    location: Location
+    seen_at: int
+    shift_end: int
+    speed_mps: float = 4.5
+    capacity: int = 3
+    status: CourierStatus = CourierStatus.IDLE
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        _check_id(self.id, "courier id")
+        if not _finite(self.speed_mps) or self.speed_mps <= 0:
+            raise InvalidInput(f"speed_mps must be positive, got {self.speed_mps!r}", field="speed_mps")
+        if not isinstance(self.capacity, int) or self.capacity < 1:
+            raise InvalidInput(
+                f"capacity must be a whole number >= 1, got {self.capacity!r}", field="capacity"
+            )
+
+    @property
+    def on_shift(self) -> bool:
+        return self.status is not CourierStatus.OFF_SHIFT
+
+
+class OrderStatus(StrEnum):
+    PLACED = "placed"
+    ASSIGNED = "assigned"
+    PICKED_UP = "picked_up"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_open(self) -> bool:
+        return self in (OrderStatus.PLACED, OrderStatus.ASSIGNED, OrderStatus.PICKED_UP)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A drop-off window ``[start, end]`` in seconds; ASAP orders have ``start`` = placement."""
+
+    start: int
+    end: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.start, int) or not isinstance(self.end, int):
+            raise InvalidWindow("window bounds must be whole seconds", field="window")
+        if self.end <= self.start:
+            raise InvalidWindow(
+                f"window ends at {self.end} s, not after it starts at {self.start} s", field="window"
+            )
+
+    @property
+    def length_s(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """An order from placement to delivery.
+
+    ``window`` is the promise: for ASAP orders ``[placed_at, placed_at + promise]``;
+    ``scheduled`` tells a customer-chosen window from an ASAP promise.
+    """
+
+    id: str
+    merchant_id: str
+    dropoff: Location
+    placed_at: int
+    ready_at: int
+    window: Window
+    scheduled: bool = False
+    status: OrderStatus = OrderStatus.PLACED
+    courier_id: str | None = None
+    assigned_at: int | None = None
+    picked_up_at: int | None = None
+    delivered_at: int | None = None
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        _check_id(self.id, "order id")
+        if self.ready_at < self.placed_at:
+            raise InvalidInput(
+                f"ready_at {self.ready_at} is before placed_at {self.placed_at}", field="ready_at"
+            )
+
+    @property
+    def deadline(self) -> int:
+        return self.window.end
+
+
+class StopKind(StrEnum):
+    PICKUP = "pickup"
+    DROPOFF = "dropoff"
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """One stop of a courier's plan with its planned times.
+
+    A pickup collects ``order_ids`` at a merchant; a drop-off delivers one order.
+    ``arrive_at`` is when the courier gets there, ``service_at`` when the food changes
+    hands (pickup or drop-off time), ``depart_at`` when it leaves.
+    """
+
+    kind: StopKind
+    order_ids: tuple[str, ...]
+    location: Location
+    arrive_at: int
+    service_at: int
+    depart_at: int
+    merchant_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A courier's plan: the stops still ahead of it, in order."""
+
+    courier_id: str
+    stops: tuple[Stop, ...]
+    planned_at: int
+    #: when the courier reported arriving at ``stops[0]``; ``None`` while it is on its way
+    arrived_at: int | None = None
+
+    @property
+    def order_ids(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for stop in self.stops:
+            for oid in stop.order_ids:
+                seen[oid] = None
+        return tuple(seen)
+
+    @property
+    def free_at(self) -> int | None:
+        return self.stops[-1].depart_at if self.stops else None
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """A decision of one tick: these orders go to this courier, in this plan."""
+
+    courier_id: str
+    order_ids: tuple[str, ...]
+    route: Route
+    cost: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One entry of a city's append-only event log. ``id`` is unique within the city."""
+
+    id: str
+    seq: int
+    at: int
+    kind: str
+    order_id: str | None = None
+    courier_id: str | None = None
+    merchant_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+def _check_id(value: object, what: str) -> None:
+    if not isinstance(value, str) or not value or len(value) > 128 or not value.isprintable():
+        raise InvalidInput(
+            f"{what} must be a non-empty printable string of at most 128 characters", field="id"
+        )

@@ -1,0 +1,169 @@
+"""Between the domain and the router: orders and locations in, timed ``Stop``s out.
+
+The router (:mod:`dispatch.routing`) knows only integer matrices. This module builds the
+matrix for one courier's stops with the city's travel model, calls the router (to choose a
+sequence, or to re-time a fixed one), and turns its answer back into :class:`Stop` records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from dispatch.config import DispatchConfig
+from dispatch.geo import TravelModel
+from dispatch.models import Location, Merchant, Order, Stop, StopKind
+from dispatch.routing import Objective, RoutePlan, RouteTask, RoutingProblem, evaluate, solve
+
+__all__ = ["PlannedRoute", "objective_for", "plan_stops", "retime_stops"]
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRoute:
+    stops: tuple[Stop, ...]
+    cost: int
+    lateness_s: int
+    optimal: bool
+
+
+def objective_for(config: DispatchConfig) -> Objective:
+    """The route objective that matches the dispatcher's cost weights."""
+    return Objective(
+        travel_weight=config.travel_weight,
+        lateness_weight=config.lateness_weight,
+        completion_weight=config.click_to_door_weight,
+    )
+
+
+class _Builder:
+    """Collects distinct locations into matrix nodes; node 0 is the courier's start."""
+
+    def __init__(self, start: Location) -> None:
+        self.locations: list[Location] = [start]
+        self._node_of: dict[tuple[str, str], int] = {}
+
+    def node(self, key: tuple[str, str], location: Location) -> int:
+        node = self._node_of.get(key)
+        if node is None:
+            node = len(self.locations)
+            self.locations.append(location)
+            self._node_of[key] = node
+        return node
+
+
+def _problem(
+    config: DispatchConfig,
+    travel: TravelModel,
+    speed_mps: float,
+    capacity: int | None,
+    start: Location,
+    start_at: int,
+    orders: Sequence[Order],
+    on_board: frozenset[str],
+    merchants: Mapping[str, Merchant],
+) -> RoutingProblem:
+    builder = _Builder(start)
+    tasks = []
+    for order in orders:
+        pickup = None
+        if order.id not in on_board:
+            merchant = merchants[order.merchant_id]
+            pickup = builder.node(("m", merchant.id), merchant.location)
+        dropoff = builder.node(("o", order.id), order.dropoff)
+        tasks.append(
+            RouteTask(
+                pickup=pickup,
+                dropoff=dropoff,
+                ready_at=order.ready_at,
+                window_start=order.window.start if order.scheduled else 0,
+                deadline=order.window.end,
+            )
+        )
+    matrix = travel.matrix_s(builder.locations, builder.locations, speed_mps)
+    return RoutingProblem(
+        travel_s=matrix,
+        tasks=tuple(tasks),
+        start_at=start_at,
+        capacity=capacity,
+        pickup_service_s=config.pickup_service_s,
+        dropoff_service_s=config.dropoff_service_s,
+        objective=objective_for(config),
+    )
+
+
+def _to_stops(
+    plan: RoutePlan, orders: Sequence[Order], merchants: Mapping[str, Merchant]
+) -> tuple[Stop, ...]:
+    stops = []
+    for planned in plan.stops:
+        ids = tuple(orders[i].id for i in planned.tasks)
+        first = orders[planned.tasks[0]]
+        if planned.kind == "pickup":
+            kind, location, merchant_id = (
+                StopKind.PICKUP,
+                merchants[first.merchant_id].location,
+                first.merchant_id,
+            )
+        else:
+            kind, location, merchant_id = StopKind.DROPOFF, first.dropoff, first.merchant_id
+        stops.append(
+            Stop(
+                kind=kind,
+                order_ids=ids,
+                location=location,
+                arrive_at=planned.arrive_at,
+                service_at=planned.service_at,
+                depart_at=planned.depart_at,
+                merchant_id=merchant_id,
+            )
+        )
+    return tuple(stops)
+
+
+def plan_stops(
+    config: DispatchConfig,
+    travel: TravelModel,
+    *,
+    speed_mps: float,
+    capacity: int | None,
+    start: Location,
+    start_at: int,
+    orders: Sequence[Order],
+    on_board: frozenset[str],
+    merchants: Mapping[str, Merchant],
+) -> PlannedRoute:
+    """The best stop sequence for ``orders`` from ``start`` at ``start_at``, timed."""
+    problem = _problem(config, travel, speed_mps, capacity, start, start_at, orders, on_board, merchants)
+    plan = solve(
+        problem, time_limit_s=config.route_time_limit_s, exact_max_tasks=config.exact_route_max_tasks
+    )
+    return PlannedRoute(_to_stops(plan, orders, merchants), plan.cost, plan.lateness_s, plan.optimal)
+
+
+def retime_stops(
+    config: DispatchConfig,
+    travel: TravelModel,
+    *,
+    speed_mps: float,
+    start: Location,
+    start_at: int,
+    stops: Sequence[Stop],
+    orders: Mapping[str, Order],
+    on_board: frozenset[str],
+    merchants: Mapping[str, Merchant],
+) -> tuple[Stop, ...]:
+    """The same stop sequence, re-timed from ``start`` at ``start_at`` (after an event)."""
+    ordered: list[Order] = []
+    index: dict[str, int] = {}
+    for stop in stops:
+        for oid in stop.order_ids:
+            if oid not in index:
+                index[oid] = len(ordered)
+                ordered.append(orders[oid])
+    problem = _problem(config, travel, speed_mps, None, start, start_at, ordered, on_board, merchants)
+    sequence = [
+        ("pickup" if stop.kind is StopKind.PICKUP else "dropoff", index[oid])
+        for stop in stops
+        for oid in stop.order_ids
+    ]
+    return _to_stops(evaluate(problem, sequence), ordered, merchants)

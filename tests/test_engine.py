@@ -1,0 +1,168 @@
+"""The Dispatcher's state machines, courier events, ETAs and determinism."""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatch import (
+    Conflict,
+    CourierOffShift,
+    CourierStatus,
+    DispatchConfig,
+    Dispatcher,
+    GreedyPolicy,
+    IllegalTransition,
+    InvalidInput,
+    OrderStatus,
+    StopKind,
+    UnknownCourier,
+    UnknownOrder,
+)
+from simulations.city import synthetic_city
+from simulations.world import World
+from tests.conftest import CENTRE, destination
+
+
+def _assigned(d: Dispatcher) -> tuple[str, str]:
+    d.start_shift("c1", destination(CENTRE, 400, 90), now=0, shift_end=4 * 3600)
+    d.place_order("o1", "m1", destination(CENTRE, 1500, 0), now=0)
+    result = d.tick(now=420)
+    assert [(a.courier_id, a.order_ids) for a in result.assignments] == [("c1", ("o1",))]
+    return "c1", "o1"
+
+
+def test_order_lifecycle_and_events(dispatcher: Dispatcher) -> None:
+    cid, oid = _assigned(dispatcher)
+    route = dispatcher.route(cid)
+    assert [s.kind for s in route.stops] == [StopKind.PICKUP, StopKind.DROPOFF]
+    pickup, dropoff = route.stops
+    assert pickup.service_at >= dispatcher.order(oid).ready_at == 600
+    assert dropoff.service_at > pickup.depart_at
+    assert dispatcher.order(oid).status is OrderStatus.ASSIGNED
+    assert dispatcher.courier(cid).status is CourierStatus.BUSY
+
+    dispatcher.arrived(cid, now=pickup.arrive_at)
+    with pytest.raises(IllegalTransition):
+        dispatcher.delivered(cid, oid, now=pickup.arrive_at)  # not picked up yet
+    dispatcher.picked_up(cid, oid, now=610)
+    with pytest.raises(IllegalTransition, match="can no longer be cancelled"):
+        dispatcher.cancel_order(oid, now=611)
+    route = dispatcher.route(cid)
+    assert [s.kind for s in route.stops] == [StopKind.DROPOFF]
+    dispatcher.delivered(cid, oid, now=route.stops[0].service_at)
+    assert dispatcher.order(oid).status is OrderStatus.DELIVERED
+    assert dispatcher.courier(cid).status is CourierStatus.IDLE
+    assert dispatcher.route(cid).stops == ()
+    kinds = [e.kind for e in dispatcher.store.events() if e.order_id == oid]
+    # the arrival at the merchant is the courier's event and names the merchant, not the order
+    assert kinds == ["order.placed", "order.assigned", "order.picked_up", "order.delivered"]
+
+
+def test_cancel_before_pickup_frees_the_courier(dispatcher: Dispatcher) -> None:
+    cid, oid = _assigned(dispatcher)
+    dispatcher.cancel_order(oid, now=500)
+    assert dispatcher.order(oid).status is OrderStatus.CANCELLED
+    assert dispatcher.route(cid).stops == ()
+    assert dispatcher.courier(cid).status is CourierStatus.IDLE
+    with pytest.raises(IllegalTransition):
+        dispatcher.cancel_order(oid, now=501)
+
+
+def test_release_returns_the_order_to_the_pool(dispatcher: Dispatcher) -> None:
+    cid, oid = _assigned(dispatcher)
+    dispatcher.release(cid, oid, now=450)
+    order = dispatcher.order(oid)
+    assert order.status is OrderStatus.PLACED and order.courier_id is None
+    # the next tick may give it to the same (only) courier again
+    assert [a.order_ids for a in dispatcher.tick(now=460).assignments] == [("o1",)]
+
+
+def test_end_shift_hands_back_unpicked_orders(dispatcher: Dispatcher) -> None:
+    cid, oid = _assigned(dispatcher)
+    courier = dispatcher.end_shift(cid, now=430)
+    assert courier.status is CourierStatus.OFF_SHIFT
+    assert dispatcher.order(oid).status is OrderStatus.PLACED
+    with pytest.raises(CourierOffShift):
+        dispatcher.update_position(cid, CENTRE, now=431)
+    assert dispatcher.tick(now=440).assignments == ()
+
+
+def test_end_shift_keeps_picked_up_orders_to_deliver(dispatcher: Dispatcher) -> None:
+    cid, oid = _assigned(dispatcher)
+    dispatcher.arrived(cid, now=500)
+    dispatcher.picked_up(cid, oid, now=610)
+    assert dispatcher.end_shift(cid, now=620).status is CourierStatus.BUSY
+    drop = dispatcher.route(cid).stops[0]
+    dispatcher.delivered(cid, oid, now=drop.service_at)
+    assert dispatcher.courier(cid).status is CourierStatus.OFF_SHIFT
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda d: d.update_position("ghost", CENTRE, now=1), UnknownCourier),  # unknown courier
+        (lambda d: d.picked_up("c1", "ghost", now=1), IllegalTransition),  # idle courier: no stops
+        (lambda d: d.eta("ghost", now=1), UnknownOrder),  # unknown order
+        (lambda d: d.start_shift("c1", CENTRE, now=1, shift_end=100), Conflict),  # already on shift
+        (lambda d: d.start_shift("c2", CENTRE, now=100, shift_end=100), InvalidInput),  # shift ends now
+        (
+            lambda d: d.start_shift("c2", CENTRE, now=0, shift_end=100, capacity=0),
+            InvalidInput,
+        ),  # no capacity
+    ],
+)
+def test_bad_courier_input(dispatcher: Dispatcher, call, error) -> None:  # type: ignore[no-untyped-def]
+    dispatcher.start_shift("c1", CENTRE, now=0, shift_end=3600)
+    before = dispatcher.store.events()
+    with pytest.raises(error):
+        call(dispatcher)
+    assert dispatcher.store.events() == before
+
+
+def test_orders_of_another_courier_are_refused(dispatcher: Dispatcher) -> None:
+    _cid, oid = _assigned(dispatcher)
+    dispatcher.start_shift("c2", CENTRE, now=0, shift_end=3600)
+    dispatcher.place_order("o2", "m1", destination(CENTRE, 700, 0), now=430)
+    dispatcher.tick(now=1000)
+    with pytest.raises(Conflict, match="not assigned to courier 'c2'"):
+        dispatcher.picked_up("c2", oid, now=1001)
+
+
+def test_eta_before_and_after_assignment(dispatcher: Dispatcher) -> None:
+    dispatcher.start_shift("c1", destination(CENTRE, 900, 90), now=0, shift_end=4 * 3600)
+    order = dispatcher.place_order("o1", "m1", destination(CENTRE, 1500, 0), now=0)
+    estimate = dispatcher.eta("o1", now=0)
+    assert estimate.estimated and estimate.courier_id is None
+    assert estimate.pickup_at is not None and estimate.pickup_at >= order.ready_at
+    assert estimate.dropoff_at is not None and estimate.dropoff_at <= order.window.end
+    dispatcher.tick(now=420)
+    eta = dispatcher.eta("o1", now=420)
+    route = dispatcher.route("c1")
+    assert not eta.estimated and eta.courier_id == "c1"
+    assert eta.courier_arrival_at == route.stops[0].arrive_at
+    assert eta.pickup_at == route.stops[0].service_at
+    assert eta.dropoff_at == route.stops[1].service_at
+    # the courier has not shown up by its planned arrival: the ETA moves, it does not stay in the past
+    late_now = route.stops[0].arrive_at + 300
+    late = dispatcher.eta("o1", now=late_now)
+    assert late.courier_arrival_at is not None and late.courier_arrival_at >= late_now
+
+
+def test_same_seed_same_decisions() -> None:
+    def run(seed: int) -> tuple[list[tuple[str, str, int]], dict[str, float]]:
+        d = Dispatcher(config=DispatchConfig(city="det"))
+        report = World(d, synthetic_city(seed=seed, n_orders=30)).run()
+        return [(e.id, e.kind, e.at) for e in d.store.events()], report.summary()
+
+    assert run(3) == run(3)
+    assert run(3)[0] != run(4)[0]
+
+
+def test_greedy_policy_serves_first_come_first(config: DispatchConfig, dispatcher: Dispatcher) -> None:
+    d = Dispatcher(store=dispatcher.store, config=config, policy=GreedyPolicy())
+    d.start_shift("c1", destination(CENTRE, 300, 0), now=0, shift_end=3600)
+    d.place_order("o2", "m1", destination(CENTRE, 900, 0), now=5)
+    d.place_order("o1", "m1", destination(CENTRE, 900, 90), now=10)
+    # one idle courier: the order placed first gets it, immediately, alone
+    assert [a.order_ids for a in d.tick(now=20).assignments] == [("o2",)]
+    assert d.tick(now=30).assignments == ()

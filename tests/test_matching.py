@@ -1,0 +1,135 @@
+"""Matching: the assignment is optimal for its costs; bundling and commitment behave."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dispatch import DeliveryArea, DispatchConfig, Dispatcher, Merchant
+from dispatch.matching import solve_assignment
+from tests.conftest import CENTRE, destination
+
+
+def _brute_force(n_left: int, n_right: int, arcs: dict[tuple[int, int], int], skip: list[int]) -> int:
+    best = None
+    options = [[-1] + [j for j in range(n_right) if (i, j) in arcs] for i in range(n_left)]
+    for choice in itertools.product(*options):
+        used = [j for j in choice if j >= 0]
+        if len(used) != len(set(used)):
+            continue
+        total = sum(arcs[(i, j)] if j >= 0 else skip[i] for i, j in enumerate(choice))
+        best = total if best is None else min(best, total)
+    assert best is not None
+    return best
+
+
+@st.composite
+def _assignment_cases(draw: st.DrawFn) -> tuple[int, int, dict[tuple[int, int], int], list[int]]:
+    n_left = draw(st.integers(1, 5))
+    n_right = draw(st.integers(1, 5))
+    arcs = {}
+    for i in range(n_left):
+        for j in range(n_right):
+            if draw(st.booleans()):
+                arcs[(i, j)] = draw(st.integers(0, 1000))
+    skip = [draw(st.integers(0, 1500)) for _ in range(n_left)]
+    return n_left, n_right, arcs, skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(_assignment_cases())
+def test_assignment_is_optimal_against_brute_force(
+    case: tuple[int, int, dict[tuple[int, int], int], list[int]],
+) -> None:
+    n_left, n_right, arcs, skip = case
+    keys = sorted(arcs)
+    left = np.array([i for i, _ in keys], dtype=np.int64)
+    right = np.array([j for _, j in keys], dtype=np.int64)
+    cost = np.array([arcs[k] for k in keys], dtype=np.int64)
+    chosen = solve_assignment(n_left, n_right, left, right, cost, np.array(skip, dtype=np.int64))
+    used = [int(j) for j in chosen if j >= 0]
+    assert len(used) == len(set(used)), "a courier was given two bundles"
+    total = sum(arcs[(i, int(j))] if j >= 0 else skip[i] for i, j in enumerate(chosen))
+    assert total == _brute_force(n_left, n_right, arcs, skip)
+
+
+def _city(**overrides: object) -> Dispatcher:
+    d = Dispatcher(config=DispatchConfig(city="t", **overrides))  # type: ignore[arg-type]
+    d.add_merchant(Merchant("m1", CENTRE, DeliveryArea(radius_m=3000), prep_s=600), now=0)
+    return d
+
+
+def test_scarce_couriers_get_bundles_of_one_merchant() -> None:
+    d = _city()
+    d.start_shift("c1", destination(CENTRE, 300, 0), now=0, shift_end=4 * 3600)
+    d.place_order("o1", "m1", destination(CENTRE, 1000, 10), now=0)
+    d.place_order("o2", "m1", destination(CENTRE, 1100, 20), now=30)
+    result = d.tick(now=500)
+    assert [a.order_ids for a in result.assignments] == [("o1", "o2")]
+    stops = result.assignments[0].route.stops
+    assert stops[0].order_ids == ("o1", "o2")  # one pickup stop for the bundle
+    for oid in ("o1", "o2"):
+        drop = next(s for s in stops if s.order_ids == (oid,))
+        assert drop.service_at <= d.order(oid).window.end
+
+
+def test_no_bundle_that_breaks_a_promise() -> None:
+    d = _city()
+    d.start_shift("c1", destination(CENTRE, 300, 0), now=0, shift_end=4 * 3600)
+    # two customers at opposite edges of the area: carrying both makes the second late
+    d.place_order("o1", "m1", destination(CENTRE, 2900, 0), now=0)
+    d.place_order("o2", "m1", destination(CENTRE, 2900, 180), now=0)
+    result = d.tick(now=500)
+    assert [len(a.order_ids) for a in result.assignments] == [1]
+
+
+def test_plenty_of_couriers_means_no_bundles() -> None:
+    d = _city()
+    for i in range(4):
+        d.start_shift(f"c{i}", destination(CENTRE, 300 + 100 * i, 90 * i), now=0, shift_end=4 * 3600)
+    d.place_order("o1", "m1", destination(CENTRE, 1000, 10), now=0)
+    d.place_order("o2", "m1", destination(CENTRE, 1100, 20), now=0)
+    result = d.tick(now=500)
+    assert sorted(a.order_ids for a in result.assignments) == [("o1",), ("o2",)]
+
+
+def test_commitment_waits_until_the_food_is_nearly_ready() -> None:
+    d = _city()
+    d.update_merchant(Merchant("m1", CENTRE, DeliveryArea(radius_m=3000), prep_s=1200), now=0)
+    d.start_shift("c1", destination(CENTRE, 200, 0), now=0, shift_end=4 * 3600)
+    d.place_order("o1", "m1", destination(CENTRE, 800, 10), now=0)
+    # the courier is a minute away and the food needs 20 minutes: committing now would park it
+    assert d.tick(now=60).assignments == ()
+    assert d.tick(now=600).assignments == ()
+    committed = None
+    for now in range(660, 1260, 60):
+        if d.tick(now=now).assignments:
+            committed = now
+            break
+    assert committed is not None
+    pickup = d.route("c1").stops[0]
+    # the courier arrives at most max_early_s before the food, and the food waits for no one
+    assert pickup.arrive_at + d.config.pickup_service_s // 2 >= 1200 - d.config.max_early_s
+    assert pickup.service_at == 1200
+
+
+def test_couriers_beyond_the_travel_budget_are_not_candidates() -> None:
+    d = _city(max_pickup_travel_s=300)
+    d.start_shift("far", destination(CENTRE, 2500, 0), now=0, shift_end=4 * 3600)
+    d.place_order("o1", "m1", destination(CENTRE, 500, 10), now=0)
+    assert d.tick(now=600).assignments == ()
+    d.start_shift("near", destination(CENTRE, 500, 0), now=600, shift_end=4 * 3600)
+    assert [a.courier_id for a in d.tick(now=610).assignments] == ["near"]
+
+
+def test_no_pickup_after_shift_end() -> None:
+    d = _city()
+    d.start_shift("c1", destination(CENTRE, 300, 0), now=0, shift_end=800)
+    d.place_order("o1", "m1", destination(CENTRE, 900, 10), now=0)  # ready at 600
+    d.update_merchant(Merchant("m1", CENTRE, DeliveryArea(radius_m=3000), prep_s=900), now=0)
+    d.place_order("o2", "m1", destination(CENTRE, 900, 10), now=0)  # ready at 900: after the shift
+    result = d.tick(now=500)
+    assert [a.order_ids for a in result.assignments] == [("o1",)]
