@@ -61,6 +61,44 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if summary["orders_undelivered"] == 0 else 1
 
 
+def _policy(name: str) -> object:
+    from dispatch.matching import GreedyPolicy, OptimizingPolicy
+
+    return GreedyPolicy() if name == "greedy" else OptimizingPolicy()
+
+
+def _mdrp_solve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from simulations import mdrp
+
+    instance = mdrp.read_instance(args.instance)
+    report = mdrp.replay(instance, _policy(args.policy), tick_s=args.tick)  # type: ignore[arg-type]
+    out = Path(args.out)
+    mdrp.write_solution(out, report)
+    solution = mdrp.read_solution(out)
+    violations = mdrp.check_solution(instance, solution)
+    kpis = mdrp.compute_kpis(instance, solution, report)
+    kpis["policy"] = args.policy
+    kpis["feasible"] = not violations
+    (out / "kpis.json").write_text(json.dumps(kpis, indent=2) + "\n")
+    print(json.dumps(kpis, indent=2))
+    for v in violations[:20]:
+        print(f"dispatch: infeasible: {v}", file=sys.stderr)
+    return 0 if not violations else 1
+
+
+def _mdrp_check(args: argparse.Namespace) -> int:
+    from simulations import mdrp
+
+    instance = mdrp.read_instance(args.instance)
+    violations = mdrp.check_solution(instance, mdrp.read_solution(args.solution))
+    for v in violations:
+        print(v)
+    print(f"{len(violations)} violations: {'feasible' if not violations else 'INFEASIBLE'}")
+    return 0 if not violations else 1
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dispatch", description="Hyperlocal delivery dispatch engine.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -72,6 +110,20 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--tick", type=int, default=60, help="seconds between dispatch ticks (default 60)")
     demo.add_argument("--quiet", action="store_true", help="print only refusals and the summary")
     demo.set_defaults(run=_demo)
+
+    mdrp = sub.add_parser("mdrp", help="the Grubhub meal-delivery instances").add_subparsers(
+        dest="mdrp_command", required=True
+    )
+    solve = mdrp.add_parser("solve", help="replay one instance, write the solution files and kpis.json")
+    solve.add_argument("instance", help="instance directory (restaurants.txt, orders.txt, ...)")
+    solve.add_argument("--out", required=True, help="directory for the solution files")
+    solve.add_argument("--policy", choices=["optimizing", "greedy"], default="optimizing")
+    solve.add_argument("--tick", type=int, default=60, help="seconds between re-optimizations (default 60)")
+    solve.set_defaults(run=_mdrp_solve)
+    check = mdrp.add_parser("check", help="check a solution against every MDRP rule")
+    check.add_argument("instance")
+    check.add_argument("solution")
+    check.set_defaults(run=_mdrp_check)
     return parser
 
 
