@@ -99,6 +99,17 @@ def _mdrp_check(args: argparse.Namespace) -> int:
     return 0 if not violations else 1
 
 
+def _mdrp_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from simulations.mdrp_bench import POLICIES, bench
+
+    policies = POLICIES if args.policy == "both" else (args.policy,)
+    rows = bench(args.instances, args.out, jobs=args.jobs, tick_s=args.tick, policies=policies)
+    print(Path(args.out, "results.md").read_text())
+    return 0 if all(r["feasible"] for r in rows) else 1
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dispatch", description="Hyperlocal delivery dispatch engine.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -120,6 +131,13 @@ def _parser() -> argparse.ArgumentParser:
     solve.add_argument("--policy", choices=["optimizing", "greedy"], default="optimizing")
     solve.add_argument("--tick", type=int, default=60, help="seconds between re-optimizations (default 60)")
     solve.set_defaults(run=_mdrp_solve)
+    many = mdrp.add_parser("bench", help="replay many instances in parallel; CSV and markdown table")
+    many.add_argument("instances", nargs="+", help="instance directories")
+    many.add_argument("--out", default="out/mdrp-bench", help="directory for solutions and tables")
+    many.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
+    many.add_argument("--policy", choices=["both", "optimizing", "greedy"], default="both")
+    many.add_argument("--tick", type=int, default=60, help="seconds between re-optimizations (default 60)")
+    many.set_defaults(run=_mdrp_bench)
     check = mdrp.add_parser("check", help="check a solution against every MDRP rule")
     check.add_argument("instance")
     check.add_argument("solution")

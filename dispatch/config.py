@@ -32,8 +32,15 @@ class DispatchConfig:
     dropoff_service_s: int = 240
     #: Candidate couriers for a pickup are those that can reach the merchant within this.
     max_pickup_travel_s: int = 1800
-    #: Busy couriers whose plan ends within this long are offered new work (appended to their plan).
-    free_horizon_s: int = 600
+    #: Pickups with no courier within ``max_pickup_travel_s`` look this far instead: an order
+    #: at a remote merchant is served late rather than never.
+    orphan_pickup_travel_s: int = 5400
+    #: Busy couriers whose plan ends within this long compete for new work in the assignment...
+    free_horizon_s: int = 1200
+    #: ...but an order is committed only to a courier free within this long. An order whose
+    #: best courier is still busy waits for a later tick instead of being given to a worse
+    #: courier now, and nobody's plan is locked in early.
+    commit_horizon_s: int = 0
     #: Commitment: a courier is not committed to an order it would reach more than this long
     #: before the food is ready; the order waits for a later tick instead (food waits less,
     #: couriers are not parked at restaurants).
@@ -51,6 +58,9 @@ class DispatchConfig:
     click_to_door_weight: int = 2
     food_wait_weight: int = 1
     travel_weight: int = 1
+    #: Refuse orders whose promise cannot be met. A replay of orders that were already
+    #: accepted (the Grubhub instances) turns this off: those orders are served, late if need be.
+    refuse_infeasible_promises: bool = True
     #: Quotes are honoured for this long.
     quote_valid_s: int = 300
     #: Routes of more orders than this are sequenced by OR-Tools with a time limit.

@@ -217,7 +217,7 @@ class Dispatcher:
         if isinstance(ready, bool) or not isinstance(ready, int) or ready < now:
             raise InvalidInput(f"ready_at must be whole seconds, not before now ({now} s)", field="ready_at")
         earliest = ready + after_ready_s
-        if earliest > window.end:
+        if earliest > window.end and cfg.refuse_infeasible_promises:
             late_min = (earliest - window.end) / 60
             raise WindowInfeasible(
                 f"the earliest possible drop-off is {late_min:.1f} min after the promised "

@@ -3,9 +3,9 @@
 Distances are metres on a sphere of radius :data:`EARTH_RADIUS_M`, times are whole seconds,
 speeds metres per second. Travel-time models sit behind one :class:`TravelModel` protocol:
 :class:`GreatCircleTravel` for live cities and :class:`PlanarTravel`, which reproduces the
-Grubhub MDRP formula exactly. :class:`CourierIndex` finds couriers through H3 ``grid_disk``
-rings, never by looking at every courier; :class:`AreaIndex` decides delivery areas exactly
-and caches a per-cell verdict so most points skip the exact test.
+Grubhub MDRP formula exactly. :class:`CourierIndex` finds couriers through an H3 ``grid_disk``
+sized by the travel budget, never by looking at every courier; :class:`AreaIndex` decides
+delivery areas exactly and caches a per-cell verdict so most points skip the exact test.
 
 >>> chicago = Location(41.8781, -87.6298)
 >>> index = CourierIndex(resolution=8)
@@ -52,7 +52,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 EARTH_RADIUS_M: float = 6_371_008.8
-"""Mean Earth radius (IUGG), the radius H3 uses too."""
+"""Mean Earth radius (IUGG), metres."""
 
 _QUARTER_CIRCUMFERENCE_M: Final = math.pi / 2 * EARTH_RADIUS_M
 
@@ -253,7 +253,8 @@ class PlanarTravel:
     instance's 427 m/min is passed as ``427 / 60`` m/s and comes back exactly. The distance is
     ``math.sqrt(dx * dx + dy * dy)``: on integer coordinates the sum of squares is exact, so
     this is the correctly rounded Euclidean distance (``math.hypot`` agrees there), and numpy
-    computes the very same value for :meth:`matrix_s`.
+    computes the very same value for :meth:`matrix_s`. :meth:`reach_m` bounds great-circle
+    distances only for points whose lat/lng come from :func:`planar_to_location`.
 
     >>> travel, speed = PlanarTravel(), 427 / 60
     >>> origin = Location(41.88, -87.63, x_m=0.0, y_m=0.0)
@@ -373,11 +374,13 @@ def _cell_scale_m(cell: str) -> tuple[float, float]:
     return float(shortest), _circumradius_m(cell)
 
 
-# How much the cells of a disk may differ from its centre cell, measured over random cells of
-# resolutions 4-10 worldwide and around pentagons (rings up to 15): ring spacing fell to 0.966
-# and circumradii grew to 1.043 of the centre cell's, drifting about 1% per 100 km; around a
-# pentagon centre (smaller than its neighbours) 0.834 and 1.227. The margins are about twice
-# that, and grow with the distance covered.
+# How much the cells of a disk may differ from its centre cell. Measured over random cells of
+# resolutions 4-10 worldwide (rings up to 12) and cells next to pentagons (rings up to 15):
+# ring spacing fell to 0.966 and circumradii grew to 1.043 of the centre cell's, drifting about
+# 1% per 100 km; with a pentagon as the centre (smaller than its neighbours) 0.834 and 1.227.
+# The margins are about twice that and grow with the distance covered. Checked by moving
+# points of cells of resolutions 4-11 (pentagons and their neighbours included) by the reach
+# in every direction: none left the disk, and ring k + 1 stayed at least 1.10 reaches away.
 _CELL_MARGIN: Final = 0.10
 _PENTAGON_MARGIN: Final = 0.35
 _MARGIN_PER_M: Final = 2e-7
@@ -434,7 +437,9 @@ class CourierIndex:
     bucket of slots; a ping rewrites the slot and moves it between buckets only when the
     courier changes cell. A search collects the slots of the disk's cells, drops those out of
     reach with one vectorized great-circle pass and times the rest with the travel model's
-    matrix, one call per speed.
+    matrix, one call per speed. When the disk would hold many more cells than there are
+    occupied cells (fine resolutions, long budgets), the occupied cells are filtered by
+    distance instead; either way no courier outside reach is timed.
 
     >>> index = CourierIndex(resolution=8)
     >>> index.upsert("c1", Location(41.8781, -87.6298), speed_mps=4.5)
@@ -453,6 +458,8 @@ class CourierIndex:
         "_lat",
         "_lng",
         "_locations",
+        "_rank",
+        "_ranked",
         "_resolution",
         "_slot_of",
         "_speed",
@@ -475,6 +482,10 @@ class CourierIndex:
         self._lat: FloatArray = np.zeros(64)
         self._lng: FloatArray = np.zeros(64)
         self._speed: FloatArray = np.zeros(64)  # 0.0 marks a free slot
+        # Each slot's position in id order, so that results sort by (travel_s, id) in numpy;
+        # recomputed on the first search after new ids arrive (removals keep it valid).
+        self._rank: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self._ranked = True
 
     @property
     def resolution(self) -> int:
@@ -533,7 +544,8 @@ class CourierIndex:
         """Every courier that can reach ``target`` within ``budget_s``, at its own speed.
 
         Returns ``(courier_id, travel_s)`` pairs, travel measured from the courier to the
-        target, sorted by ``(travel_s, courier_id)``.
+        target, sorted by ``(travel_s, courier_id)``. The disk is sized by
+        ``travel.reach_m(budget_s, fastest indexed speed)``; the filter is ``travel.matrix_s``.
         """
         budget = _as_seconds(budget_s, "budget_s")
         if budget < 0 or not self._slot_of:
@@ -546,9 +558,7 @@ class CourierIndex:
             cells: Iterable[str] = self._occupied_cells_near(target, reach)
         else:
             cells = h3.grid_disk(cell, k)
-        timed = self._timed(target, budget, travel, self._slots_in(cells))
-        timed.sort()
-        return [(cid, t) for t, cid in timed]
+        return self._ordered(*self._timed(target, budget, travel, self._slots_in(cells)))
 
     def nearest(
         self, target: Location, travel: TravelModel, *, max_budget_s: int, limit: int = 1
@@ -573,23 +583,31 @@ class CourierIndex:
             return _disk_k(shortest_m, circumradius_m, reach, pentagon)
 
         k_max = k_for(budget)
-        best: list[tuple[int, str]] = []
+        best_slots: npt.NDArray[np.intp] = np.zeros(0, dtype=np.intp)
+        best_s: IntArray = np.zeros(0, dtype=np.int64)
         k = 0
         while True:
             if _disk_cells(k) > self._SCAN_CELLS_RATIO * len(self._cells):
-                bound = best[limit - 1][0] if len(best) >= limit else budget
+                bound = int(best_s[limit - 1]) if len(best_s) >= limit else budget
                 return self.within(target, bound, travel)[:limit]
             ring: list[str] = [cell] if k == 0 else h3.grid_ring(cell, k)
-            best.extend(self._timed(target, budget, travel, self._slots_in(ring)))
-            best.sort()
-            del best[limit:]
-            if k >= k_max or (len(best) >= limit and k >= k_for(best[-1][0])):
-                return [(cid, t) for t, cid in best]
+            ring_slots, ring_s = self._timed(target, budget, travel, self._slots_in(ring))
+            slots = np.concatenate((best_slots, ring_slots))
+            seconds = np.concatenate((best_s, ring_s))
+            first = np.lexsort((self._ranks()[slots], seconds))[:limit]
+            best_slots, best_s = slots[first], seconds[first]
+            if k >= k_max or (len(best_s) >= limit and k >= k_for(int(best_s[-1]))):
+                return self._ordered(best_slots, best_s)
             k += 1
 
     # -- internals ---------------------------------------------------------------------------
 
     def _take_slot(self, courier_id: str, location: Location) -> int:
+        if not isinstance(courier_id, str) or not courier_id or "\x00" in courier_id:
+            raise InvalidInput(
+                f"courier id must be a non-empty string without NUL, got {courier_id!r}", field="id"
+            )
+        self._ranked = False
         if self._free:
             slot = self._free.pop()
             self._ids[slot] = courier_id
@@ -628,7 +646,9 @@ class CourierIndex:
             bucket = buckets.get(cell)
             if bucket:
                 found.extend(bucket)
-        return np.array(found, dtype=np.intp)
+        slots = np.array(found, dtype=np.intp)
+        slots.sort()  # slot order is arrival order: friendlier to the caches than bucket order
+        return slots
 
     def _occupied_cells_near(self, target: Location, reach_m: float) -> list[str]:
         # A courier within reach of the target lies in a cell whose centre is within
@@ -640,12 +660,28 @@ class CourierIndex:
         limit_m = reach_m * (1.0 + 1e-9) + radius_m * (1.0 + _CELL_SLACK_REL) + _CELL_SLACK_M
         return [cells[i] for i in np.flatnonzero(distance_m <= limit_m).tolist()]
 
+    def _ranks(self) -> npt.NDArray[np.int64]:
+        # numpy strings order by code point like str does (ids hold no NUL, which they drop).
+        if not self._ranked:
+            order = np.argsort(np.array(self._ids), kind="stable")
+            rank = np.empty(len(order), dtype=np.int64)
+            rank[order] = np.arange(len(order))
+            self._rank = rank
+            self._ranked = True
+        return self._rank
+
+    def _ordered(self, slots: npt.NDArray[np.intp], seconds: IntArray) -> list[tuple[str, int]]:
+        """``(courier_id, travel_s)`` pairs sorted by ``(travel_s, courier_id)``."""
+        order = np.lexsort((self._ranks()[slots], seconds))
+        ids = self._ids
+        return list(zip([ids[i] for i in slots[order].tolist()], seconds[order].tolist(), strict=True))
+
     def _timed(
         self, target: Location, budget_s: int, travel: TravelModel, slots: npt.NDArray[np.intp]
-    ) -> list[tuple[int, str]]:
-        """``(travel_s, courier_id)`` of the given slots' couriers that make the budget."""
+    ) -> tuple[npt.NDArray[np.intp], IntArray]:
+        """The given slots whose couriers make the budget, and their travel seconds."""
         if slots.size == 0:
-            return []
+            return slots, np.zeros(0, dtype=np.int64)
         speeds, inverse = np.unique(self._speed[slots], return_inverse=True)
         # The model's reach bounds the great-circle distance of any courier that can make it:
         # one vectorized pass drops the disk's corners before the model times anyone.
@@ -657,17 +693,19 @@ class CourierIndex:
         order = np.argsort(inverse, kind="stable")
         slots = slots[order]
         bounds = np.searchsorted(inverse[order], np.arange(len(speeds) + 1)).tolist()
-        locations, ids = self._locations, self._ids
-        timed: list[tuple[int, str]] = []
+        locations = self._locations
+        kept_slots = [slots[:0]]
+        kept_s = [np.zeros(0, dtype=np.int64)]
         for group, speed in enumerate(speeds.tolist()):
             members = slots[bounds[group] : bounds[group + 1]]
             if members.size == 0:
                 continue
             origins = [locations[i] for i in members.tolist()]
-            seconds = travel.matrix_s(origins, [target], speed)[:, 0]
+            seconds = np.asarray(travel.matrix_s(origins, [target], speed)[:, 0], dtype=np.int64)
             ok = seconds <= budget_s
-            timed.extend(zip(seconds[ok].tolist(), [ids[i] for i in members[ok].tolist()], strict=True))
-        return timed
+            kept_slots.append(members[ok])
+            kept_s.append(seconds[ok])
+        return np.concatenate(kept_slots), np.concatenate(kept_s)
 
 
 # -- delivery areas ---------------------------------------------------------------------------
@@ -783,6 +821,8 @@ class AreaIndex:
         return radius
 
     def _judge(self, cell: str) -> CellVerdict:
+        if not isinstance(cell, str) or not h3.is_valid_cell(cell):
+            raise InvalidInput(f"{cell!r} is not an H3 cell", field="cell")
         if h3.get_resolution(cell) != self._resolution:
             raise InvalidInput(f"cell {cell} is not of resolution {self._resolution}", field="cell")
         lat, lng = h3.cell_to_latlng(cell)

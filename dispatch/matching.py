@@ -266,12 +266,13 @@ def _candidates(
     while True:
         budget = min(budget, config.max_pickup_travel_s)
         found = index.within(target, budget, travel)
+        if not found and budget >= config.max_pickup_travel_s:
+            # a remote merchant: the nearest couriers however far, rather than nobody
+            found = index.nearest(target, travel, max_budget_s=config.orphan_pickup_travel_s, limit=need)
         cand = np.fromiter((int(cid) for cid, _ in found), dtype=np.int64, count=len(found))
         to_target = np.fromiter((t for _, t in found), dtype=np.int64, count=len(found))
-        if (
-            budget >= config.max_pickup_travel_s
-            or int(np.count_nonzero(free_at[cand] + to_target <= now + budget)) >= need
-        ):
+        arriving = int(np.count_nonzero(free_at[cand] + to_target <= now + budget))
+        if budget >= config.max_pickup_travel_s or arriving >= need:
             return cand, to_target
         budget *= 2
 
@@ -312,6 +313,7 @@ class OptimizingPolicy:
         arc_left: list[np.ndarray] = []
         arc_right: list[np.ndarray] = []
         arc_cost: list[np.ndarray] = []
+        arc_timely: list[np.ndarray] = []  # the courier would not reach the food too early
         k = config.candidates_per_bundle
         for merchant_id in sorted(by_merchant):
             merchant = snapshot.merchants[merchant_id]
@@ -349,11 +351,7 @@ class OptimizingPolicy:
                     + config.food_wait_weight * food_wait
                     + config.travel_weight * to_merchant
                 )
-                ok = (
-                    (service <= shift_end[cand])
-                    & (capacity[cand] >= bundle.size)
-                    & (arrive + hp >= ready - config.max_early_s)
-                )
+                ok = (service <= shift_end[cand]) & (capacity[cand] >= bundle.size)
                 idx = np.nonzero(ok)[0]
                 if idx.size == 0:
                     if bundle.size > 1:  # nobody can carry it together: offer its orders alone
@@ -366,21 +364,37 @@ class OptimizingPolicy:
                 arc_left.append(np.full(idx.size, b, dtype=np.int64))
                 arc_right.append(cand[idx])
                 arc_cost.append(cost[idx])
+                arc_timely.append(arrive[idx] + hp >= ready - config.max_early_s)
         if not bundles:
             return []
-        unassigned = np.array([UNASSIGNED_COST * b.size for b in bundles], dtype=np.int64)
+        # Leaving a bundle out costs more the longer its orders have waited. Arc costs count
+        # click-to-door from placement, so without this term a tick short of couriers would
+        # serve the newest orders first and let the oldest wait.
+        unassigned = np.array(
+            [
+                UNASSIGNED_COST * b.size
+                + 2 * config.click_to_door_weight * sum(now - o.placed_at for o in b.orders)
+                for b in bundles
+            ],
+            dtype=np.int64,
+        )
         left, right, cost = np.concatenate(arc_left), np.concatenate(arc_right), np.concatenate(arc_cost)
         chosen = solve_assignment(len(bundles), len(supply), left, right, cost, unassigned)
-        arc_cost_of = {(int(a), int(b)): int(c) for a, b, c in zip(left, right, cost, strict=True)}
-        decisions = [
-            Decision(
-                courier_id=supply[int(j)].courier.id,
-                order_ids=tuple(o.id for o in bundles[i].orders),
-                cost=arc_cost_of[(i, int(j))],
-            )
-            for i, j in enumerate(chosen)
-            if j >= 0
-        ]
+        timely = np.concatenate(arc_timely)
+        arc_of = {(int(a), int(b)): n for n, (a, b) in enumerate(zip(left, right, strict=True))}
+        commit_by = now + config.commit_horizon_s
+        decisions = []
+        for i, j in enumerate(chosen.tolist()):
+            if j < 0:
+                continue
+            arc = arc_of[(i, j)]
+            # Commit only what cannot get better by waiting: the courier is free now and
+            # would not reach the food too early. The rest is decided again next tick,
+            # with this courier kept out of worse matches meanwhile.
+            if supply[j].free_at <= commit_by and timely[arc]:
+                decisions.append(
+                    Decision(supply[j].courier.id, tuple(o.id for o in bundles[i].orders), int(cost[arc]))
+                )
         return sorted(decisions, key=lambda d: d.courier_id)
 
 

@@ -158,7 +158,9 @@ def read_instance(directory: str | Path) -> MdrpInstance:
         if r[0] in seen:
             raise InvalidInput(f"{p}:{n}: order {r[0]!r} appears twice", field="order")
         if r[4] not in restaurants:
-            raise InvalidInput(f"{p}:{n}: order {r[0]!r} names unknown restaurant {r[4]!r}", field="restaurant")
+            raise InvalidInput(
+                f"{p}:{n}: order {r[0]!r} names unknown restaurant {r[4]!r}", field="restaurant"
+            )
         seen.add(r[0])
         order = MdrpOrder(
             r[0], _num(r[1], p, n, "x"), _num(r[2], p, n, "y"), _int(r[3], p, n, "placement_time"), r[4],
@@ -171,10 +173,16 @@ def read_instance(directory: str | Path) -> MdrpInstance:
     couriers = []
     for n, r in enumerate(_rows(p, 5), start=2):
         courier = MdrpCourier(
-            r[0], _num(r[1], p, n, "x"), _num(r[2], p, n, "y"), _int(r[3], p, n, "on_time"), _int(r[4], p, n, "off_time")
+            r[0],
+            _num(r[1], p, n, "x"),
+            _num(r[2], p, n, "y"),
+            _int(r[3], p, n, "on_time"),
+            _int(r[4], p, n, "off_time"),
         )
         if courier.off_min <= courier.on_min:
-            raise InvalidInput(f"{p}:{n}: courier {r[0]!r} goes off shift before it comes on", field="off_time")
+            raise InvalidInput(
+                f"{p}:{n}: courier {r[0]!r} goes off shift before it comes on", field="off_time"
+            )
         couriers.append(courier)
     dropoffs = {o.id: (o.x, o.y) for o in orders}
     return MdrpInstance(root.name, params, restaurants, tuple(orders), tuple(couriers), dropoffs)
@@ -196,7 +204,9 @@ def city_of(instance: MdrpInstance) -> tuple[CityPlan, DispatchConfig]:
         for rid, (x, y) in instance.restaurants.items()
     )
     shifts = tuple(
-        CourierShift(c.id, planar_to_location(c.x, c.y), c.on_min * 60, c.off_min * 60, speed_mps, _COURIER_CAPACITY)
+        CourierShift(
+            c.id, planar_to_location(c.x, c.y), c.on_min * 60, c.off_min * 60, speed_mps, _COURIER_CAPACITY
+        )
         for c in instance.couriers
     )
     requests = tuple(
@@ -212,6 +222,7 @@ def city_of(instance: MdrpInstance) -> tuple[CityPlan, DispatchConfig]:
         dropoff_service_s=p.dropoff_service_min * 60,
         promise_s=p.max_click_to_door_min * 60,
         reference_speed_mps=speed_mps,
+        refuse_infeasible_promises=False,  # Grubhub accepted these orders: all are to be served
     )
     return CityPlan(instance.name, centre, merchants, shifts, requests), config
 
@@ -219,7 +230,9 @@ def city_of(instance: MdrpInstance) -> tuple[CityPlan, DispatchConfig]:
 def replay(instance: MdrpInstance, policy: DispatchPolicy | None = None, *, tick_s: int = 60) -> ReplayReport:
     """Replay one instance through the real Dispatcher with the planar travel model."""
     if tick_s % 60:
-        raise InvalidInput("MDRP solutions are in whole minutes: tick_s must be a multiple of 60", field="tick_s")
+        raise InvalidInput(
+            "MDRP solutions are in whole minutes: tick_s must be a multiple of 60", field="tick_s"
+        )
     plan, config = city_of(instance)
     dispatcher = Dispatcher(config=config, travel=PlanarTravel(), policy=policy)
     return World(dispatcher, plan, tick_s=tick_s).run()
@@ -243,7 +256,9 @@ def write_solution(directory: str | Path, report: ReplayReport) -> None:
         orders = [o for o in log.order_ids if report.delivered.get(o, ("",))[0] == log.courier_id]
         if log.pickup_at is None or not orders:
             continue  # handed back before pickup (shift end): not an instruction carried out
-        lines.append("\t".join([str(_minutes(log.assigned_at)), str(_minutes(log.pickup_at)), log.courier_id, *orders]))
+        lines.append(
+            "\t".join([str(_minutes(log.assigned_at)), str(_minutes(log.pickup_at)), log.courier_id, *orders])
+        )
     (out / "solution_info_assignments.txt").write_text("\n".join(lines) + "\n")
     lines = ["order\tplacement_time\tready_time\tpickup_time\tdropoff_time\tcourier"]
     for oid in sorted(report.delivered, key=lambda o: (report.delivered[o][1], o)):
@@ -279,8 +294,12 @@ def read_solution(directory: str | Path) -> Solution:
             raise InvalidInput(f"{path}: file is missing", field=name)
         return [line.split() for line in path.read_text().splitlines()[1:] if line.strip()]
 
-    assignments = tuple((int(r[0]), int(r[1]), r[2], tuple(r[3:])) for r in rows("solution_info_assignments.txt"))
-    orders = {r[0]: (int(r[1]), int(r[2]), int(r[3]), int(r[4]), r[5]) for r in rows("solution_info_orders.txt")}
+    assignments = tuple(
+        (int(r[0]), int(r[1]), r[2], tuple(r[3:])) for r in rows("solution_info_assignments.txt")
+    )
+    orders = {
+        r[0]: (int(r[1]), int(r[2]), int(r[3]), int(r[4]), r[5]) for r in rows("solution_info_orders.txt")
+    }
     moves: dict[str, list[tuple[int, str, str]]] = {}
     for r in rows("solution_info_couriers.txt"):
         moves.setdefault(r[0], []).append((int(r[1]), r[2], r[3]))
@@ -313,7 +332,9 @@ def check_solution(instance: MdrpInstance, solution: Solution) -> list[str]:
             if origin != here:
                 errors.append(f"courier {cid} move {n + 1} leaves {origin} but is at {here}")
             if depart < ready_to_leave:
-                errors.append(f"courier {cid} move {n + 1} departs at {depart}, before it can ({ready_to_leave})")
+                errors.append(
+                    f"courier {cid} move {n + 1} departs at {depart}, before it can ({ready_to_leave})"
+                )
             if destination not in instance.restaurants and destination not in orders:
                 errors.append(f"courier {cid} move {n + 1} goes to unknown place {destination}")
                 break
@@ -328,7 +349,8 @@ def check_solution(instance: MdrpInstance, solution: Solution) -> list[str]:
 
     def present(cid: str, node: str, at: int) -> bool:
         return any(
-            v == node and arrived < at and (left is None or at <= left) for v, arrived, left in visits.get(cid, [])
+            v == node and arrived < at and (left is None or at <= left)
+            for v, arrived, left in visits.get(cid, [])
         )
 
     assigned: dict[str, str] = {}
@@ -351,14 +373,18 @@ def check_solution(instance: MdrpInstance, solution: Solution) -> list[str]:
             assigned[oid] = cid
             restaurants.add(order.restaurant)
             if assigned_at < order.placement_min:
-                errors.append(f"order {oid} assigned at {assigned_at}, before it was placed ({order.placement_min})")
+                errors.append(
+                    f"order {oid} assigned at {assigned_at}, before it was placed ({order.placement_min})"
+                )
             if pickup < order.ready_min:
                 errors.append(f"order {oid} picked up at {pickup}, before it was ready ({order.ready_min})")
         if len(restaurants) != 1:
             errors.append(f"assignment {n}: orders of {len(restaurants)} restaurants in one bundle")
             continue
         if pickup > courier.off_min:
-            errors.append(f"assignment {n}: pickup at {pickup} after courier {cid} goes off at {courier.off_min}")
+            errors.append(
+                f"assignment {n}: pickup at {pickup} after courier {cid} goes off at {courier.off_min}"
+            )
         if pickup < assigned_at:
             errors.append(f"assignment {n}: pickup at {pickup} before the assignment at {assigned_at}")
         restaurant = next(iter(restaurants))
@@ -372,13 +398,18 @@ def check_solution(instance: MdrpInstance, solution: Solution) -> list[str]:
                 continue
             _, _, picked, dropped, by = record
             if by != cid or picked != pickup:
-                errors.append(f"order {oid}: orders file says courier {by} pickup {picked}, assignment says {cid} {pickup}")
+                errors.append(
+                    f"order {oid}: orders file says courier {by} pickup {picked}, "
+                    f"assignment says {cid} {pickup}"
+                )
             if not present(cid, oid, dropped):
                 errors.append(f"order {oid}: courier {cid} is not at the customer at drop-off time {dropped}")
             if dropped <= pickup:
                 errors.append(f"order {oid}: dropped off at {dropped}, not after pickup at {pickup}")
             if previous_drop is not None and dropped < previous_drop + p.dropoff_service_min:
-                errors.append(f"order {oid}: drop-off at {dropped} less than a service time after the previous one")
+                errors.append(
+                    f"order {oid}: drop-off at {dropped} less than a service time after the previous one"
+                )
             previous_drop = dropped
     for oid, (placed, ready, _, _, _) in solution.orders.items():
         order = orders.get(oid)
@@ -402,7 +433,9 @@ def _pct(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
 
 
-def compute_kpis(instance: MdrpInstance, solution: Solution, report: ReplayReport | None = None) -> dict[str, Any]:
+def compute_kpis(
+    instance: MdrpInstance, solution: Solution, report: ReplayReport | None = None
+) -> dict[str, Any]:
     """The papers' metrics for one solution (minutes and dollars), plus the dispatcher's own."""
     p = instance.params
     delivered = solution.orders
@@ -457,13 +490,19 @@ def compute_kpis(instance: MdrpInstance, solution: Solution, report: ReplayRepor
         else 0.0,
         "courier_utilization": round(statistics.fmean(utilisation), 3) if utilisation else 0.0,
         "cost_per_order": round(pay_total / len(delivered), 3) if delivered else 0.0,
-        "couriers_paid_guarantee_share": round(guaranteed / len(instance.couriers), 3) if instance.couriers else 0.0,
-        "orders_per_bundle": round(len(delivered) / len(solution.assignments), 3) if solution.assignments else 0.0,
+        "couriers_paid_guarantee_share": round(guaranteed / len(instance.couriers), 3)
+        if instance.couriers
+        else 0.0,
+        "orders_per_bundle": round(len(delivered) / len(solution.assignments), 3)
+        if solution.assignments
+        else 0.0,
     }
     if report is not None:
         ticks = report.tick_seconds
         errs = [
-            abs(report.delivered[o][3] - t) / 60 for o, t in report.promised_pickup.items() if o in report.delivered
+            abs(report.delivered[o][3] - t) / 60
+            for o, t in report.promised_pickup.items()
+            if o in report.delivered
         ]
         kpis.update(
             {

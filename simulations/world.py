@@ -72,7 +72,9 @@ class ReplayReport:
     def summary(self) -> dict[str, float]:
         c2d = [d[4] - d[1] for d in self.delivered.values()]
         on_time = [self.delivered[o][4] <= self.deadlines[o] for o in self.delivered]
-        eta_err = [abs(self.delivered[o][3] - p) for o, p in self.promised_pickup.items() if o in self.delivered]
+        eta_err = [
+            abs(self.delivered[o][3] - p) for o, p in self.promised_pickup.items() if o in self.delivered
+        ]
         food_wait = [d[3] - d[2] for d in self.delivered.values()]
         return {
             "orders_requested": self.placed + len(self.refusals),
@@ -193,7 +195,9 @@ class World:
 
     def _busy(self) -> bool:
         store = self.dispatcher.store
-        return bool(store.orders_with_status(OrderStatus.ASSIGNED) or store.orders_with_status(OrderStatus.PICKED_UP))
+        return bool(
+            store.orders_with_status(OrderStatus.ASSIGNED) or store.orders_with_status(OrderStatus.PICKED_UP)
+        )
 
     def _next_due(self, courier_id: str) -> int | None:
         route = self.dispatcher.store.get_route(courier_id)

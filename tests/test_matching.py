@@ -117,7 +117,7 @@ def test_commitment_waits_until_the_food_is_nearly_ready() -> None:
 
 
 def test_couriers_beyond_the_travel_budget_are_not_candidates() -> None:
-    d = _city(max_pickup_travel_s=300)
+    d = _city(max_pickup_travel_s=300, orphan_pickup_travel_s=300)
     d.start_shift("far", destination(CENTRE, 2500, 0), now=0, shift_end=4 * 3600)
     d.place_order("o1", "m1", destination(CENTRE, 500, 10), now=0)
     assert d.tick(now=600).assignments == ()
@@ -133,3 +133,26 @@ def test_no_pickup_after_shift_end() -> None:
     d.place_order("o2", "m1", destination(CENTRE, 900, 10), now=0)  # ready at 900: after the shift
     result = d.tick(now=500)
     assert [a.order_ids for a in result.assignments] == [("o1",)]
+
+
+def test_a_remote_merchant_gets_a_far_courier_rather_than_none() -> None:
+    d = _city(max_pickup_travel_s=300, orphan_pickup_travel_s=1800)
+    d.start_shift("far", destination(CENTRE, 2500, 0), now=0, shift_end=4 * 3600)
+    d.start_shift("farther", destination(CENTRE, 3500, 0), now=0, shift_end=4 * 3600)
+    d.place_order("o1", "m1", destination(CENTRE, 500, 10), now=0)
+    # nobody within 5 minutes: the nearest courier within the orphan budget takes it
+    assert [a.courier_id for a in d.tick(now=600).assignments] == ["far"]
+
+
+def test_an_order_waits_for_a_better_courier_finishing_soon() -> None:
+    d = _city()
+    d.add_merchant(Merchant("m2", destination(CENTRE, 2000, 90), DeliveryArea(radius_m=3000)), now=0)
+    d.start_shift("busy", destination(CENTRE, 200, 0), now=0, shift_end=4 * 3600)
+    d.start_shift("far", destination(CENTRE, 3000, 270), now=0, shift_end=4 * 3600)
+    # "busy" gets a short job next to the merchant; "far" is idle but 3 km away
+    d.place_order("first", "m1", destination(CENTRE, 300, 180), now=0, ready_at=0)
+    assert [a.courier_id for a in d.tick(now=0).assignments] == ["busy"]
+    d.place_order("o2", "m1", destination(CENTRE, 800, 10), now=60, ready_at=240)
+    # the best plan gives o2 to "busy" once it is free: nothing is committed to "far" meanwhile
+    assert d.tick(now=60).assignments == ()
+    assert d.order("o2").status.value == "placed"
