@@ -460,7 +460,7 @@ class Dispatcher:
             change.routes[courier_id] = None
             off = courier.shift_end <= now
             status = CourierStatus.OFF_SHIFT if off else CourierStatus.IDLE
-            change.couriers.append(_bump(courier, status=status))
+            change.couriers.append(_bump(courier, status=status, available_at=now + rest))
             if off:
                 change.courier_cells[courier_id] = None
         self.store.apply(change)
@@ -501,7 +501,7 @@ class Dispatcher:
                 last = route.stops[-1]
                 supply.append(CourierSupply(courier, last.depart_at, last.location, len(route.order_ids)))
             else:
-                supply.append(CourierSupply(courier, now, courier.location, 0))
+                supply.append(CourierSupply(courier, max(now, courier.available_at), courier.location, 0))
         supply.sort(key=lambda s: s.courier.id)
         placed.sort(key=lambda o: o.id)
         merchants = {m.id: m for m in self.store.merchants()}
@@ -728,11 +728,21 @@ class Dispatcher:
             for s in route.stops
             if any(o not in order_ids for o in s.order_ids)
         )
+        if kept == route.stops:
+            return kept  # nothing of this plan changes: its times stand
         if kept:
-            start, start_at = courier.location, max(now, courier.seen_at)
-            if route.arrived_at is not None and kept[0] == route.stops[0]:
+            # Stops before the first one that changed keep their times; the rest are re-timed
+            # from where and when the courier leaves the last unchanged stop.
+            same = 0
+            while same < len(kept) and kept[same] == route.stops[same]:
+                same += 1
+            if same:
+                start, start_at = kept[same - 1].location, kept[same - 1].depart_at
+            elif route.arrived_at is not None and kept[0].location == route.stops[0].location:
                 start, start_at = kept[0].location, route.arrived_at
-            kept = self._retime(courier, start, start_at, kept)
+            else:
+                start, start_at = courier.location, max(now, courier.seen_at, courier.available_at)
+            kept = kept[:same] + self._retime(courier, start, start_at, kept[same:])
             change.routes[courier_id] = replace(route, stops=kept, planned_at=now)
         else:
             change.routes[courier_id] = None

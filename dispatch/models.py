@@ -144,6 +144,8 @@ class Courier:
     speed_mps: float = 4.5
     capacity: int = 3
     status: CourierStatus = CourierStatus.IDLE
+    #: when an idle courier can leave where it is (the end of its last hand-over)
+    available_at: int = 0
     version: int = 1
 
     def __post_init__(self) -> None:

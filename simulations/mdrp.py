@@ -347,9 +347,10 @@ def check_solution(instance: MdrpInstance, solution: Solution) -> list[str]:
             here, ready_to_leave = destination, arrival
         visits[cid] = timeline
 
-    def present(cid: str, node: str, at: int) -> bool:
+    def present(cid: str, node: str, at: int, stays_min: float) -> bool:
+        """At ``node`` strictly after arriving, and not leaving before ``stays_min`` more."""
         return any(
-            v == node and arrived < at and (left is None or at <= left)
+            v == node and arrived < at and (left is None or at + stays_min <= left)
             for v, arrived, left in visits.get(cid, [])
         )
 
@@ -388,8 +389,11 @@ def check_solution(instance: MdrpInstance, solution: Solution) -> list[str]:
         if pickup < assigned_at:
             errors.append(f"assignment {n}: pickup at {pickup} before the assignment at {assigned_at}")
         restaurant = next(iter(restaurants))
-        if not present(cid, restaurant, pickup):
-            errors.append(f"assignment {n}: courier {cid} is not at {restaurant} at pickup time {pickup}")
+        if not present(cid, restaurant, pickup, p.pickup_service_min / 2):
+            errors.append(
+                f"assignment {n}: courier {cid} is not at {restaurant} at pickup time {pickup} "
+                f"(for half a service after it)"
+            )
         previous_drop = None
         for oid in bundle:
             record = solution.orders.get(oid)
@@ -402,8 +406,11 @@ def check_solution(instance: MdrpInstance, solution: Solution) -> list[str]:
                     f"order {oid}: orders file says courier {by} pickup {picked}, "
                     f"assignment says {cid} {pickup}"
                 )
-            if not present(cid, oid, dropped):
-                errors.append(f"order {oid}: courier {cid} is not at the customer at drop-off time {dropped}")
+            if not present(cid, oid, dropped, p.dropoff_service_min / 2):
+                errors.append(
+                    f"order {oid}: courier {cid} is not at the customer at drop-off time {dropped} "
+                    f"(for half a service after it)"
+                )
             if dropped <= pickup:
                 errors.append(f"order {oid}: dropped off at {dropped}, not after pickup at {pickup}")
             if previous_drop is not None and dropped < previous_drop + p.dropoff_service_min:

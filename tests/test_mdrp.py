@@ -1,0 +1,132 @@
+"""The Grubhub MDRP replay: hand-worked tiny instances, the checker, one shared instance."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dispatch import GreedyPolicy, InvalidInput
+from simulations import mdrp
+
+DATA = Path(__file__).parent / "data" / "mdrp"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mdrp" / "instances"
+
+
+def _solve(name: str, tmp_path: Path) -> tuple[mdrp.MdrpInstance, mdrp.Solution]:
+    instance = mdrp.read_instance(DATA / name)
+    mdrp.write_solution(tmp_path, mdrp.replay(instance))
+    return instance, mdrp.read_solution(tmp_path)
+
+
+def test_two_orders_one_direction_are_bundled(tmp_path: Path) -> None:
+    instance, solution = _solve("bundle_one_courier", tmp_path)
+    # The courier waits at r1. o1 is ready at 10 and o2 at 11 (100 m a minute, 4-minute
+    # services split in halves). The bundle is committed at minute 4, the first tick at which
+    # the courier would not be at the food more than 5 minutes early (4 + 2 >= 11 - 5).
+    assert solution.assignments == ((4, 11, "c1", ("o1", "o2")),)
+    # pickup at 11, leave 13, o1 500 m on: arrive 18, hand over 20, leave 22; o2 at 27 + 2
+    assert solution.orders == {"o1": (0, 10, 11, 20, "c1"), "o2": (1, 11, 11, 29, "c1")}
+    assert solution.moves == {"c1": [(4, "0", "r1"), (13, "r1", "o1"), (22, "o1", "o2")]}
+    assert mdrp.check_solution(instance, solution) == []
+
+
+def test_a_bundle_that_breaks_a_promise_becomes_two_trips(tmp_path: Path) -> None:
+    instance, solution = _solve("promise_splits_bundle", tmp_path)
+    # Together, o2 (1.5 km the other way) would arrive at 44 > 1 + 30. Alone: o1 is committed
+    # at 3 (3 + 2 >= 10 - 5) and delivered at 19; the courier is free at 21, rides 5 minutes
+    # back, collects o2 at 28 and hands it over at 28 + 2 + 15 + 2 = 47.
+    assert solution.assignments == ((3, 10, "c1", ("o1",)), (21, 28, "c1", ("o2",)))
+    assert solution.orders == {"o1": (0, 10, 10, 19, "c1"), "o2": (1, 11, 28, 47, "c1")}
+    assert solution.moves == {"c1": [(3, "0", "r1"), (12, "r1", "o1"), (21, "o1", "r1"), (30, "r1", "o2")]}
+    assert mdrp.check_solution(instance, solution) == []
+    kpis = mdrp.compute_kpis(instance, solution)
+    assert kpis["click_to_door_mean"] == pytest.approx((19 + 46) / 2)
+    assert kpis["orders_per_bundle"] == 1.0
+    # 2 hours on shift at $15 beats 2 orders at $10: the guarantee is paid, $30 for 2 orders
+    assert kpis["cost_per_order"] == pytest.approx(15.0)
+    assert kpis["couriers_paid_guarantee_share"] == 1.0
+
+
+def test_broken_instance_is_refused_with_file_and_line() -> None:
+    with pytest.raises(InvalidInput, match=r"orders.txt:2: order 'o1' names unknown restaurant 'r9'"):
+        mdrp.read_instance(DATA / "broken_unknown_restaurant")
+
+
+def _rewrite(root: Path, name: str, old: str, new: str) -> None:
+    path = root / name
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {name}"
+    path.write_text(text.replace(old, new, 1))
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "message"),
+    [
+        # the same order in two assignments
+        (
+            "solution_info_assignments.txt",
+            "c1\to1\to2\n",
+            "c1\to1\to2\n4\t11\tc1\to2\n",
+            "more than one assignment",
+        ),
+        # assigned before o2 was placed (at minute 1)
+        ("solution_info_assignments.txt", "4\t11", "0\t11", "before it was placed"),
+        # picked up before o2 is ready (and before the courier could be there)
+        ("solution_info_assignments.txt", "4\t11", "4\t10", "before it was ready"),
+        # drop-offs less than one service time apart
+        ("solution_info_orders.txt", "11\t29\tc1", "11\t21\tc1", "less than a service time"),
+        # a move that does not start where the courier is
+        ("solution_info_couriers.txt", "c1\t22\to1\to2", "c1\t22\tr1\to2", "but is at o1"),
+        # leaving before arriving (times going backwards)
+        ("solution_info_couriers.txt", "c1\t22\to1", "c1\t17\to1", "before it can"),
+        # not at the customer at the drop-off time
+        ("solution_info_orders.txt", "11\t20\tc1", "11\t18\tc1", "not at the customer"),
+        # leaving the customer at the hand-over, without the second half of the service
+        ("solution_info_couriers.txt", "c1\t22\to1", "c1\t20\to1", "for half a service after it"),
+        # orders file disagrees with the assignment
+        ("solution_info_orders.txt", "o1\t0\t10\t11", "o1\t0\t10\t12", "assignment says"),
+    ],
+)
+def test_checker_rejects_each_kind_of_violation(
+    tmp_path: Path, file: str, old: str, new: str, message: str
+) -> None:
+    instance, _ = _solve("bundle_one_courier", tmp_path)
+    _rewrite(tmp_path, file, old, new)
+    violations = mdrp.check_solution(instance, mdrp.read_solution(tmp_path))
+    assert any(message in v for v in violations), violations
+
+
+def test_checker_rejects_pickup_after_off_time(tmp_path: Path) -> None:
+    root = tmp_path / "instance"
+    shutil.copytree(DATA / "bundle_one_courier", root)
+    instance, _ = _solve("bundle_one_courier", tmp_path / "solution")
+    _rewrite(root, "couriers.txt", "0\t120", "0\t10")
+    violations = mdrp.check_solution(mdrp.read_instance(root), mdrp.read_solution(tmp_path / "solution"))
+    assert any("after courier c1 goes off at 10" in v for v in violations)
+
+
+def test_checker_rejects_a_bundle_of_two_restaurants(tmp_path: Path) -> None:
+    root = tmp_path / "instance"
+    shutil.copytree(DATA / "bundle_one_courier", root)
+    _solve("bundle_one_courier", tmp_path / "solution")
+    _rewrite(root, "restaurants.txt", "r1\t0\t0\n", "r1\t0\t0\nr2\t0\t0\n")
+    _rewrite(root, "orders.txt", "1\tr1", "1\tr2")
+    violations = mdrp.check_solution(mdrp.read_instance(root), mdrp.read_solution(tmp_path / "solution"))
+    assert any("orders of 2 restaurants" in v for v in violations)
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared MDRP instances not found at {SHARED}")
+@pytest.mark.parametrize("policy", [None, GreedyPolicy()], ids=["optimizing", "greedy"])
+def test_a_shared_instance_end_to_end(tmp_path: Path, policy: GreedyPolicy | None) -> None:
+    instance = mdrp.read_instance(SHARED / "0o50t75s1p100")
+    report = mdrp.replay(instance, policy)
+    mdrp.write_solution(tmp_path, report)
+    solution = mdrp.read_solution(tmp_path)
+    assert mdrp.check_solution(instance, solution) == []
+    kpis = mdrp.compute_kpis(instance, solution, report)
+    assert kpis["orders_delivered"] == len(instance.orders) == 252
+    # no policy can beat the clairvoyant optimum the paper reports for this instance (27.49)
+    assert kpis["click_to_door_mean"] > 27.49
+    assert kpis["decision_s_p99"] < 1.0
