@@ -101,7 +101,7 @@ def test_checker_rejects_each_kind_of_violation(
 def test_checker_rejects_pickup_after_off_time(tmp_path: Path) -> None:
     root = tmp_path / "instance"
     shutil.copytree(DATA / "bundle_one_courier", root)
-    instance, _ = _solve("bundle_one_courier", tmp_path / "solution")
+    _solve("bundle_one_courier", tmp_path / "solution")
     _rewrite(root, "couriers.txt", "0\t120", "0\t10")
     violations = mdrp.check_solution(mdrp.read_instance(root), mdrp.read_solution(tmp_path / "solution"))
     assert any("after courier c1 goes off at 10" in v for v in violations)
