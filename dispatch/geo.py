@@ -201,6 +201,9 @@ class GreatCircleTravel:
         self, origins: Sequence[Location], destinations: Sequence[Location], speed_mps: float
     ) -> IntArray:
         _check_speed(speed_mps)
+        small = _small_matrix(self, origins, destinations, speed_mps)
+        if small is not None:
+            return small
         distance_m = haversine_matrix_m(
             [p.lat for p in origins], [p.lng for p in origins],
             [p.lat for p in destinations], [p.lng for p in destinations],
@@ -222,6 +225,21 @@ class GreatCircleTravel:
         # travel_s <= budget iff d * road_factor / speed <= budget, up to rounding of a few
         # ulps in d and in the quotient: 1e-9 relative is a million times that.
         return budget_s * speed_mps / self.road_factor * (1.0 + 1e-9)
+
+
+#: Below this many entries a matrix is cheaper entry by entry than through numpy (the
+#: dispatcher builds thousands of 3x3 matrices per tick, one per planned route).
+_SMALL_MATRIX = 25
+
+
+def _small_matrix(
+    travel: TravelModel, origins: Sequence[Location], destinations: Sequence[Location], speed_mps: float
+) -> IntArray | None:
+    if len(origins) * len(destinations) > _SMALL_MATRIX:
+        return None
+    return np.array(
+        [[travel.travel_s(a, b, speed_mps) for b in destinations] for a in origins], dtype=np.int64
+    ).reshape(len(origins), len(destinations))
 
 
 def _planar_arrays(locations: Sequence[Location]) -> tuple[FloatArray, FloatArray]:
@@ -291,6 +309,9 @@ class PlanarTravel:
     def matrix_s(
         self, origins: Sequence[Location], destinations: Sequence[Location], speed_mps: float
     ) -> IntArray:
+        small = _small_matrix(self, origins, destinations, speed_mps)
+        if small is not None:
+            return small
         per_minute = self.metres_per_minute(speed_mps)
         ox, oy = _planar_arrays(origins)
         tx, ty = _planar_arrays(destinations)

@@ -204,23 +204,34 @@ def make_bundles(
 
 
 def _drop_offsets(
-    orders: Sequence[Order], merchant: Merchant, config: DispatchConfig, travel: TravelModel, speed_mps: float
-) -> tuple[list[Order], list[int]]:
-    """Drop-off sequence (nearest first) and each drop-off's delay after leaving the merchant."""
+    orders: Sequence[Order],
+    merchant: Merchant,
+    config: DispatchConfig,
+    travel: TravelModel,
+    speeds_mps: Sequence[float],
+) -> tuple[list[Order], np.ndarray]:
+    """Drop-off sequence (nearest first) and, per speed, each hand-over's delay after leaving.
+
+    Returns the sequence and an array of shape ``(len(speeds_mps), len(orders))``.
+    """
     half = config.dropoff_service_s // 2
     rest = config.dropoff_service_s - half
     remaining = list(orders)
     here = merchant.location
-    clock = 0
-    sequence, offsets = [], []
+    sequence: list[Order] = []
     while remaining:
-        nxt = min(remaining, key=lambda o: (travel.travel_s(here, o.dropoff, speed_mps), o.id))
+        nxt = min(remaining, key=lambda o: (travel.travel_s(here, o.dropoff, speeds_mps[0]), o.id))
         remaining.remove(nxt)
-        clock += travel.travel_s(here, nxt.dropoff, speed_mps) + half
         sequence.append(nxt)
-        offsets.append(clock)
-        clock += rest
         here = nxt.dropoff
+    offsets = np.zeros((len(speeds_mps), len(sequence)), dtype=np.int64)
+    for row, speed in enumerate(speeds_mps):
+        here, clock = merchant.location, 0
+        for col, order in enumerate(sequence):
+            clock += travel.travel_s(here, order.dropoff, speed) + half
+            offsets[row, col] = clock
+            clock += rest
+            here = order.dropoff
     return sequence, offsets
 
 
@@ -229,8 +240,8 @@ def _on_time_together(
 ) -> bool:
     ready = max(o.ready_at for o in orders)
     depart = ready + config.pickup_service_s - config.pickup_service_s // 2
-    sequence, offsets = _drop_offsets(orders, merchant, config, travel, speed_mps)
-    return all(depart + off <= o.window.end for o, off in zip(sequence, offsets, strict=True))
+    sequence, offsets = _drop_offsets(orders, merchant, config, travel, [speed_mps])
+    return all(depart + int(off) <= o.window.end for o, off in zip(sequence, offsets[0], strict=True))
 
 
 # -- policies --------------------------------------------------------------------------------
@@ -299,8 +310,10 @@ class OptimizingPolicy:
         free_at = np.array([max(now, s.free_at) for s in supply], dtype=np.int64)
         shift_end = np.array([s.courier.shift_end for s in supply], dtype=np.int64)
         capacity = np.array([s.courier.capacity for s in supply], dtype=np.int64)
-        speeds = sorted({s.courier.speed_mps for s in supply})
-        typical_speed = speeds[len(speeds) // 2]
+        speed_values = sorted({s.courier.speed_mps for s in supply})
+        typical_speed = speed_values[len(speed_values) // 2]
+        group_of = {v: g for g, v in enumerate(speed_values)}
+        speed_group = np.array([group_of[s.courier.speed_mps] for s in supply], dtype=np.int64)
 
         by_merchant: dict[str, list[Order]] = {}
         for order in orders:
@@ -310,10 +323,9 @@ class OptimizingPolicy:
         hp = config.pickup_service_s // 2
         rest_p = config.pickup_service_s - hp
         bundles: list[Bundle] = []
-        arc_left: list[np.ndarray] = []
-        arc_right: list[np.ndarray] = []
-        arc_cost: list[np.ndarray] = []
-        arc_timely: list[np.ndarray] = []  # the courier would not reach the food too early
+        # per bundle, its cheapest candidates by cost: (supply positions, costs, timely), where
+        # timely means the courier would not reach the food too early
+        options: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         k = config.candidates_per_bundle
         for merchant_id in sorted(by_merchant):
             merchant = snapshot.merchants[merchant_id]
@@ -334,14 +346,15 @@ class OptimizingPolicy:
             while pending:
                 bundle = pending.pop()
                 ready = bundle.ready_at
-                seq, offsets = _drop_offsets(bundle.orders, merchant, config, travel, typical_speed)
+                # each candidate rides at its own speed
+                seq, offsets = _drop_offsets(bundle.orders, merchant, config, travel, speed_values)
                 service = np.maximum(ready, arrive + hp)
                 depart = service + rest_p
                 late = np.zeros(len(cand), dtype=np.int64)
                 click_to_door = np.zeros(len(cand), dtype=np.int64)
                 food_wait = np.zeros(len(cand), dtype=np.int64)
-                for order, off in zip(seq, offsets, strict=True):
-                    drop = depart + off
+                for col, order in enumerate(seq):
+                    drop = depart + offsets[speed_group[cand], col]
                     late += np.maximum(0, drop - order.window.end)
                     click_to_door += drop - order.placed_at
                     food_wait += service - order.ready_at
@@ -357,14 +370,12 @@ class OptimizingPolicy:
                     if bundle.size > 1:  # nobody can carry it together: offer its orders alone
                         pending.extend(Bundle(merchant_id, (o,)) for o in reversed(bundle.orders))
                     continue
-                if idx.size > k:
-                    idx = idx[np.argpartition(cost[idx], k - 1)[:k]]
-                b = len(bundles)
+                reserve = min(idx.size, _RESERVE_ROUNDS * k)
+                if idx.size > reserve:
+                    idx = idx[np.argpartition(cost[idx], reserve - 1)[:reserve]]
+                idx = idx[np.argsort(cost[idx], kind="stable")]
                 bundles.append(bundle)
-                arc_left.append(np.full(idx.size, b, dtype=np.int64))
-                arc_right.append(cand[idx])
-                arc_cost.append(cost[idx])
-                arc_timely.append(arrive[idx] + hp >= ready - config.max_early_s)
+                options.append((cand[idx], cost[idx], arrive[idx] + hp >= ready - config.max_early_s))
         if not bundles:
             return []
         # Leaving a bundle out costs more the longer its orders have waited. Arc costs count
@@ -378,24 +389,66 @@ class OptimizingPolicy:
             ],
             dtype=np.int64,
         )
-        left, right, cost = np.concatenate(arc_left), np.concatenate(arc_right), np.concatenate(arc_cost)
-        chosen = solve_assignment(len(bundles), len(supply), left, right, cost, unassigned)
-        timely = np.concatenate(arc_timely)
-        arc_of = {(int(a), int(b)): n for n, (a, b) in enumerate(zip(left, right, strict=True))}
+        matched = _assign_in_rounds(options, len(supply), unassigned, k)
         commit_by = now + config.commit_horizon_s
         decisions = []
-        for i, j in enumerate(chosen.tolist()):
-            if j < 0:
-                continue
-            arc = arc_of[(i, j)]
+        for i, (j, arc_cost, timely) in matched.items():
             # Commit only what cannot get better by waiting: the courier is free now and
             # would not reach the food too early. The rest is decided again next tick,
             # with this courier kept out of worse matches meanwhile.
-            if supply[j].free_at <= commit_by and timely[arc]:
+            if supply[j].free_at <= commit_by and timely:
                 decisions.append(
-                    Decision(supply[j].courier.id, tuple(o.id for o in bundles[i].orders), int(cost[arc]))
+                    Decision(supply[j].courier.id, tuple(o.id for o in bundles[i].orders), arc_cost)
                 )
         return sorted(decisions, key=lambda d: d.courier_id)
+
+
+#: Each bundle keeps this many times ``candidates_per_bundle`` candidates for later rounds.
+_RESERVE_ROUNDS = 3
+
+
+def _assign_in_rounds(
+    options: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    n_couriers: int,
+    unassigned: np.ndarray,
+    k: int,
+) -> dict[int, tuple[int, int, bool]]:
+    """Exact assignment on each bundle's ``k`` cheapest couriers, then on what is left.
+
+    Keeping ``k`` arcs per bundle makes the flow small, but neighbouring merchants can use up
+    each other's short lists. Bundles left out get their next-cheapest couriers that are
+    still free, and the residual problem is solved again, for a few rounds.
+
+    Returns bundle -> (courier position, arc cost, timely).
+    """
+    matched: dict[int, tuple[int, int, bool]] = {}
+    used = np.zeros(n_couriers, dtype=bool)
+    active = list(range(len(options)))
+    for _ in range(_RESERVE_ROUNDS):
+        lefts, rights, costs, flags = [], [], [], []
+        for local, b in enumerate(active):
+            right, cost, timely = options[b]
+            free = np.nonzero(~used[right])[0][:k]
+            lefts.append(np.full(free.size, local, dtype=np.int64))
+            rights.append(right[free])
+            costs.append(cost[free])
+            flags.append(timely[free])
+        left, right, cost = np.concatenate(lefts), np.concatenate(rights), np.concatenate(costs)
+        if left.size == 0:
+            break
+        chosen = solve_assignment(len(active), n_couriers, left, right, cost, unassigned[active])
+        arc_of = {(int(a), int(c)): n for n, (a, c) in enumerate(zip(left, right, strict=True))}
+        timely_all = np.concatenate(flags)
+        for local, j in enumerate(chosen.tolist()):
+            if j >= 0:
+                arc = arc_of[(local, j)]
+                matched[active[local]] = (j, int(cost[arc]), bool(timely_all[arc]))
+                used[j] = True
+        left_out = [b for local, b in enumerate(active) if chosen[local] < 0]
+        if not left_out or len(left_out) == len(active):
+            break
+        active = left_out
+    return matched
 
 
 class GreedyPolicy:
