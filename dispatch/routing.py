@@ -7,7 +7,8 @@ each with a pickup node (``None`` when the order is already on board) and a drop
 return a :class:`RoutePlan` whose times and cost always come from :func:`evaluate`'s rules:
 
 * travelling from node ``a`` to node ``b`` takes ``travel_s[a][b]``; the route is an open
-  path that ends at the last drop-off;
+  path that ends at the last drop-off, or, with an ``end`` node, continues there (that
+  last leg counts as travel, it is no stop);
 * with ``hp = pickup_service_s // 2``, a pickup happens at
   ``max(ready_at, arrive_at + hp)`` and the courier leaves ``pickup_service_s - hp`` later;
   consecutive pickups at the same node are one stop, picked up together once the last of
@@ -19,14 +20,15 @@ return a :class:`RoutePlan` whose times and cost always come from :func:`evaluat
   completion_weight * sum(drop-off time - start_at)``, lateness being the seconds each
   drop-off happens after its deadline.
 
-:func:`solve` is exact (dynamic programming) for a handful of tasks and uses OR-Tools
-routing beyond that. :func:`brute_force` enumerates every sequence; it is exponential and
-meant for tests.
+:func:`solve` is exact (dynamic programming) for a handful of tasks, and for up to 12 when
+only travel counts, and uses OR-Tools routing beyond that. :func:`brute_force` enumerates
+every sequence; it is exponential and meant for tests.
 """
 
 from __future__ import annotations
 
 import heapq
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, TypeAlias
@@ -51,11 +53,29 @@ __all__ = [
 StopKindName: TypeAlias = Literal["pickup", "dropoff"]
 Step: TypeAlias = tuple[StopKindName, int]
 
-# The exact methods hold a table of 3**n task states: these bound its size. The
-# time-independent table is a dense numpy array (n <= 12 fits in about 60 MB); the labels
-# of the general method are Python objects, so it stops earlier.
-_MAX_MIN_TRAVEL_CELLS = 15_000_000
+# The general (time-dependent) exact method keeps Python labels per task state, so it stops
+# early; callers lower this further with ``exact_max_tasks``.
 _MAX_LABEL_TASKS = 8
+# Travel only: a dense table of all 3**n task states is the fastest up to this many tasks ...
+_DENSE_MAX_TASKS = 9
+# ... then a search over the states that a lower bound cannot rule out, always run to the
+# end (a proof) up to this many tasks ...
+_PROVEN_MAX_TASKS = 12
+# ... and within a work budget up to this many (beyond it, OR-Tools routing).
+_BOUNDED_MAX_TASKS = 24
+# Table cells (state x last stop) examined per second of ``time_limit_s``: a deterministic
+# stand-in for the clock, about two thirds of what one core of a small cloud machine does, so
+# that the search leaves time for OR-Tools when it cannot finish.
+_CELLS_PER_SECOND = 60_000_000
+# Share of ``time_limit_s`` that OR-Tools gets at least to improve a route not proven optimal.
+_MIN_SEARCH_SHARE = 0.2
+# The widest layer kept by the bounded search (memory: about 300 bytes a row at 15 tasks).
+_MAX_LAYER_ROWS = 250_000
+# Rows per layer of the beam search that gives the bounded search its first upper bound
+# (wider from 14 tasks: a tighter first bound saves more than it costs there).
+_BEAM_ROWS = 100
+_WIDE_BEAM_ROWS = 300
+_UNREACHED = 2**60
 
 
 def _is_whole(value: object) -> bool:
@@ -161,6 +181,9 @@ class RoutingProblem:
         Time spent at a pickup (once per stop) and at a drop-off.
     objective
         The cost weights.
+    end
+        Node where the route must finish after its last drop-off (the final leg counts as
+        travel), or ``None`` for an open path that ends at the last drop-off.
 
     Examples
     --------
@@ -180,6 +203,7 @@ class RoutingProblem:
     pickup_service_s: int = 0
     dropoff_service_s: int = 0
     objective: Objective = Objective()
+    end: int | None = None
     # The matrix as nested lists: indexing them is several times faster than numpy's
     # scalar indexing in the per-stop loops.
     _travel: list[list[int]] = field(init=False, repr=False)
@@ -217,6 +241,11 @@ class RoutingProblem:
                         f"task {index}: {what} node {end} is outside the {nodes}-node matrix", field="tasks"
                     )
 
+        if self.end is not None:
+            end = _whole(self.end, "end")
+            if end >= nodes:
+                raise InvalidInput(f"end node {end} is outside the {nodes}-node matrix", field="end")
+            object.__setattr__(self, "end", end)
         object.__setattr__(self, "start_at", _whole(self.start_at, "start_at"))
         object.__setattr__(self, "pickup_service_s", _whole(self.pickup_service_s, "pickup_service_s"))
         object.__setattr__(self, "dropoff_service_s", _whole(self.dropoff_service_s, "dropoff_service_s"))
@@ -320,6 +349,11 @@ def _next_stop(
     return False, travel, arrive, service, service + problem.dropoff_service_s - before
 
 
+def _final_leg(problem: RoutingProblem, node: int) -> int:
+    """Travel from the last stop's ``node`` to the route's end (0 for an open path)."""
+    return 0 if problem.end is None else problem._travel[node][problem.end]
+
+
 def _node(problem: RoutingProblem, kind: str, task: int) -> int:
     node = problem.tasks[task].pickup if kind == "pickup" else problem.tasks[task].dropoff
     assert node is not None
@@ -399,6 +433,7 @@ def _plan(problem: RoutingProblem, steps: Sequence[Step], *, optimal: bool) -> R
             late, stop_cost = _dropoff_cost(problem, task, service)
             lateness_s += late
             cost += stop_cost
+    travel_s += _final_leg(problem, node)
     cost += problem.objective.travel_weight * travel_s
     return RoutePlan(tuple(stops), cost, travel_s, lateness_s, optimal)
 
@@ -467,6 +502,7 @@ def brute_force(problem: RoutingProblem) -> RoutePlan:
 
     def extend(node: int, after_pickup: bool, depart: int, cost: int, load: int) -> None:
         if len(steps) == 2 * len(tasks) - sum(task.pickup is None for task in tasks):
+            cost += travel_weight * _final_leg(problem, node)
             if not best or cost < best[0][0]:
                 best[:] = [(cost, list(steps))]
             return
@@ -488,7 +524,7 @@ def brute_force(problem: RoutingProblem) -> RoutePlan:
             (picked if kind == "pickup" else dropped)[task] = False
 
     if not tasks:
-        return RoutePlan((), 0, 0, 0, True)
+        return _plan(problem, (), optimal=True)
     extend(0, False, problem.start_at, 0, problem.onboard_load)
     return _plan(problem, best[0][1], optimal=True)
 
@@ -497,6 +533,29 @@ def brute_force(problem: RoutingProblem) -> RoutePlan:
 #
 # A state gives each task a base-3 digit: 0 not picked up, 1 on board, 2 delivered. Every
 # step raises one digit, so a state's successors have larger numbers than it has.
+
+
+def _step_travel(problem: RoutingProblem) -> npt.NDArray[np.int64]:
+    """Travel between steps: columns ``0..n-1`` are the pickups, ``n..2n-1`` the drop-offs
+    and ``2n`` the start; consecutive pickups at one node cost nothing (one stop)."""
+    tasks = problem.tasks
+    n = len(tasks)
+    nodes = [task.pickup if task.pickup is not None else 0 for task in tasks]
+    nodes += [task.dropoff for task in tasks] + [0]
+    travel = problem.travel_s[np.ix_(nodes, nodes)].copy()
+    pickup_nodes = np.array(nodes[:n])
+    travel[:n, :n][pickup_nodes[:, None] == pickup_nodes[None, :]] = 0
+    return travel
+
+
+def _step_end_leg(problem: RoutingProblem) -> npt.NDArray[np.int64]:
+    """Travel from each step's node (columns as in :func:`_step_travel`) to the route's end."""
+    tasks = problem.tasks
+    nodes = [task.pickup if task.pickup is not None else 0 for task in tasks]
+    nodes += [task.dropoff for task in tasks] + [0]
+    if problem.end is None:
+        return np.zeros(len(nodes), dtype=np.int64)
+    return problem.travel_s[nodes, problem.end].astype(np.int64)
 
 
 def _min_travel_sequence(problem: RoutingProblem) -> list[Step]:
@@ -510,13 +569,7 @@ def _min_travel_sequence(problem: RoutingProblem) -> list[Step]:
     tasks = problem.tasks
     n = len(tasks)
     start_column = 2 * n
-    nodes = [task.pickup if task.pickup is not None else 0 for task in tasks]
-    nodes += [task.dropoff for task in tasks] + [0]
-    travel = problem.travel_s[np.ix_(nodes, nodes)].copy()
-    for a in range(n):
-        for b in range(n):
-            if nodes[a] == nodes[b]:
-                travel[a, b] = 0  # consecutive pickups at one node are one stop
+    travel = _step_travel(problem)
     states = 3**n
     longest = int(travel.max(initial=0)) * (2 * n + 1)
     # int32 halves the table when no route can come near its range
@@ -553,7 +606,7 @@ def _min_travel_sequence(problem: RoutingProblem) -> list[Step]:
 
     # Walk back from the cheapest last step; each step fixes the state before it.
     state = states - 1
-    column = int(np.argmin(cost[state, :start_column]))
+    column = int(np.argmin(cost[state, :start_column] + _step_end_leg(problem)[:start_column]))
     steps: list[Step] = []
     while column != start_column:
         task = column % n
@@ -562,6 +615,290 @@ def _min_travel_sequence(problem: RoutingProblem) -> list[Step]:
         column = int(np.argmin(cost[state] + travel[:, column]))
     steps.reverse()
     return steps
+
+
+# -- exact: bounded search over task states (travel only) -------------------------------------
+#
+# Beyond the dense table's reach, the same layers are built sparsely: a row is a task state
+# reached so far, with one value per last step, and a (state, last step) entry whose travel
+# plus a lower bound on the travel still to come cannot beat the best route known is never
+# extended. A beam search (the same layers, cut to their best rows) gives that first route.
+
+
+_Int64s: TypeAlias = npt.NDArray[np.int64]
+
+
+def _closure(costs: _Int64s) -> _Int64s:
+    """Cheapest path costs between every pair of columns (Floyd-Warshall)."""
+    closed = costs.copy()
+    for via in range(closed.shape[0]):
+        np.minimum(closed, closed[:, via, None] + closed[None, via, :], out=closed)
+    return closed
+
+
+class _ProjectionBound:
+    """A lower bound on the travel still to come from a (state, last step) entry.
+
+    The bound reduces arc costs by potentials ``a`` (into a step) and ``b`` (out of a step)
+    given to the steps of tasks outside a chosen set ``T``: any path from the last step through
+    the steps still to do costs their potentials plus its reduced arcs. The reduced arcs of a
+    path cost at least its shortcut through the steps of ``T`` alone, priced by cheapest
+    reduced paths; the cheapest such shortcut for each state of the tasks in ``T`` and each
+    last step comes from a backward table over ``3**len(T)`` states.
+
+    Columns as in :func:`_step_travel`, plus ``2n + 1``, a free end after the last drop-off.
+    """
+
+    def __init__(
+        self, travel: _Int64s, end_leg: _Int64s, onboard: npt.NDArray[np.bool_], chosen: Sequence[int]
+    ) -> None:
+        n = len(onboard)
+        start, end, width = 2 * n, 2 * n + 1, 2 * n + 2
+        arcs = np.ones((width, width), dtype=bool)
+        np.fill_diagonal(arcs, False)
+        arcs[:, start] = arcs[end, :] = False
+        arcs[:n, end] = arcs[start, end] = False  # the route ends with a drop-off
+        task = np.arange(n)
+        arcs[n + task, task] = False  # no pickup after its own drop-off
+        arcs[start, n + task[~onboard]] = False
+        arcs[task[onboard], :] = arcs[:, task[onboard]] = False  # never-visited pickups
+        costs = np.zeros((width, width), dtype=np.int64)
+        costs[: 2 * n + 1, : 2 * n + 1] = travel
+        costs[: 2 * n + 1, end] = end_leg
+        costs[~arcs] = _UNREACHED
+
+        # potentials only for the steps outside T (and never for the end, nor for pickups
+        # that never happen)
+        free = np.ones(width, dtype=bool)
+        free[list(chosen)] = free[[n + t for t in chosen]] = False
+        free[end] = False
+        free[task[onboard]] = False
+        into = np.where(free & (np.arange(width) != start), costs.min(axis=0), 0)
+        out_of = np.where(free, (costs - into[None, :]).min(axis=1), 0)
+        reduced = np.where(arcs, costs - into[None, :] - out_of[:, None], _UNREACHED)
+        shortest = np.minimum(_closure(reduced), _UNREACHED)
+
+        potential = into + out_of
+        #: Potentials of the steps still to do, by task and digit.
+        self.table = np.zeros((n, 3), dtype=np.int64)
+        self.table[:, 0] = potential[:n] + potential[n : 2 * n]
+        self.table[:, 1] = potential[n : 2 * n]
+        self.table[onboard, 0] = 0
+        #: Out-potential of the last step.
+        self.last = out_of[: 2 * n + 1].copy()
+        #: Digit weights of the chosen tasks in the code of their sub-state (0 for others).
+        self.weights = np.zeros(n, dtype=np.int64)
+        size = len(chosen)
+        self.weights[list(chosen)] = 3 ** np.arange(size, dtype=np.int64)
+
+        # tail[sub-state, last step]: the cheapest shortcut through the chosen tasks' steps
+        # still to do, then to the end.
+        states = 3**size
+        digits = np.arange(states)[:, None] // 3 ** np.arange(size)[None, :] % 3
+        tail = np.full((states, 2 * n + 1), _UNREACHED, dtype=np.int64)
+        tail[states - 1] = shortest[: 2 * n + 1, end]
+        done = digits.sum(axis=1)
+        for layer in range(2 * size - 1, -1, -1):
+            rows = np.flatnonzero(done == layer)
+            best = np.full((rows.size, 2 * n + 1), _UNREACHED, dtype=np.int64)
+            for k, t in enumerate(chosen):
+                for column, digit in ((t, 0), (n + t, 1)):
+                    which = np.flatnonzero(digits[rows, k] == digit)
+                    if which.size:
+                        then = tail[rows[which] + 3**k, column]
+                        step = shortest[: 2 * n + 1, column][None, :] + then[:, None]
+                        best[which] = np.minimum(best[which], step)
+            tail[rows] = best
+        self.tail = np.minimum(tail, _UNREACHED)
+
+
+def _projection_bounds(
+    travel: _Int64s, end_leg: _Int64s, onboard: npt.NDArray[np.bool_]
+) -> list[_ProjectionBound]:
+    """Bounds on the first and the last tasks (and from 14 tasks, the middle ones too).
+
+    A table of ``3**9`` sub-states costs about 25 ms to fill, of ``3**8`` a third of that;
+    the third set pays for itself from 14 tasks on (measured on the Grubhub instances).
+    """
+    n = len(onboard)
+    size = min(n, 8 if n <= _PROVEN_MAX_TASKS else 9)
+    chosen = [list(range(size))]
+    if size < n:
+        chosen.append(list(range(n - size, n)))
+    if n >= 14:
+        middle = (n - size) // 2
+        chosen.append(list(range(middle, middle + size)))
+    return [_ProjectionBound(travel, end_leg, onboard, tasks) for tasks in chosen]
+
+
+@dataclass
+class _Layer:
+    """The rows of one layer (states with the same number of steps done), sorted by code."""
+
+    codes: _Int64s
+    travel: _Int64s  # (rows, 2n + 1): least travel to each state ending at each step
+    digits: npt.NDArray[np.int8]
+    load: _Int64s
+    potentials: list[_Int64s]  # per bound: the potentials of the steps still to do
+    sub_codes: list[_Int64s]  # per bound: the code of the chosen tasks' sub-state
+
+
+def _bounded_search(
+    problem: RoutingProblem,
+    travel: _Int64s,
+    end_leg: _Int64s,
+    bounds: list[_ProjectionBound],
+    upper: int,
+    *,
+    max_rows: int | None,
+    budget_cells: float | None,
+) -> tuple[tuple[int, list[Step]] | None, bool]:
+    """The cheapest sequence of travel below ``upper``, layer by layer.
+
+    Returns ``(found, cut)``: ``found`` is ``(travel, steps)``, the final leg to the end
+    included, or ``None`` when nothing costs less than ``upper``; ``cut`` tells whether some
+    layer lost rows to ``max_rows`` or to the budget (a layer gets at most about half of the
+    cells left), so that ``found`` is not proven.
+    """
+    tasks = problem.tasks
+    n = len(tasks)
+    columns = 2 * n + 1
+    onboard = np.array([task.pickup is None for task in tasks])
+    sizes = np.array([task.size for task in tasks], dtype=np.int64)
+    powers = 3 ** np.arange(n, dtype=np.int64)
+    into = np.ascontiguousarray(travel.T)
+    first_digits = onboard.astype(np.int8)[None, :]
+    start = np.full((1, columns), _UNREACHED, dtype=np.int64)
+    start[0, 2 * n] = 0
+    layer = _Layer(
+        codes=np.array([int(powers[onboard].sum())], dtype=np.int64),
+        travel=start,
+        digits=first_digits,
+        load=np.array([int(sizes[onboard].sum())], dtype=np.int64),
+        potentials=[bound.table[np.arange(n), first_digits[0]].sum(keepdims=True) for bound in bounds],
+        sub_codes=[(first_digits[0] * bound.weights).sum(keepdims=True) for bound in bounds],
+    )
+    history: list[tuple[_Int64s, npt.NDArray[np.int8]]] = []
+    cut = False
+    used = 0.0
+    for _ in range(int(onboard.sum()), 2 * n):
+        pieces: list[tuple[int, int, _Int64s, _Int64s, npt.NDArray[np.intp], _Int64s]] = []
+        for task in range(n):
+            for column, digit in ((task, 0), (n + task, 1)):
+                allowed = layer.digits[:, task] == digit
+                if digit == 0 and problem.capacity is not None:
+                    allowed &= layer.load + sizes[task] <= problem.capacity
+                rows = np.flatnonzero(allowed)
+                if rows.size == 0:
+                    continue
+                used += rows.size * columns
+                arrive = layer.travel[rows] + into[column]
+                previous = arrive.argmin(axis=1)
+                value = arrive[np.arange(rows.size), previous]
+                least = np.zeros(rows.size, dtype=np.int64)
+                for bound, potentials, sub_codes in zip(
+                    bounds, layer.potentials, layer.sub_codes, strict=True
+                ):
+                    estimate = potentials[rows] + bound.last[column]
+                    estimate += bound.table[task, digit + 1] - bound.table[task, digit]
+                    estimate += bound.tail[sub_codes[rows] + bound.weights[task], column]
+                    np.maximum(least, estimate, out=least)
+                keep = value + least < upper
+                if keep.any():
+                    pieces.append(
+                        (task, column, rows[keep], value[keep], previous[keep], (value + least)[keep])
+                    )
+        if not pieces:
+            return None, cut
+        task_of = np.concatenate([np.full(rows.size, task) for task, _, rows, *_ in pieces])
+        column_of = np.concatenate([np.full(rows.size, column) for _, column, rows, *_ in pieces])
+        source = np.concatenate([rows for _, _, rows, *_ in pieces])
+        value = np.concatenate([piece[3] for piece in pieces])
+        previous = np.concatenate([piece[4] for piece in pieces])
+        estimate = np.concatenate([piece[5] for piece in pieces])
+        codes, first, inverse = np.unique(
+            layer.codes[source] + powers[task_of], return_index=True, return_inverse=True
+        )
+        cap = max_rows
+        if budget_cells is not None:
+            affordable = int((budget_cells - used) / (2 * n * columns))
+            cap = max(_BEAM_ROWS, min(_MAX_LAYER_ROWS if cap is None else cap, affordable))
+        if cap is not None and codes.size > cap:
+            # keep the rows whose best entry promises the least
+            promise = np.full(codes.size, _UNREACHED, dtype=np.int64)
+            np.minimum.at(promise, inverse, estimate)
+            chosen = np.zeros(codes.size, dtype=bool)
+            chosen[np.argpartition(promise, cap)[:cap]] = True
+            kept = chosen[inverse]
+            task_of, column_of, source = task_of[kept], column_of[kept], source[kept]
+            value, previous = value[kept], previous[kept]
+            codes, first, inverse = np.unique(
+                layer.codes[source] + powers[task_of], return_index=True, return_inverse=True
+            )
+            cut = True
+        table = np.full((codes.size, columns), _UNREACHED, dtype=np.int64)
+        table[inverse, column_of] = value
+        back = np.full((codes.size, columns), -1, dtype=np.int8)
+        back[inverse, column_of] = previous
+        history.append((codes, back))
+        # the other fields of a row follow from any one entry that reached it
+        origin, moved = source[first], task_of[first]
+        digits = layer.digits[origin]
+        digits[np.arange(codes.size), moved] += 1
+        now = digits[np.arange(codes.size), moved]
+        layer = _Layer(
+            codes=codes,
+            travel=table,
+            digits=digits,
+            load=layer.load[origin] + np.where(now == 1, sizes[moved], -sizes[moved]),
+            potentials=[
+                potentials[origin] + bound.table[moved, now] - bound.table[moved, now - 1]
+                for bound, potentials in zip(bounds, layer.potentials, strict=True)
+            ],
+            sub_codes=[
+                sub_codes[origin] + bound.weights[moved]
+                for bound, sub_codes in zip(bounds, layer.sub_codes, strict=True)
+            ],
+        )
+
+    # Walk back from the cheapest last step; each entry names the step before it.
+    finish = layer.travel[0] + end_leg
+    column = int(finish.argmin())
+    cost = int(finish[column])
+    if cost >= upper:  # the bound only approached the final leg to the end
+        return None, cut
+    code = int(layer.codes[0])
+    steps: list[Step] = []
+    for codes, back in reversed(history):
+        row = int(np.searchsorted(codes, code))
+        task = column % n
+        steps.append(("pickup" if column < n else "dropoff", task))
+        column = int(back[row, column])
+        code -= int(powers[task])
+    steps.reverse()
+    return (cost, steps), cut
+
+
+def _bounded_min_travel_sequence(problem: RoutingProblem, time_limit_s: float) -> tuple[list[Step], bool]:
+    """A sequence of least travel and whether it is proven so.
+
+    A beam search finds a route, then the bounded search looks for a cheaper one: without
+    a work limit up to ``_PROVEN_MAX_TASKS`` tasks (always a proof), within a budget of
+    ``time_limit_s`` worth of table cells beyond.
+    """
+    n = len(problem.tasks)
+    travel = _step_travel(problem)
+    end_leg = _step_end_leg(problem)
+    onboard = np.array([task.pickup is None for task in problem.tasks])
+    bounds = _projection_bounds(travel, end_leg, onboard)
+    width = _BEAM_ROWS if n < 14 else _WIDE_BEAM_ROWS
+    beam, _ = _bounded_search(problem, travel, end_leg, bounds, _UNREACHED, max_rows=width, budget_cells=None)
+    assert beam is not None
+    budget = None if n <= _PROVEN_MAX_TASKS else time_limit_s * _CELLS_PER_SECOND
+    better, cut = _bounded_search(
+        problem, travel, end_leg, bounds, beam[0], max_rows=None, budget_cells=budget
+    )
+    return (beam[1] if better is None else better[1]), not cut
 
 
 # A label: (depart_at, cost, previous label, step). Labels of one (state, node, last step
@@ -717,8 +1054,12 @@ def _label_sequence(problem: RoutingProblem) -> list[Step]:
                     heapq.heappush(queue, target)
                 buckets[target].setdefault((where, is_pickup), []).extend(extended)
 
-    finals = [label for labels in buckets[last].values() for label in labels]
-    best: _Label | None = min(finals, key=lambda label: label[1])
+    finals = [
+        (label[1] + travel_weight * _final_leg(problem, node), label)
+        for (node, _), labels in buckets[last].items()
+        for label in labels
+    ]
+    best: _Label | None = min(finals, key=lambda final: final[0])[1]
     steps: list[Step] = []
     while best is not None and best[3] is not None:
         steps.append(best[3])
@@ -749,7 +1090,8 @@ def _sequence_cost(problem: RoutingProblem, steps: Sequence[Step], bound: int | 
         if bound is not None and cost > bound:
             return None
         node, after_pickup = _node(problem, kind, task), kind == "pickup"
-    return cost
+    cost += problem.objective.travel_weight * _final_leg(problem, node)
+    return None if bound is not None and cost > bound else cost
 
 
 def _insertion_sequence(problem: RoutingProblem) -> list[Step]:
@@ -782,13 +1124,15 @@ def _insertion_sequence(problem: RoutingProblem) -> list[Step]:
     return steps
 
 
-def _ortools_sequence(problem: RoutingProblem, initial: list[Step], time_limit_s: float) -> list[Step] | None:
+def _ortools_sequence(
+    problem: RoutingProblem, initial: list[Step], time_limit_s: float, *, seeded: bool = False
+) -> list[Step] | None:
     """An order of stops found by OR-Tools routing, or ``None`` if it finds none in time.
 
-    Guided local search starts from OR-Tools' parallel cheapest insertion or, when that
-    finds nothing, from ``initial``.
+    Guided local search starts from ``initial`` when ``seeded``, else from OR-Tools'
+    parallel cheapest insertion or, when that finds nothing, from ``initial``.
 
-    Routing nodes: 0 the start, one per step, then a free end node (the route is open). The
+    Routing nodes: 0 the start, one per step, then the end (free for an open route). The
     time dimension's cumul at a step is its service instant, so its soft upper bounds price
     completion (bound ``start_at``) and lateness (bound ``deadline``) exactly.
     """
@@ -824,6 +1168,9 @@ def _ortools_sequence(problem: RoutingProblem, initial: list[Step], time_limit_s
             hop = problem._travel[node[a]][node[b]]
             time_matrix[a][b] = after[a] + hop + before[b]
             cost_matrix[a][b] = objective.travel_weight * hop
+        leg = _final_leg(problem, node[a])
+        time_matrix[a][end] = after[a] + leg
+        cost_matrix[a][end] = objective.travel_weight * leg
     opens = [problem.start_at] + [item.ready_at for item in tasks] + [item.window_start for item in tasks]
     horizon = max(opens) + sum(max(row) for row in time_matrix) + 1
 
@@ -874,7 +1221,7 @@ def _ortools_sequence(problem: RoutingProblem, initial: list[Step], time_limit_s
     parameters.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION
     parameters.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
     parameters.time_limit.FromMilliseconds(max(1, round(time_limit_s * 1000)))
-    solution = routing.SolveWithParameters(parameters)
+    solution = None if seeded else routing.SolveWithParameters(parameters)
     if solution is None:
         # The insertion heuristics give up when the load on board leaves no room for a
         # pickup until some on-board drop-off is placed: start from our own construction.
@@ -895,31 +1242,35 @@ def _ortools_sequence(problem: RoutingProblem, initial: list[Step], time_limit_s
 # -- entry point -----------------------------------------------------------------------------
 
 
-def _exact_fits(problem: RoutingProblem) -> bool:
-    n = len(problem.tasks)
-    if problem.objective.time_independent:
-        return bool(3**n * (2 * n + 1) <= _MAX_MIN_TRAVEL_CELLS)
-    return n <= _MAX_LABEL_TASKS
-
-
 def solve(problem: RoutingProblem, *, time_limit_s: float = 1.0, exact_max_tasks: int = 6) -> RoutePlan:
     """Order the courier's stops to minimise the objective.
 
-    With at most ``exact_max_tasks`` tasks the plan is optimal (dynamic programming,
-    ``optimal=True``); this is capped at 12 tasks for a time-independent objective and 8
-    otherwise, whatever ``exact_max_tasks`` says. Beyond that, OR-Tools routing (guided
-    local search for ``time_limit_s`` seconds) and a cheapest-insertion construction each
-    propose a sequence and the cheaper one is returned (``optimal=False``). Times and cost
-    always come from :func:`evaluate`.
+    The method follows the problem's difficulty:
+
+    * travel only (:attr:`Objective.time_independent`): exact dynamic programming over task
+      states, always proven optimal up to 12 tasks (a dense table up to 9, then a search
+      pruned by lower bounds, typically 0.1 s at 12 tasks); from 13 to 24 tasks the same
+      search runs within a work budget worth about ``time_limit_s`` and the plan is
+      ``optimal`` only if it finished; if it did not, OR-Tools' guided local search starts
+      from its best route for the time left (at least a fifth of ``time_limit_s``);
+    * any other objective: exact labels (``optimal=True``) up to ``exact_max_tasks`` tasks,
+      capped at 8;
+    * beyond that, OR-Tools routing (guided local search for ``time_limit_s`` seconds) and a
+      cheapest-insertion construction each propose a sequence and the cheaper one is
+      returned (``optimal=False``).
+
+    Times and cost always come from :func:`evaluate`; the plan depends only on the input
+    (work budgets count table cells, not seconds), except where OR-Tools runs.
 
     Parameters
     ----------
     problem
         The routing problem.
     time_limit_s
-        Search time for OR-Tools, used only beyond the exact size.
+        Search time for OR-Tools, and the scale of the bounded search's work budget.
     exact_max_tasks
-        Largest number of tasks solved exactly; 0 always uses OR-Tools.
+        Largest number of tasks for which a time-dependent objective is solved exactly;
+        0 always uses OR-Tools and the construction, whatever the objective.
 
     Examples
     --------
@@ -941,13 +1292,24 @@ def solve(problem: RoutingProblem, *, time_limit_s: float = 1.0, exact_max_tasks
         raise InvalidInput(f"time_limit_s must be positive, got {time_limit_s!r}", field="time_limit_s")
     exact_max_tasks = _whole(exact_max_tasks, "exact_max_tasks")
     if not problem.tasks:
-        return RoutePlan((), 0, 0, 0, True)
-    if len(problem.tasks) <= exact_max_tasks and _exact_fits(problem):
-        if problem.objective.time_independent:
-            steps = _min_travel_sequence(problem)
-        else:
-            steps = _label_sequence(problem)
-        return _plan(problem, steps, optimal=True)
+        return _plan(problem, (), optimal=True)
+    n = len(problem.tasks)
+    if exact_max_tasks and problem.objective.time_independent and n <= _BOUNDED_MAX_TASKS:
+        if n <= _DENSE_MAX_TASKS:
+            return _plan(problem, _min_travel_sequence(problem), optimal=True)
+        started = time.perf_counter()
+        steps, proven = _bounded_min_travel_sequence(problem, time_limit_s)
+        if proven:
+            return _plan(problem, steps, optimal=True)
+        # Not proven: guided local search from the best route found, for the time left.
+        left_s = max(time_limit_s - (time.perf_counter() - started), _MIN_SEARCH_SHARE * time_limit_s)
+        found = _ortools_sequence(problem, steps, left_s, seeded=True)
+        plans = [_plan(problem, steps, optimal=False)]
+        if found is not None:
+            plans.append(evaluate(problem, found))
+        return min(plans, key=lambda plan: plan.cost)
+    if n <= min(exact_max_tasks, _MAX_LABEL_TASKS) and not problem.objective.time_independent:
+        return _plan(problem, _label_sequence(problem), optimal=True)
 
     constructed = _insertion_sequence(problem)
     plans = []

@@ -18,6 +18,7 @@ from dispatch.routing import (
     RoutePlan,
     RouteTask,
     RoutingProblem,
+    _min_travel_sequence,
     brute_force,
     evaluate,
     solve,
@@ -162,6 +163,21 @@ def test_capacity_forces_delivery_before_the_next_pickup() -> None:
     assert plan.cost == 900
 
 
+def test_route_that_must_end_somewhere_pays_the_last_leg() -> None:
+    # back to restaurant B (node 4) after delivering at X: 0 -> 1 -> 2 is 300, then 250 to B
+    problem = _problem(RouteTask(1, 2), objective=TRAVEL_ONLY, end=4)
+    plan = solve(problem)
+    assert (plan.cost, plan.travel_s, plan.optimal) == (550, 550, True)
+    assert [stop.node for stop in plan.stops] == [1, 2]  # the end is no stop
+    # returning to the start changes the best order: 0 -> 1 -> 3 -> 2 -> 0 (1000) beats
+    # 0 -> 1 -> 2 -> 3 -> 0 (800)? No: 100 + 300 + 100 + 300 = 800 < 100 + 200 + 100 + 400
+    two = _problem(RouteTask(1, 2), RouteTask(1, 3), objective=TRAVEL_ONLY, end=0)
+    assert solve(two).cost == brute_force(two).cost == 800
+    assert solve(two, exact_max_tasks=0, time_limit_s=0.1).cost == 800
+    # no tasks: still the ride to the end
+    assert solve(_problem(objective=TRAVEL_ONLY, end=3)).cost == 400
+
+
 def test_no_tasks_is_an_empty_optimal_plan() -> None:
     assert solve(_problem()) == RoutePlan((), 0, 0, 0, True)
 
@@ -243,6 +259,8 @@ def test_evaluate_refuses_a_pickup_of_an_order_on_board() -> None:
         (np.zeros((2, 2), dtype=int), (), {"pickup_service_s": 1.5}, "pickup_service_s must be a whole"),
         # not a task
         (np.zeros((2, 2), dtype=int), ((0, 1),), {}, "task 0 is not a RouteTask"),
+        # an end node outside the matrix
+        (np.zeros((2, 2), dtype=int), (), {"end": 2}, "end node 2 is outside the 2-node matrix"),
     ],
 )
 def test_problem_refuses_bad_input(
@@ -338,6 +356,7 @@ def problems(draw: st.DrawFn, min_tasks: int = 2, max_tasks: int = 5) -> Routing
         pickup_service_s=draw(st.sampled_from([0, 0, 7, 30])),
         dropoff_service_s=draw(st.sampled_from([0, 0, 5, 20])),
         objective=objective,
+        end=draw(st.none() | node),  # an open path or one that must finish somewhere
     )
 
 
@@ -455,7 +474,7 @@ def _grubhub_optima() -> dict[str, int]:
 
 
 @pytest.mark.skipif(not GRUBHUB.is_dir(), reason=f"Grubhub TSPPD instances not found at {GRUBHUB}")
-@pytest.mark.parametrize("pairs", [2, 3, 4, 5, 6, 8])
+@pytest.mark.parametrize("pairs", [2, 3, 4, 5, 6, 8, 10, 12])
 def test_grubhub_optimal_costs(pairs: int) -> None:
     optima = {
         name: cost for name, cost in _grubhub_optima().items() if name.startswith(f"grubhub-{pairs:02d}-")
@@ -464,6 +483,88 @@ def test_grubhub_optimal_costs(pairs: int) -> None:
     for name, optimum in sorted(optima.items()):
         problem = _grubhub(name)
         assert len(problem.tasks) == pairs
-        plan = solve(problem, exact_max_tasks=max(6, pairs))
+        # the dispatcher's setting: travel-only routes are exact whatever their size
+        plan = solve(problem, exact_max_tasks=6)
         assert (name, plan.cost, plan.optimal) == (name, optimum, True)
         _check_feasible(problem, plan)
+
+
+# -- travel only: the bounded search beyond the dense table ----------------------------------
+
+
+@st.composite
+def travel_problems(draw: st.DrawFn, tasks: int = 10) -> RoutingProblem:
+    # Few nodes: shared restaurants (merged pickups) and equal costs (ties) are common.
+    nodes = draw(st.integers(4, 12))
+    matrix = np.array(draw(st.lists(st.integers(0, 90), min_size=nodes * nodes, max_size=nodes * nodes)))
+    node = st.integers(0, nodes - 1)
+    items = tuple(
+        RouteTask(
+            pickup=None if draw(st.integers(0, 5)) == 0 else draw(node),
+            dropoff=draw(node),
+            size=draw(st.integers(1, 2)),
+        )
+        for _ in range(tasks)
+    )
+    onboard = sum(task.size for task in items if task.pickup is None)
+    capacity = draw(st.none() | st.integers(max(2, onboard), max(2, onboard) + 3))
+    return RoutingProblem(
+        matrix.reshape(nodes, nodes),
+        items,
+        capacity=capacity,
+        objective=TRAVEL_ONLY,
+        end=draw(st.none() | node),
+    )
+
+
+def _sequence_travel(problem: RoutingProblem, sequence: list[tuple[str, int]]) -> int:
+    return evaluate(problem, sequence).travel_s
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(travel_problems())
+def test_bounded_search_matches_the_dense_table(problem: RoutingProblem) -> None:
+    # 10 tasks: solve() takes the bounded search, the dense table still runs in ~0.1 s
+    plan = solve(problem, exact_max_tasks=6)
+    assert plan.optimal
+    assert plan.cost == _sequence_travel(problem, _min_travel_sequence(problem))
+    _check_feasible(problem, plan)
+    _same_as_evaluate(problem, plan)
+
+
+def _uniform(tasks: int, seed: int) -> RoutingProblem:
+    rng = np.random.default_rng(seed)
+    points = rng.uniform(0, 1000, size=(2 * tasks + 1, 2))
+    matrix = np.rint(np.linalg.norm(points[:, None] - points[None, :], axis=2)).astype(np.int64)
+    items = tuple(RouteTask(2 * k + 1, 2 * k + 2) for k in range(tasks))
+    return RoutingProblem(matrix, items, objective=TRAVEL_ONLY)
+
+
+def test_bounded_search_claims_optimality_only_when_it_finishes() -> None:
+    problem = _uniform(16, seed=3)
+    # a budget of a few thousand table cells: cut short, then improved by OR-Tools
+    hurried = solve(problem, time_limit_s=0.001)
+    assert not hurried.optimal
+    _check_feasible(problem, hurried)
+    # a second's budget finishes the search
+    proven = solve(problem, time_limit_s=1.0)
+    assert proven.optimal
+    assert proven.cost <= hurried.cost
+    _check_feasible(problem, proven)
+
+
+def test_bounded_search_same_input_same_plan() -> None:
+    plans = [solve(_uniform(13, seed=11), time_limit_s=1.0) for _ in range(2)]
+    assert plans[0] == plans[1] and plans[0].optimal
+
+
+def test_bounded_search_with_orders_on_board_and_a_small_box() -> None:
+    base = _uniform(11, seed=5)
+    tasks = tuple(
+        RouteTask(None if k < 3 else task.pickup, task.dropoff) for k, task in enumerate(base.tasks)
+    )
+    problem = replace(base, tasks=tasks, capacity=4)
+    plan = solve(problem)
+    assert plan.optimal
+    _check_feasible(problem, plan)
+    assert plan.cost == _sequence_travel(problem, _min_travel_sequence(problem))
