@@ -1,0 +1,114 @@
+"""The application factory: settings, dispatcher and clock in, a FastAPI app out.
+
+No module-level app and no settings read at import time: ``create_app()`` reads the
+environment when it is called, and uvicorn builds the app with ``factory=True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+
+from api.limits import BodyLimitMiddleware
+from api.metrics import MetricsMiddleware
+from api.problems import PROBLEM_MEDIA_TYPE, Problem, install_problem_handlers
+from api.routes import couriers, dispatch, events, merchants, ops, orders, quotes
+from api.runtime import Clock, Runtime, system_clock
+from api.settings import Settings
+from dispatch.config import DispatchConfig
+from dispatch.engine import Dispatcher
+
+__all__ = ["create_app"]
+
+DESCRIPTION = """\
+The hyperlocal dispatch engine over HTTP, for delivery apps, restaurants, couriers and analysts.
+
+* **Auth**: `Authorization: Bearer <key>`; keys and their roles come from `DISPATCH_API_KEYS`.
+* **Units**: times are POSIX seconds (`*_at`), distances metres (`*_m`).
+* **Errors**: RFC 9457 `application/problem+json` with a stable `type` (`/problems/<code>`).
+* **Flow**: `POST /v1/quotes` then `POST /v1/orders` (with `Idempotency-Key`), then watch
+  `GET /v1/orders/{id}` or the event stream `GET /v1/events/stream`.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    dispatcher: Dispatcher | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
+    """A ready-to-serve app over ``dispatcher`` (a fresh in-memory one by default).
+
+    ``settings`` default to the environment (which must name API keys); ``clock`` to the
+    system clock in whole POSIX seconds. Tests pass a clock they control.
+    """
+    settings = settings if settings is not None else Settings()
+    dispatcher = (
+        dispatcher if dispatcher is not None else Dispatcher(config=DispatchConfig(city=settings.city))
+    )
+    runtime = Runtime(settings, dispatcher, clock or system_clock)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="hyperlocal-dispatch",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        separate_input_output_schemas=False,
+        # the service keeps its own Prometheus metrics; this skips a per-request OpenTelemetry probe
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
+    app.state.runtime = runtime
+    app.state.problem_base = settings.problem_base
+    install_problem_handlers(app)
+    route_methods = []
+    # couriers first: routes are matched in order, and position updates are the hottest call
+    for module in (couriers, orders, quotes, merchants, ops, dispatch, events):
+        app.include_router(module.router)
+        route_methods += [
+            (route.path_regex, frozenset(route.methods or ()))
+            for route in module.router.routes
+            if isinstance(route, APIRoute)
+        ]
+    app.state.route_methods = route_methods
+    # outermost first: every request is counted, including the ones refused for size
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, registry=runtime.metrics)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, sub in problem_schema.pop("$defs", {}).items():
+                components.setdefault(name, sub)
+            components["Problem"] = problem_schema
+            _problems_only_for_errors(schema)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _problems_only_for_errors(schema: dict[str, Any]) -> None:
+    """Error responses are problem+json only (FastAPI would also list its default JSON body)."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status.startswith(("4", "5")) and PROBLEM_MEDIA_TYPE in content:
+                    response["content"] = {PROBLEM_MEDIA_TYPE: content[PROBLEM_MEDIA_TYPE]}

@@ -1,0 +1,143 @@
+"""Events: every state change with a unique id, as a page to poll or a server-sent event stream.
+
+Each event has ``id`` (unique in the city: de-duplicate on it) and ``seq`` (its place in the
+log). Read on from where you stopped with ``after=<seq>``; the stream sends ``id: <seq>``, so a
+reconnecting ``EventSource`` resumes by itself through ``Last-Event-ID``. Delivery is at least
+once: a client that reconnects may see an event again, and drops it by ``id``. A key sees the
+events of its own tenant only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import StreamingResponse
+
+from api.deps import ReaderDep, RuntimeDep
+from api.problems import problem_responses
+from api.runtime import Runtime
+from api.schemas.ops import EventPage, EventPublic
+from api.settings import Principal, Role
+from dispatch.models import Event
+
+router = APIRouter(prefix="/v1/events", tags=["events"])
+
+_KEEPALIVE_S = 15.0
+_BATCH = 500
+
+
+def _visible(principal: Principal, event: Event, runtime: Runtime) -> bool:
+    if principal.role is Role.ADMIN:
+        return True
+    if principal.role is Role.COURIER:
+        return event.courier_id is not None and event.courier_id == principal.tenant
+    merchant_id = event.merchant_id
+    if merchant_id is None and event.order_id is not None:
+        order = runtime.dispatcher.store.get_order(event.order_id)
+        merchant_id = order.merchant_id if order is not None else None
+    return merchant_id is not None and principal.serves_merchant(merchant_id)
+
+
+def _public(event: Event) -> EventPublic:
+    return EventPublic(
+        id=event.id,
+        seq=event.seq,
+        at=event.at,
+        kind=event.kind,
+        order_id=event.order_id,
+        courier_id=event.courier_id,
+        merchant_id=event.merchant_id,
+        data=event.data,
+    )
+
+
+async def _read(
+    runtime: Runtime, principal: Principal, after: int, limit: int
+) -> tuple[list[EventPublic], int]:
+    """Up to ``limit`` visible events after ``after``, and the seq to read on from."""
+    async with runtime.lock:
+        events = runtime.dispatcher.store.events(after, limit)
+        visible = [_public(e) for e in events if _visible(principal, e, runtime)]
+    return visible, events[-1].seq if events else after
+
+
+_SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "event": {"type": "string"},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "retry": {"type": "integer"},
+    },
+}
+
+_After = Annotated[int, Query(ge=0, description="read events with seq greater than this")]
+
+
+@router.get(
+    "", responses=problem_responses(401, 403, 422), summary="A page of events after a sequence number"
+)
+async def list_events(
+    principal: ReaderDep,
+    runtime: RuntimeDep,
+    after: _After = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> EventPage:
+    events, next_after = await _read(runtime, principal, after, limit)
+    return EventPage(events=events, next_after=next_after)
+
+
+@router.get(
+    "/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "server-sent events: `id` is the seq, `event` the kind, `data` an Event as JSON",
+            "content": {"text/event-stream": {"schema": _SSE_EVENT}},
+        },
+        **problem_responses(401, 403, 422),
+    },
+    summary="Server-sent events; resumes from Last-Event-ID or after=",
+)
+async def stream_events(
+    principal: ReaderDep,
+    runtime: RuntimeDep,
+    after: _After = 0,
+    last_event_id: Annotated[str, Header(alias="Last-Event-ID", max_length=18, pattern=r"^[0-9]*$")] = "",
+) -> StreamingResponse:
+    start = max(after, int(last_event_id)) if last_event_id else after
+    settings = runtime.settings
+
+    async def stream() -> AsyncIterator[str]:
+        cursor = start
+        loop = asyncio.get_running_loop()
+        closes_at = loop.time() + settings.event_stream_max_s
+        quiet_since = time.monotonic()
+        yield "retry: 1000\n\n"
+        while True:
+            events, cursor_next = await _read(runtime, principal, cursor, _BATCH)
+            for event in events:
+                data = json.dumps(event.model_dump(mode="json"))
+                yield f"id: {event.seq}\nevent: {event.kind}\ndata: {data}\n\n"
+                quiet_since = time.monotonic()
+            if cursor_next - cursor >= _BATCH:
+                cursor = cursor_next
+                continue
+            cursor = cursor_next
+            if loop.time() >= closes_at:
+                return
+            if time.monotonic() - quiet_since > _KEEPALIVE_S:
+                yield ": keepalive\n\n"
+                quiet_since = time.monotonic()
+            await asyncio.sleep(min(settings.event_poll_s, max(0.0, closes_at - loop.time())))
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

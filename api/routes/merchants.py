@@ -1,0 +1,146 @@
+"""Merchants: onboarding, settings, serviceability, and the restaurant's order board."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from api.deps import AdminDep, MerchantEditorIdDep, MerchantIdDep, RuntimeDep
+from api.problems import problem_responses
+from api.schemas.common import Latitude, Longitude
+from api.schemas.merchants import (
+    BoardOrder,
+    MerchantCreate,
+    MerchantOrders,
+    MerchantPublic,
+    MerchantUpdate,
+    Serviceability,
+)
+from api.views import external_id_of
+from dispatch.errors import OutsideDeliveryArea, WindowInfeasible
+from dispatch.models import Location, OrderStatus
+
+router = APIRouter(prefix="/v1/merchants", tags=["merchants"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    responses=problem_responses(400, 401, 403, 409, 413, 415, 422),
+    summary="Register a merchant (admin)",
+)
+async def create_merchant(
+    body: MerchantCreate, _: AdminDep, runtime: RuntimeDep, response: Response
+) -> MerchantPublic:
+    merchant = body.to_domain()
+    async with runtime.lock:
+        runtime.dispatcher.add_merchant(merchant, runtime.now())
+    response.headers["Location"] = f"/v1/merchants/{merchant.id}"
+    return MerchantPublic.of(merchant)
+
+
+@router.get(
+    "/{merchant_id}", responses=problem_responses(401, 403, 404, 422), summary="A merchant's settings"
+)
+async def get_merchant(merchant_id: MerchantIdDep, runtime: RuntimeDep) -> MerchantPublic:
+    async with runtime.lock:
+        merchant = runtime.dispatcher.merchant(merchant_id)
+    return MerchantPublic.of(merchant)
+
+
+@router.patch(
+    "/{merchant_id}",
+    responses=problem_responses(400, 401, 403, 404, 413, 415, 422),
+    summary="Change a merchant's location, area, preparation time or promise",
+)
+async def update_merchant(
+    merchant_id: MerchantEditorIdDep, body: MerchantUpdate, runtime: RuntimeDep
+) -> MerchantPublic:
+    async with runtime.lock:
+        d = runtime.dispatcher
+        updated = body.apply_to(d.merchant(merchant_id))
+        d.update_merchant(updated, runtime.now())
+    return MerchantPublic.of(updated)
+
+
+@router.get(
+    "/{merchant_id}/serviceability",
+    responses=problem_responses(401, 403, 404, 422),
+    summary="Whether an ASAP order to this point would be accepted now, and why not",
+)
+async def serviceability(
+    merchant_id: MerchantIdDep,
+    lat: Annotated[Latitude, Query()],
+    lng: Annotated[Longitude, Query()],
+    runtime: RuntimeDep,
+) -> Serviceability:
+    async with runtime.lock:
+        radius_m = runtime.dispatcher.merchant(merchant_id).area.radius_m
+        try:
+            quote = runtime.dispatcher.quote(merchant_id, Location(lat, lng), runtime.now())
+        except OutsideDeliveryArea as exc:
+            return Serviceability(
+                merchant_id=merchant_id,
+                serviceable=False,
+                reason=exc.code,
+                detail=exc.message,
+                distance_m=exc.details.get("distance_m"),
+                radius_m=exc.details.get("radius_m"),
+            )
+        except WindowInfeasible as exc:
+            return Serviceability(
+                merchant_id=merchant_id,
+                serviceable=False,
+                reason=exc.code,
+                detail=exc.message,
+                late_s=exc.details.get("late_s"),
+                deadline_at=exc.details.get("window_end"),
+            )
+    return Serviceability(
+        merchant_id=merchant_id,
+        serviceable=True,
+        reason=None,
+        detail=None,
+        distance_m=round(quote.distance_m, 1),
+        radius_m=radius_m,
+        dropoff_eta_at=quote.dropoff_eta,
+        deadline_at=quote.window.end,
+    )
+
+
+@router.get(
+    "/{merchant_id}/orders",
+    responses=problem_responses(401, 403, 404, 422),
+    summary="The restaurant's board: its orders with status and when the courier arrives",
+)
+async def merchant_orders(
+    merchant_id: MerchantIdDep,
+    runtime: RuntimeDep,
+    include_closed: Annotated[bool, Query(description="also delivered and cancelled orders")] = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> MerchantOrders:
+    board: list[BoardOrder] = []
+    async with runtime.lock:
+        d, now = runtime.dispatcher, runtime.now()
+        d.merchant(merchant_id)
+        for order in d.store.orders_of_merchant(merchant_id):
+            if len(board) >= limit:
+                break
+            if not include_closed and not order.status.is_open:
+                continue
+            eta = d.eta(order.id, now) if order.status.is_open else None
+            board.append(
+                BoardOrder(
+                    id=order.id,
+                    external_id=external_id_of(order),
+                    status=order.status,
+                    courier_id=order.courier_id if order.status is not OrderStatus.CANCELLED else None,
+                    courier_arrival_at=eta.courier_arrival_at if eta else None,
+                    pickup_at=eta.pickup_at if eta else order.picked_up_at,
+                    ready_at=order.ready_at,
+                    deadline_at=order.deadline,
+                    estimated=eta.estimated if eta else False,
+                )
+            )
+    return MerchantOrders(merchant_id=merchant_id, now=now, orders=board)

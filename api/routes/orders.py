@@ -1,0 +1,157 @@
+"""Orders: create (idempotent, from a quote or direct), read with ETAs, cancel before pickup.
+
+An order's id is ``<merchant_id>:<external_id>``; the external id is the client's own and is
+unique per merchant (a second order with it is 409 ``duplicate-id``). ``Idempotency-Key`` is
+required: a retry with the same key and body gets the first response again (status, body,
+``Location``) with ``Idempotent-Replayed: true``; the same key with another body is 422
+``idempotency-key-reused``; a retry while the first is still running is 409
+``idempotency-key-in-use`` with ``Retry-After``. Keys are scoped to the API key and kept 24 h.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Request
+from fastapi.responses import JSONResponse, Response
+
+from api.deps import OrderingDep, ReaderDep, RuntimeDep, can_see_order, not_found_merchant
+from api.idempotency import Outcome, StoredResponse, fingerprint
+from api.problems import ApiError, api_problem, dispatch_problem, problem_responses
+from api.runtime import Runtime
+from api.schemas.common import ORDER_ID_PATTERN
+from api.schemas.orders import OrderCreate, OrderCreateFromQuote, OrderPublic
+from api.settings import Principal
+from api.views import order_id_for, order_public
+from dispatch.errors import DispatchError, UnknownOrder
+from dispatch.models import Location, Order, Window
+
+router = APIRouter(prefix="/v1/orders", tags=["orders"])
+
+_OrderPath = Annotated[str, Path(pattern=ORDER_ID_PATTERN, description="<merchant_id>:<external_id>")]
+_IdempotencyKey = Annotated[
+    str,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[!-~]+$",
+        description="unique per intended order, e.g. a UUID; retries reuse it",
+    ),
+]
+
+
+def _visible_order(runtime: Runtime, principal: Principal, order_id: str) -> Order:
+    """The order, or the same 404 as for a missing one when it belongs to another tenant."""
+    order = runtime.dispatcher.order(order_id)
+    if not can_see_order(principal, order):
+        raise UnknownOrder(f"no order {order_id!r}", id=order_id)
+    return order
+
+
+async def _place(body: OrderCreate, principal: Principal, runtime: Runtime) -> JSONResponse:
+    async with runtime.lock:
+        now = runtime.now()
+        window: Window | None
+        if isinstance(body, OrderCreateFromQuote):
+            issued = runtime.quotes.get(body.quote_id, principal.key_id)
+            if issued is None:
+                raise ApiError("unknown-quote", f"no quote {body.quote_id!r}", id=body.quote_id)
+            quote = issued.quote
+            if now > quote.valid_until:
+                raise ApiError(
+                    "quote-expired",
+                    f"quote {body.quote_id!r} expired {now - quote.valid_until} s ago; ask for a new one",
+                    expired_at=quote.valid_until,
+                    now=now,
+                )
+            merchant_id, dropoff = quote.merchant_id, quote.dropoff
+            window = quote.window if quote.scheduled else None
+            ready_at = issued.requested_ready_at
+        else:
+            merchant_id, dropoff = body.merchant_id, Location(body.dropoff.lat, body.dropoff.lng)
+            window = body.dropoff_window.to_window() if body.dropoff_window is not None else None
+            ready_at = body.ready_at
+        if not principal.serves_merchant(merchant_id):
+            raise not_found_merchant(merchant_id)
+        order_id = order_id_for(merchant_id, body.external_id)
+        d = runtime.dispatcher
+        order = d.place_order(order_id, merchant_id, dropoff, now, window=window, ready_at=ready_at)
+        public = order_public(d, order, now)
+    return JSONResponse(
+        public.model_dump(mode="json"), status_code=201, headers={"Location": f"/v1/orders/{order.id}"}
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=OrderPublic,
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422),
+    summary="Place an order, from a quote or direct (idempotent)",
+)
+async def create_order(
+    body: OrderCreate,
+    principal: OrderingDep,
+    runtime: RuntimeDep,
+    request: Request,
+    idempotency_key: _IdempotencyKey,
+) -> Response:
+    store, scope = runtime.idempotency, principal.key_id
+    begun = await store.begin(
+        scope, idempotency_key, fingerprint("POST", "/v1/orders", body.model_dump(mode="json")), runtime.now()
+    )
+    if begun.outcome is Outcome.REPLAY:
+        assert begun.response is not None
+        stored = begun.response
+        return Response(stored.body, stored.status, headers={**stored.headers, "Idempotent-Replayed": "true"})
+    if begun.outcome is Outcome.MISMATCH:
+        raise ApiError(
+            "idempotency-key-reused",
+            "this Idempotency-Key was used with a different request; use a new key for a new order",
+        )
+    if begun.outcome is Outcome.IN_FLIGHT:
+        raise ApiError(
+            "idempotency-key-in-use",
+            "a request with this Idempotency-Key is in progress",
+            headers={"Retry-After": "1"},
+        )
+    try:
+        try:
+            response = await _place(body, principal, runtime)
+        except DispatchError as exc:
+            response = dispatch_problem(request, exc)
+        except ApiError as exc:
+            response = api_problem(request, exc)
+    except BaseException:
+        await store.abandon(scope, idempotency_key)
+        raise
+    keep = {k: v for k, v in response.headers.items() if k.lower() in ("location", "content-type")}
+    await store.complete(
+        scope, idempotency_key, StoredResponse(response.status_code, bytes(response.body), keep)
+    )
+    return response
+
+
+@router.get(
+    "/{order_id}",
+    responses=problem_responses(401, 403, 404, 422),
+    summary="An order: status, ETAs, and the courier's position once assigned",
+)
+async def get_order(order_id: _OrderPath, principal: ReaderDep, runtime: RuntimeDep) -> OrderPublic:
+    async with runtime.lock:
+        order = _visible_order(runtime, principal, order_id)
+        return order_public(runtime.dispatcher, order, runtime.now())
+
+
+@router.post(
+    "/{order_id}/cancel",
+    responses=problem_responses(401, 403, 404, 409, 422),
+    summary="Cancel an order before it is picked up (409 after)",
+)
+async def cancel_order(order_id: _OrderPath, principal: OrderingDep, runtime: RuntimeDep) -> OrderPublic:
+    async with runtime.lock:
+        _visible_order(runtime, principal, order_id)
+        now = runtime.now()
+        cancelled = runtime.dispatcher.cancel_order(order_id, now)
+        return order_public(runtime.dispatcher, cancelled, now)

@@ -1,0 +1,90 @@
+"""Shapes every resource shares: ids, points, POSIX-second timestamps, windows.
+
+Request models are strict (no ``"1"`` for 1, no ``true`` for a number) and refuse unknown
+fields, so the published schema and what the service accepts are the same thing.
+Times are POSIX seconds (``*_at``), distances metres (``*_m``), durations say their unit.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+from api.settings import ID_PATTERN
+from dispatch.models import Location, Window
+
+__all__ = [
+    "ID_PATTERN",
+    "ORDER_ID_PATTERN",
+    "Id",
+    "Latitude",
+    "Longitude",
+    "OrderId",
+    "Point",
+    "PublicModel",
+    "RequestModel",
+    "TimeWindow",
+    "Timestamp",
+    "WholeNumber",
+]
+
+#: API order ids are ``<merchant_id>:<external_id>``.
+ORDER_ID_PATTERN = r"^[A-Za-z0-9._~-]{1,64}:[A-Za-z0-9._~-]{1,64}$"
+#: Last POSIX second of year 9999: later "times" are typos.
+MAX_TIMESTAMP = 253_402_300_799
+
+
+def _integral(value: object) -> object:
+    """JSON has one number type: ``5.0`` is the integer 5 (JSON Schema agrees); ``5.5`` is not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: Metadata for whole numbers in request bodies, after their constraints:
+#: ``Annotated[int, Field(ge=0), WholeNumber]`` is strict (no strings, no booleans), but ``5.0`` is 5.
+WholeNumber = BeforeValidator(_integral)
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+OrderId = Annotated[str, StringConstraints(pattern=ORDER_ID_PATTERN)]
+Latitude = Annotated[float, Field(ge=-90.0, le=90.0, allow_inf_nan=False, description="degrees, WGS 84")]
+Longitude = Annotated[float, Field(ge=-180.0, le=180.0, allow_inf_nan=False, description="degrees, WGS 84")]
+Timestamp = Annotated[int, Field(ge=0, le=MAX_TIMESTAMP, description="POSIX seconds (UTC)"), WholeNumber]
+
+
+class RequestModel(BaseModel):
+    """Base of request bodies: strict types, unknown fields refused."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class PublicModel(BaseModel):
+    """Base of response bodies."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+class Point(RequestModel):
+    lat: Latitude
+    lng: Longitude
+
+    def to_location(self) -> Location:
+        return Location(self.lat, self.lng)
+
+    @classmethod
+    def of(cls, location: Location) -> Point:
+        return cls.model_construct(lat=location.lat, lng=location.lng)
+
+
+class TimeWindow(RequestModel):
+    """``[start_at, end_at]`` in POSIX seconds; the engine checks its length and that it is ahead."""
+
+    start_at: Timestamp
+    end_at: Timestamp
+
+    def to_window(self) -> Window:
+        return Window(self.start_at, self.end_at)
+
+    @classmethod
+    def of(cls, window: Window) -> TimeWindow:
+        return cls.model_construct(start_at=window.start, end_at=window.end)

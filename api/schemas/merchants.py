@@ -1,0 +1,161 @@
+"""Merchant schemas: create, update, public, serviceability, and a restaurant's order board."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from api.schemas.common import Id, Point, PublicModel, RequestModel, Timestamp, WholeNumber
+from dispatch.models import DeliveryArea, Merchant, OrderStatus
+
+__all__ = [
+    "BoardOrder",
+    "MerchantCreate",
+    "MerchantOrders",
+    "MerchantPublic",
+    "MerchantUpdate",
+    "PolygonArea",
+    "RadiusArea",
+    "Serviceability",
+]
+
+Position = Annotated[list[float], Field(min_length=2, max_length=2, description="[lng, lat]")]
+Ring = Annotated[list[Position], Field(min_length=4, max_length=1000)]
+
+
+class GeoJsonPolygon(RequestModel):
+    type: Literal["Polygon"]
+    coordinates: Annotated[list[Ring], Field(min_length=1, max_length=50)]
+
+
+class GeoJsonMultiPolygon(RequestModel):
+    type: Literal["MultiPolygon"]
+    coordinates: Annotated[
+        list[Annotated[list[Ring], Field(min_length=1, max_length=50)]], Field(min_length=1, max_length=50)
+    ]
+
+
+class RadiusArea(RequestModel):
+    """Every drop-off within ``radius_m`` metres (great circle) of the merchant."""
+
+    radius_m: Annotated[float, Field(gt=0.0, le=100_000.0, allow_inf_nan=False)]
+
+
+class PolygonArea(RequestModel):
+    """Every drop-off inside a GeoJSON (Multi)Polygon; coordinates are ``[lng, lat]``."""
+
+    polygon: GeoJsonPolygon | GeoJsonMultiPolygon
+
+
+Area = RadiusArea | PolygonArea
+PrepMinutes = Annotated[
+    int, Field(ge=0, le=240, description="typical preparation time, minutes"), WholeNumber
+]
+PromiseMinutes = Annotated[
+    int, Field(ge=1, le=240, description="ASAP promise, minutes from placement to drop-off"), WholeNumber
+]
+
+
+def area_to_domain(area: Area) -> DeliveryArea:
+    if isinstance(area, RadiusArea):
+        return DeliveryArea(radius_m=area.radius_m)
+    polygon: dict[str, Any] = area.polygon.model_dump()
+    return DeliveryArea(polygon=polygon)
+
+
+class MerchantCreate(RequestModel):
+    id: Id
+    location: Point
+    delivery_area: Area
+    prep_minutes: PrepMinutes = 10
+    promise_minutes: PromiseMinutes | None = Field(default=None, description="null: the city's default (30)")
+
+    def to_domain(self) -> Merchant:
+        return Merchant(
+            id=self.id,
+            location=self.location.to_location(),
+            area=area_to_domain(self.delivery_area),
+            prep_s=self.prep_minutes * 60,
+            promise_s=None if self.promise_minutes is None else self.promise_minutes * 60,
+        )
+
+
+class MerchantUpdate(RequestModel):
+    """Fields to change; absent fields keep their value (``promise_minutes: null`` resets to the default)."""
+
+    location: Point | None = None
+    delivery_area: Area | None = None
+    prep_minutes: PrepMinutes | None = None
+    promise_minutes: PromiseMinutes | None = None
+
+    def apply_to(self, merchant: Merchant) -> Merchant:
+        fields = self.model_fields_set
+        return Merchant(
+            id=merchant.id,
+            location=self.location.to_location() if self.location is not None else merchant.location,
+            area=area_to_domain(self.delivery_area) if self.delivery_area is not None else merchant.area,
+            prep_s=self.prep_minutes * 60 if self.prep_minutes is not None else merchant.prep_s,
+            promise_s=(
+                (None if self.promise_minutes is None else self.promise_minutes * 60)
+                if "promise_minutes" in fields
+                else merchant.promise_s
+            ),
+        )
+
+
+class MerchantPublic(PublicModel):
+    id: str
+    location: Point
+    delivery_area: dict[str, Any] = Field(description='{"radius_m": ...} or {"polygon": GeoJSON}')
+    prep_minutes: float
+    promise_minutes: float | None
+
+    @classmethod
+    def of(cls, m: Merchant) -> MerchantPublic:
+        area: dict[str, Any] = (
+            {"radius_m": m.area.radius_m} if m.area.radius_m is not None else {"polygon": m.area.polygon}
+        )
+        return cls(
+            id=m.id,
+            location=Point.of(m.location),
+            delivery_area=area,
+            prep_minutes=m.prep_s / 60,
+            promise_minutes=None if m.promise_s is None else m.promise_s / 60,
+        )
+
+
+class Serviceability(PublicModel):
+    """Whether an ASAP order to this point would be accepted now, and why not."""
+
+    merchant_id: str
+    serviceable: bool
+    reason: str | None = Field(
+        description="null, or the problem code: outside-delivery-area, window-infeasible"
+    )
+    detail: str | None
+    distance_m: float | None = Field(default=None, description="merchant to drop-off, great circle")
+    radius_m: float | None = None
+    late_s: int | None = Field(default=None, description="how late the earliest drop-off would be")
+    dropoff_eta_at: Timestamp | None = None
+    deadline_at: Timestamp | None = None
+
+
+class BoardOrder(PublicModel):
+    """One order on a restaurant's board: when its courier arrives to collect it."""
+
+    id: str
+    external_id: str
+    status: OrderStatus
+    courier_id: str | None
+    courier_arrival_at: Timestamp | None
+    pickup_at: Timestamp | None
+    ready_at: Timestamp
+    deadline_at: Timestamp
+    estimated: bool = Field(description="true while no courier is assigned")
+
+
+class MerchantOrders(PublicModel):
+    merchant_id: str
+    now: Timestamp
+    orders: list[BoardOrder]

@@ -1,0 +1,59 @@
+"""Schemas of dispatch control, events, stats and health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from api.schemas.common import PublicModel, Timestamp
+
+__all__ = ["AssignmentPublic", "EventPage", "EventPublic", "Health", "Stats", "TickPublic"]
+
+
+class AssignmentPublic(PublicModel):
+    courier_id: str
+    order_ids: list[str]
+
+
+class TickPublic(PublicModel):
+    now: Timestamp
+    assignments: list[AssignmentPublic]
+    open_orders: int = Field(description="placed orders still waiting for a courier")
+    available_couriers: int
+    duration_ms: float
+
+
+class EventPublic(PublicModel):
+    id: str = Field(description="unique in the city; use it to de-duplicate")
+    seq: int = Field(description="position in the log; resume with after=seq or Last-Event-ID")
+    at: Timestamp
+    kind: str = Field(description="order.placed, order.assigned, order.picked_up, order.delivered, ...")
+    order_id: str | None
+    courier_id: str | None
+    merchant_id: str | None
+    data: dict[str, Any]
+
+
+class EventPage(PublicModel):
+    events: list[EventPublic]
+    next_after: int = Field(description="pass as after= to read on")
+
+
+class Stats(PublicModel):
+    """City-wide aggregates, for analysts."""
+
+    now: Timestamp
+    merchants: int
+    orders_by_status: dict[str, int] = Field(description="open statuses: placed, assigned, picked_up")
+    couriers_on_shift: dict[str, int] = Field(description="idle, busy")
+    events: int
+    ticks: int
+    last_tick_at: Timestamp | None
+
+
+class Health(PublicModel):
+    status: str
+    city: str
+    background_tick: bool
+    last_tick_at: Timestamp | None

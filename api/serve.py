@@ -1,0 +1,85 @@
+"""``dispatch serve``: the HTTP API on uvicorn, over the embedded in-memory state.
+
+One process holds the state, so run one worker (more workers would be more cities, not more
+capacity). Until the subcommand is wired into :mod:`dispatch.cli`, ``python -m api.serve`` runs
+the same function with the same options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+__all__ = ["add_serve_arguments", "main", "run_serve", "serve"]
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    tick_interval_s: float | None = None,
+    log_level: str = "info",
+    access_log: bool = False,
+) -> int:
+    """Build the app from the environment (``DISPATCH_*``) and serve it until interrupted.
+
+    ``tick_interval_s`` overrides ``DISPATCH_TICK_INTERVAL_S``. Returns the exit status: 2 when
+    the configuration is refused (no API keys, a short key ...), with the reason on stderr.
+    """
+    import uvicorn
+    from pydantic import ValidationError
+
+    from api.app import create_app
+    from api.settings import Settings
+
+    try:
+        settings = Settings() if tick_interval_s is None else Settings(tick_interval_s=tick_interval_s)
+    except ValidationError as exc:
+        reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        print(f"dispatch serve: configuration refused: {reasons}", file=sys.stderr)
+        return 2
+    app = create_app(settings)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log, workers=1)
+    return 0
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``dispatch serve``."""
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    parser.add_argument(
+        "--tick-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds between background dispatch ticks, 0 = off (default: DISPATCH_TICK_INTERVAL_S or 10)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="uvicorn log level",
+    )
+    parser.add_argument("--access-log", action="store_true", help="log every request")
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """The ``run`` of the ``serve`` subparser: ``serve.set_defaults(run=run_serve)``."""
+    return serve(
+        args.host,
+        args.port,
+        tick_interval_s=args.tick_interval,
+        log_level=args.log_level,
+        access_log=args.access_log,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dispatch serve", description="Serve the dispatch HTTP API.")
+    add_serve_arguments(parser)
+    return run_serve(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""The one configuration object of the HTTP service, read from the environment at start-up.
+
+Nothing here is built at import time: :func:`api.create_app` makes a :class:`Settings` when it is
+not given one, and a bad configuration stops the service before it listens.
+
+API keys come from configuration only: ``DISPATCH_API_KEYS`` holds comma-separated entries,
+``DISPATCH_API_KEYS_FILE`` names a file of the same entries, one per line (blank lines and
+``#`` comments are skipped). Exactly one of the two is set. An entry is ``key=role`` or
+``key=role:tenant``:
+
+========  ======================================================================
+role      tenant
+========  ======================================================================
+admin     none
+analyst   none
+app       optional: the merchants it serves, ``|``-separated; none = every merchant
+merchant  required: the merchant id
+courier   required: the courier id
+========  ======================================================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ID_PATTERN", "Principal", "Role", "Settings", "key_digest", "parse_api_keys"]
+
+#: Merchant, courier and external ids the API accepts (and so a tenant id): URL-safe, no ``:``.
+ID_PATTERN = r"^[A-Za-z0-9._~-]{1,64}$"
+_ID = re.compile(ID_PATTERN)
+#: Shorter keys are refused at start-up: they can be guessed.
+MIN_KEY_LENGTH = 16
+#: Placeholders people paste and forget; refused whatever their length.
+_PLACEHOLDER_KEYS = frozenset({"changethis", "changeme", "secret", "password", "example"})
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    ANALYST = "analyst"
+    APP = "app"
+    MERCHANT = "merchant"
+    COURIER = "courier"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a role, and the tenant ids it may act for.
+
+    ``tenants`` is empty for admin, analyst and an app serving every merchant; one merchant
+    or courier id for those roles; the served merchants of a restricted app. ``key_id`` names
+    the key without revealing it (the idempotency scope and logs use it).
+    """
+
+    role: Role
+    tenants: frozenset[str]
+    key_id: str
+
+    @property
+    def tenant(self) -> str | None:
+        """The one merchant or courier id of a merchant or courier key."""
+        return next(iter(self.tenants)) if self.role in (Role.MERCHANT, Role.COURIER) else None
+
+    def serves_merchant(self, merchant_id: str) -> bool:
+        """Whether this key may see and act on ``merchant_id``'s orders."""
+        if self.role is Role.ADMIN:
+            return True
+        if self.role is Role.APP:
+            return not self.tenants or merchant_id in self.tenants
+        if self.role is Role.MERCHANT:
+            return merchant_id in self.tenants
+        return False
+
+
+def key_digest(key: str) -> str:
+    """Keys are looked up by digest, so the table never holds them and lookups leak no prefix."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def parse_api_keys(entries: list[str], source: str) -> dict[str, Principal]:
+    """Parse ``key=role[:tenant]`` entries into a table from key digest to :class:`Principal`.
+
+    >>> table = parse_api_keys(["0123456789abcdef=merchant:m-17"], "example")
+    >>> [(p.role.value, sorted(p.tenants)) for p in table.values()]
+    [('merchant', ['m-17'])]
+    >>> parse_api_keys(["short=admin"], "example")
+    Traceback (most recent call last):
+    ...
+    ValueError: example entry 1: keys must be at least 16 characters long
+    """
+    table: dict[str, Principal] = {}
+    for n, entry in enumerate(entries, start=1):
+        where = f"{source} entry {n}"
+        key, sep, grant = entry.partition("=")
+        key, grant = key.strip(), grant.strip()
+        if not sep or not key or not grant:
+            raise ValueError(f"{where}: expected key=role or key=role:tenant")
+        if len(key) < MIN_KEY_LENGTH:
+            raise ValueError(f"{where}: keys must be at least {MIN_KEY_LENGTH} characters long")
+        if key.lower() in _PLACEHOLDER_KEYS or not key.isprintable() or any(c.isspace() for c in key):
+            raise ValueError(f"{where}: the key is a placeholder or holds spaces or control characters")
+        role_name, _, tenant = grant.partition(":")
+        try:
+            role = Role(role_name.strip())
+        except ValueError:
+            roles = ", ".join(r.value for r in Role)
+            raise ValueError(f"{where}: unknown role {role_name!r} (one of {roles})") from None
+        tenants = frozenset(t.strip() for t in tenant.split("|")) if tenant.strip() else frozenset()
+        bad = sorted(t for t in tenants if not _ID.match(t))
+        if bad:
+            raise ValueError(f"{where}: tenant ids must match {ID_PATTERN}, got {bad}")
+        if role in (Role.MERCHANT, Role.COURIER) and len(tenants) != 1:
+            raise ValueError(
+                f"{where}: a {role.value} key names exactly one {role.value} id (key={role.value}:id)"
+            )
+        if role in (Role.ADMIN, Role.ANALYST) and tenants:
+            raise ValueError(f"{where}: an {role.value} key has no tenant")
+        digest = key_digest(key)
+        if digest in table:
+            raise ValueError(f"{where}: the same key is listed twice")
+        table[digest] = Principal(role, tenants, key_id=f"{role.value}#{digest[:12]}")
+    if not table:
+        raise ValueError(f"{source} lists no API keys")
+    return table
+
+
+class Settings(BaseSettings):
+    """Service settings; environment variables are the field names upper-cased, prefixed ``DISPATCH_``.
+
+    Construction fails (and the service does not start) without API keys, with both key
+    sources set, or with a short, placeholder or malformed key.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DISPATCH_", extra="ignore", frozen=True)
+
+    api_keys: SecretStr | None = Field(default=None, description="comma-separated key=role[:tenant]")
+    api_keys_file: Path | None = Field(default=None, description="a file of key=role[:tenant], one a line")
+    city: str = Field(default="default", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    #: Seconds between background dispatch ticks; 0 turns the background tick off.
+    tick_interval_s: float = Field(default=10.0, ge=0.0, le=3600.0)
+    #: Larger request bodies are refused with 413 before they are parsed.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    #: How long an ``Idempotency-Key`` is remembered.
+    idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
+    #: An event stream connection is closed after this long; clients reconnect with Last-Event-ID.
+    event_stream_max_s: float = Field(default=300.0, gt=0.0, le=3600.0)
+    #: How often an open event stream looks for new events.
+    event_poll_s: float = Field(default=0.5, gt=0.0, le=60.0)
+    #: Problem ``type`` URIs are this prefix plus the problem code (RFC 9457).
+    problem_base: str = Field(default="/problems/", pattern=r"^(https://[^\s]+|/[^\s]*)/$")
+
+    _principals: dict[str, Principal] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _load_keys(self) -> Self:
+        if (self.api_keys is None) == (self.api_keys_file is None):
+            raise ValueError(
+                "set exactly one of DISPATCH_API_KEYS (key=role[:tenant],...) and DISPATCH_API_KEYS_FILE"
+            )
+        if self.api_keys is not None:
+            entries = [e for e in self.api_keys.get_secret_value().split(",") if e.strip()]
+            self._principals = parse_api_keys(entries, "DISPATCH_API_KEYS")
+        else:
+            assert self.api_keys_file is not None
+            try:
+                text = self.api_keys_file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"DISPATCH_API_KEYS_FILE cannot be read: {exc}") from None
+            lines = [ln.strip() for ln in text.splitlines()]
+            entries = [ln for ln in lines if ln and not ln.startswith("#")]
+            self._principals = parse_api_keys(entries, str(self.api_keys_file))
+        return self
+
+    def principal_for(self, key: str) -> Principal | None:
+        """The principal of an API key, or ``None`` for an unknown key."""
+        return self._principals.get(key_digest(key))

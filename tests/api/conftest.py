@@ -1,0 +1,134 @@
+"""Fixtures of the HTTP API tests: the real app over a real Dispatcher, a clock the test moves,
+and one API key per role and tenant.
+
+Berlin, one merchant ``m-1`` with a 3 km radius and another ``m-2``; couriers ``c-1`` and ``c-2``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from api import Settings, create_app
+from dispatch import DispatchConfig, Dispatcher
+
+T0 = 1_750_000_000  # a POSIX second in 2025
+
+ADMIN = "admin-key-0000000000000001"
+ANALYST = "analyst-key-00000000000001"
+APP = "app-key-all-merchants-0001"  # an app serving every merchant
+APP_M2 = "app-key-only-m2-0000000001"  # an app serving m-2 only
+MERCHANT_1 = "merchant-key-m1-000000001"
+MERCHANT_2 = "merchant-key-m2-000000001"
+COURIER_1 = "courier-key-c1-0000000001"
+COURIER_2 = "courier-key-c2-0000000001"
+
+API_KEYS = ",".join(
+    [
+        f"{ADMIN}=admin",
+        f"{ANALYST}=analyst",
+        f"{APP}=app",
+        f"{APP_M2}=app:m-2",
+        f"{MERCHANT_1}=merchant:m-1",
+        f"{MERCHANT_2}=merchant:m-2",
+        f"{COURIER_1}=courier:c-1",
+        f"{COURIER_2}=courier:c-2",
+    ]
+)
+
+M1 = {"lat": 52.5200, "lng": 13.4050}
+M2 = {"lat": 52.5000, "lng": 13.3500}
+NEAR_M1 = {"lat": 52.5300, "lng": 13.4150}  # 1.3 km from m-1
+FAR = {"lat": 52.6300, "lng": 13.4150}  # 12.2 km from m-1
+
+
+class Clock:
+    """A clock the test moves by hand (whole POSIX seconds)."""
+
+    def __init__(self, now: int = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, seconds: int) -> int:
+        self.now += seconds
+        return self.now
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def make_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "api_keys": API_KEYS,
+        "tick_interval_s": 0,
+        "event_stream_max_s": 0.2,
+        "event_poll_s": 0.02,
+        "max_body_bytes": 16 * 1024,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def dispatcher() -> Dispatcher:
+    return Dispatcher(config=DispatchConfig(city="test"))
+
+
+@pytest.fixture
+def app(clock: Clock, dispatcher: Dispatcher) -> FastAPI:
+    return create_app(make_settings(), dispatcher=dispatcher, clock=clock)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+        yield c
+
+
+async def seed(client: httpx.AsyncClient) -> None:
+    """Merchants m-1 and m-2, couriers c-1 (near m-1) and c-2 (near m-2) on shift."""
+    for mid, where in (("m-1", M1), ("m-2", M2)):
+        r = await client.post(
+            "/v1/merchants",
+            json={"id": mid, "location": where, "delivery_area": {"radius_m": 3000}, "prep_minutes": 10},
+            headers=auth(ADMIN),
+        )
+        assert r.status_code == 201, r.text
+    for cid, where in (("c-1", {"lat": 52.5210, "lng": 13.4100}), ("c-2", {"lat": 52.5010, "lng": 13.3510})):
+        r = await client.post(
+            f"/v1/couriers/{cid}/shift/start",
+            json={"location": where, "duration_minutes": 240},
+            headers=auth(ADMIN),
+        )
+        assert r.status_code == 201, r.text
+
+
+async def place(
+    client: httpx.AsyncClient, external_id: str, merchant_id: str = "m-1", *, key: str = APP, **extra: Any
+) -> httpx.Response:
+    body = {
+        "external_id": external_id,
+        "merchant_id": merchant_id,
+        "dropoff": NEAR_M1 if merchant_id == "m-1" else M2,
+    }
+    body.update(extra)
+    return await client.post(
+        "/v1/orders", json=body, headers={**auth(key), "Idempotency-Key": f"idem-{merchant_id}-{external_id}"}
+    )
