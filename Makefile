@@ -17,7 +17,7 @@ setup: $(STAMP)
 ## Run every test (unit, property, end-to-end), then lint and type checks.
 test: $(STAMP)
 	$(BIN)/pytest
-	$(BIN)/ruff check dispatch tests benchmarks
+	$(BIN)/ruff check dispatch simulations api tests benchmarks
 	$(BIN)/mypy
 
 ## The main job: a small simulated city dispatched end to end.
@@ -25,8 +25,8 @@ demo: $(STAMP)
 	$(BIN)/dispatch demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check dispatch tests benchmarks
-	$(BIN)/ruff format --check dispatch tests benchmarks
+	$(BIN)/ruff check dispatch simulations api tests benchmarks
+	$(BIN)/ruff format --check dispatch simulations api tests benchmarks
 	$(BIN)/mypy
 
 bench: $(STAMP)

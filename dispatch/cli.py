@@ -110,6 +110,19 @@ def _mdrp_bench(args: argparse.Namespace) -> int:
     return 0 if all(r["feasible"] for r in rows) else 1
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from api.serve import run_serve
+
+    return run_serve(args)
+
+
+def _tsppd_solve(args: argparse.Namespace) -> int:
+    from dispatch.tsppd import solve_file
+
+    print(json.dumps(solve_file(args.file, time_limit_s=args.time_limit_s)))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dispatch", description="Hyperlocal delivery dispatch engine.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -121,6 +134,22 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--tick", type=int, default=60, help="seconds between dispatch ticks (default 60)")
     demo.add_argument("--quiet", action="store_true", help="print only refusals and the summary")
     demo.set_defaults(run=_demo)
+
+    from api.serve import add_serve_arguments
+
+    serve = sub.add_parser("serve", help="serve the HTTP API (uvicorn) over in-memory state")
+    add_serve_arguments(serve)
+    serve.set_defaults(run=_serve)
+
+    tsppd = sub.add_parser("tsppd", help="traveling salesman paths with pickup and delivery").add_subparsers(
+        dest="tsppd_command", required=True
+    )
+    one = tsppd.add_parser("solve", help="solve one tsppdlib JSON instance and print JSON")
+    one.add_argument("file", help="instance file (tsppdlib JSON)")
+    one.add_argument(
+        "--time-limit", dest="time_limit_s", type=float, default=1.0, help="seconds (default 1.0)"
+    )
+    one.set_defaults(run=_tsppd_solve)
 
     mdrp = sub.add_parser("mdrp", help="the Grubhub meal-delivery instances").add_subparsers(
         dest="mdrp_command", required=True
