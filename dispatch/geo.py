@@ -569,8 +569,18 @@ class CourierIndex:
         ``travel.reach_m(budget_s, fastest indexed speed)``; the filter is ``travel.matrix_s``.
         """
         budget = _as_seconds(budget_s, "budget_s")
+        return self._ordered(*self.within_slots(target, budget, travel))
+
+    def within_slots(
+        self, target: Location, budget_s: int, travel: TravelModel
+    ) -> tuple[npt.NDArray[np.intp], IntArray]:
+        """Like :meth:`within`, unsorted, as arrays: index slots and travel seconds.
+
+        For callers that time thousands of candidates: map slots back with :meth:`slot_of`.
+        """
+        budget = _as_seconds(budget_s, "budget_s")
         if budget < 0 or not self._slot_of:
-            return []
+            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int64)
         reach = travel.reach_m(budget, self._max_speed())
         cell: str = h3.latlng_to_cell(target.lat, target.lng, self._resolution)
         shortest_m, circumradius_m = _cell_scale_m(cell)
@@ -579,7 +589,11 @@ class CourierIndex:
             cells: Iterable[str] = self._occupied_cells_near(target, reach)
         else:
             cells = h3.grid_disk(cell, k)
-        return self._ordered(*self._timed(target, budget, travel, self._slots_in(cells)))
+        return self._timed(target, budget, travel, self._slots_in(cells))
+
+    def slot_of(self, courier_id: str) -> int | None:
+        """The slot :meth:`within_slots` reports for a courier (stable while it is indexed)."""
+        return self._slot_of.get(courier_id)
 
     def nearest(
         self, target: Location, travel: TravelModel, *, max_budget_s: int, limit: int = 1

@@ -257,35 +257,58 @@ def _eligible(snapshot: Snapshot, config: DispatchConfig) -> list[CourierSupply]
     ]
 
 
-def _candidates(
-    index: CourierIndex,
-    target: Location,
-    travel: TravelModel,
-    config: DispatchConfig,
-    now: int,
-    free_at: np.ndarray,
-    need: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Couriers (positions in the supply) that can reach ``target`` within a growing budget.
+class _Candidates:
+    """Candidate couriers for pickups, from the H3 index of the snapshot's supply.
 
-    The travel budget starts at a tenth of ``max_pickup_travel_s`` and doubles until
-    ``need`` couriers would *arrive* within it (or the maximum is reached). A courier
-    outside the budget cannot arrive before ``now + budget``, so the ``need`` earliest
-    arrivals are all among the candidates returned.
+    For each merchant the travel budget grows (doubling) until ``need`` couriers would
+    *arrive* within it, up to ``max_pickup_travel_s``. A courier outside the budget cannot
+    arrive before ``now + budget``, so the ``need`` earliest arrivals are all among the
+    candidates. The search starts at the budget that sufficed for the previous merchant:
+    neighbouring merchants see similar densities.
     """
-    budget = max(60, config.max_pickup_travel_s // 10)
-    while True:
-        budget = min(budget, config.max_pickup_travel_s)
-        found = index.within(target, budget, travel)
-        if not found and budget >= config.max_pickup_travel_s:
+
+    def __init__(
+        self,
+        supply: Sequence[CourierSupply],
+        free_at: np.ndarray,
+        config: DispatchConfig,
+        travel: TravelModel,
+    ) -> None:
+        self.index = CourierIndex(config.h3_resolution)
+        self.position_of_slot = np.zeros(len(supply), dtype=np.int64)
+        for pos, s in enumerate(supply):
+            self.index.upsert(str(pos), s.free_location, s.courier.speed_mps)
+            slot = self.index.slot_of(str(pos))
+            assert slot is not None
+            if slot >= len(self.position_of_slot):
+                self.position_of_slot = np.resize(self.position_of_slot, slot + 1)
+            self.position_of_slot[slot] = pos
+        self.free_at = free_at
+        self.config = config
+        self.travel = travel
+        self._start = max(60, config.max_pickup_travel_s // 10)
+
+    def near(self, target: Location, now: int, need: int) -> tuple[np.ndarray, np.ndarray]:
+        """Supply positions and their travel seconds to ``target``."""
+        top = self.config.max_pickup_travel_s
+        budget = min(self._start, top)
+        while True:
+            slots, to_target = self.index.within_slots(target, budget, self.travel)
+            cand = self.position_of_slot[slots]
+            arriving = int(np.count_nonzero(self.free_at[cand] + to_target <= now + budget))
+            if arriving >= need or budget >= top:
+                break
+            budget = min(2 * budget, top)
+        # plenty found: the next merchant may start lower
+        self._start = budget if arriving < 4 * need else max(60, budget // 2)
+        if cand.size == 0:
             # a remote merchant: the nearest couriers however far, rather than nobody
-            found = index.nearest(target, travel, max_budget_s=config.orphan_pickup_travel_s, limit=need)
-        cand = np.fromiter((int(cid) for cid, _ in found), dtype=np.int64, count=len(found))
-        to_target = np.fromiter((t for _, t in found), dtype=np.int64, count=len(found))
-        arriving = int(np.count_nonzero(free_at[cand] + to_target <= now + budget))
-        if budget >= config.max_pickup_travel_s or arriving >= need:
-            return cand, to_target
-        budget *= 2
+            found = self.index.nearest(
+                target, self.travel, max_budget_s=self.config.orphan_pickup_travel_s, limit=need
+            )
+            cand = np.array([int(cid) for cid, _ in found], dtype=np.int64)
+            to_target = np.array([t for _, t in found], dtype=np.int64)
+        return cand, to_target
 
 
 class OptimizingPolicy:
@@ -304,10 +327,8 @@ class OptimizingPolicy:
         if not supply or not orders:
             return []
 
-        index = CourierIndex(config.h3_resolution)
-        for pos, s in enumerate(supply):
-            index.upsert(str(pos), s.free_location, s.courier.speed_mps)
         free_at = np.array([max(now, s.free_at) for s in supply], dtype=np.int64)
+        candidates = _Candidates(supply, free_at, config, travel)
         shift_end = np.array([s.courier.shift_end for s in supply], dtype=np.int64)
         capacity = np.array([s.courier.capacity for s in supply], dtype=np.int64)
         speed_values = sorted({s.courier.speed_mps for s in supply})
@@ -329,14 +350,8 @@ class OptimizingPolicy:
         k = config.candidates_per_bundle
         for merchant_id in sorted(by_merchant):
             merchant = snapshot.merchants[merchant_id]
-            cand, to_merchant = _candidates(
-                index,
-                merchant.location,
-                travel,
-                config,
-                now,
-                free_at,
-                need=2 * k * len(by_merchant[merchant_id]),
+            cand, to_merchant = candidates.near(
+                merchant.location, now, need=2 * k * len(by_merchant[merchant_id])
             )
             if cand.size == 0:
                 continue

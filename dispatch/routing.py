@@ -1294,6 +1294,12 @@ def solve(problem: RoutingProblem, *, time_limit_s: float = 1.0, exact_max_tasks
     if not problem.tasks:
         return _plan(problem, (), optimal=True)
     n = len(problem.tasks)
+    if exact_max_tasks and n == 1:
+        # one order has exactly one feasible sequence: the common case of a dispatch tick
+        only: tuple[Step, ...] = (
+            (("dropoff", 0),) if problem.tasks[0].pickup is None else (("pickup", 0), ("dropoff", 0))
+        )
+        return _plan(problem, only, optimal=True)
     if exact_max_tasks and problem.objective.time_independent and n <= _BOUNDED_MAX_TASKS:
         if n <= _DENSE_MAX_TASKS:
             return _plan(problem, _min_travel_sequence(problem), optimal=True)
