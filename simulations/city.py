@@ -106,7 +106,8 @@ def synthetic_city(
         dropoff = offset(merchant.location, dist * math.cos(a), dist * math.sin(a))
         window = None
         if rng.random() < scheduled_share:
+            # some customers ask for a short window very soon: the kitchen cannot make those
             start = placed + rng.choice([300, 1200, 1800, 2700])
-            window = Window(start, start + 1800)
+            window = Window(start, start + rng.choice([600, 1200, 1800]))
         requests.append(OrderRequest(f"o{i + 1}", merchant.id, dropoff, placed, window=window))
     return CityPlan(name, centre, tuple(merchants), tuple(shifts), tuple(requests))
