@@ -18,11 +18,11 @@ from dispatch.routing import (
     RoutePlan,
     RouteTask,
     RoutingProblem,
-    _min_travel_sequence,
     brute_force,
     evaluate,
     solve,
 )
+from dispatch.routing.exact import _min_travel_sequence
 
 # the project workspace keeps shared/ beside the checkout
 GRUBHUB = Path(__file__).resolve().parents[2] / "shared" / "data" / "tsppd" / "grubhub"
