@@ -86,6 +86,19 @@ class Eta:
 
 
 @dataclass(frozen=True, slots=True)
+class _Admission:
+    """An order that passed admission: its promise and when its food will be ready."""
+
+    merchant: Merchant
+    distance_m: float
+    ready_at: int
+    window: Window
+    scheduled: bool
+    #: from the food being ready to it being in the customer's hands, at the earliest
+    after_ready_s: int
+
+
+@dataclass(frozen=True, slots=True)
 class TickResult:
     now: int
     assignments: tuple[Assignment, ...]
@@ -177,6 +190,25 @@ class Dispatcher:
         Raises :class:`OutsideDeliveryArea` (with the distance and radius) or
         :class:`WindowInfeasible` (with the minutes it would be late) when it could not.
         """
+        a = self._admit(merchant_id, dropoff, now, window, ready_at)
+        cfg = self.config
+        pickup_eta = max(a.ready_at, self._supply_arrival(a.merchant, now) + cfg.pickup_service_s // 2)
+        return Quote(
+            merchant_id=a.merchant.id,
+            dropoff=dropoff,
+            distance_m=a.distance_m,
+            ready_at=a.ready_at,
+            window=a.window,
+            scheduled=a.scheduled,
+            pickup_eta=pickup_eta,
+            dropoff_eta=max(pickup_eta + a.after_ready_s, a.window.start),
+            valid_until=now + cfg.quote_valid_s,
+        )
+
+    def _admit(
+        self, merchant_id: str, dropoff: Location, now: int, window: Window | None, ready_at: int | None
+    ) -> _Admission:
+        """The admission rules shared by quotes and orders; no ETA, no supply search."""
         _check_now(now)
         merchant = self._merchant(merchant_id)
         if not isinstance(dropoff, Location):
@@ -226,19 +258,7 @@ class Dispatcher:
                 earliest_dropoff=earliest,
                 window_end=window.end,
             )
-        pickup_eta = max(ready, self._supply_arrival(merchant, now) + cfg.pickup_service_s // 2)
-        dropoff_eta = max(pickup_eta + after_ready_s, window.start)
-        return Quote(
-            merchant_id=merchant.id,
-            dropoff=dropoff,
-            distance_m=distance_m,
-            ready_at=ready,
-            window=window,
-            scheduled=scheduled,
-            pickup_eta=pickup_eta,
-            dropoff_eta=dropoff_eta,
-            valid_until=now + cfg.quote_valid_s,
-        )
+        return _Admission(merchant, distance_m, ready, window, scheduled, after_ready_s)
 
     def place_order(
         self,
@@ -251,15 +271,15 @@ class Dispatcher:
         ready_at: int | None = None,
     ) -> Order:
         """Accept an order (same rules as :meth:`quote`) and record it as placed."""
-        quote = self.quote(merchant_id, dropoff, now, window=window, ready_at=ready_at)
+        admitted = self._admit(merchant_id, dropoff, now, window, ready_at)
         order = Order(
             id=order_id,
             merchant_id=merchant_id,
             dropoff=dropoff,
             placed_at=now,
-            ready_at=quote.ready_at,
-            window=quote.window,
-            scheduled=quote.scheduled,
+            ready_at=admitted.ready_at,
+            window=admitted.window,
+            scheduled=admitted.scheduled,
         )
         if self.store.get_order(order_id) is not None:
             raise DuplicateId(f"order {order_id!r} already exists", id=order_id)
