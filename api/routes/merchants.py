@@ -79,7 +79,8 @@ async def serviceability(
         radius_m = runtime.dispatcher.merchant(merchant_id).area.radius_m
         try:
             quote = runtime.dispatcher.quote(merchant_id, Location(lat, lng), runtime.now())
-        except OutsideDeliveryArea as exc:
+        except (OutsideDeliveryArea, WindowInfeasible) as exc:
+            # each refusal fills the numbers it has: distance and radius, or lateness and deadline
             return Serviceability(
                 merchant_id=merchant_id,
                 serviceable=False,
@@ -87,13 +88,6 @@ async def serviceability(
                 detail=exc.message,
                 distance_m=exc.details.get("distance_m"),
                 radius_m=exc.details.get("radius_m"),
-            )
-        except WindowInfeasible as exc:
-            return Serviceability(
-                merchant_id=merchant_id,
-                serviceable=False,
-                reason=exc.code,
-                detail=exc.message,
                 late_s=exc.details.get("late_s"),
                 deadline_at=exc.details.get("window_end"),
             )
