@@ -44,10 +44,18 @@ class DispatchConfig:
     #: Commitment: a courier is not committed to an order it would reach more than this long
     #: before the food is ready; the order waits for a later tick instead (food waits less,
     #: couriers are not parked at restaurants).
-    max_early_s: int = 300
+    max_early_s: int = 120
     #: Orders of one merchant whose ready times differ by at most this may share a courier.
     bundle_ready_gap_s: int = 600
     max_bundle_size: int = 3
+    #: Prepositioning: an idle courier moves to a merchant (at most this far) when waiting
+    #: there brings it at least ``min_reposition_gain_s`` closer, on average, to the merchants
+    #: of the orders seen in the last ``demand_window_s``; the ride there is charged at
+    #: ``reposition_travel_share`` (it cannot be diverted on the way). 0 turns it off.
+    max_reposition_travel_s: int = 1200
+    min_reposition_gain_s: int = 60
+    demand_window_s: int = 3600
+    reposition_travel_share: float = 0.25
     #: Sparsity of the assignment: cheapest couriers kept per bundle.
     candidates_per_bundle: int = 12
     #: Speed assumed for a customer's direct ride when judging a promise at admission.
@@ -78,6 +86,11 @@ class DispatchConfig:
                 isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
             ):
                 raise InvalidInput(f"{f.name} must be a number >= 0, got {value!r}", field=f.name)
+        if (
+            not isinstance(self.reposition_travel_share, (int, float))
+            or not 0 <= self.reposition_travel_share <= 1
+        ):
+            raise InvalidInput("reposition_travel_share must be in 0..1", field="reposition_travel_share")
         if not self.reference_speed_mps > 0:
             raise InvalidInput("reference_speed_mps must be positive", field="reference_speed_mps")
         if self.max_window_s <= 0 or self.promise_s <= 0:

@@ -31,7 +31,7 @@ from dispatch.errors import (
     WindowInfeasible,
 )
 from dispatch.geo import AreaIndex, GreatCircleTravel, TravelModel, disk_k_for, location_to_cell
-from dispatch.matching import CourierSupply, DispatchPolicy, OptimizingPolicy, Snapshot
+from dispatch.matching import CourierSupply, Decision, DispatchPolicy, OptimizingPolicy, Snapshot
 from dispatch.models import (
     Assignment,
     Courier,
@@ -104,6 +104,8 @@ class TickResult:
     assignments: tuple[Assignment, ...]
     open_orders: int
     available_couriers: int
+    #: idle couriers sent to wait at a merchant (plans of one reposition stop, no orders)
+    repositions: tuple[Assignment, ...] = ()
 
 
 def _check_now(now: object) -> int:
@@ -397,23 +399,28 @@ class Dispatcher:
         courier = self._courier_on_shift(courier_id)
         route = self._route_with_stops(courier_id)
         first = route.stops[0]
-        stops = self._retime(courier, first.location, now, route.stops)
-        new_route = replace(route, stops=stops, arrived_at=now)
-        self.store.apply(
-            Change(
-                routes={courier_id: new_route},
-                events=[
-                    NewEvent(
-                        "courier.arrived",
-                        now,
-                        courier_id=courier_id,
-                        merchant_id=first.merchant_id if first.kind is StopKind.PICKUP else None,
-                        order_id=first.order_ids[0] if first.kind is StopKind.DROPOFF else None,
-                        data={"stop": first.kind.value},
-                    )
-                ],
+        change = Change()
+        if first.kind is StopKind.REPOSITION:
+            # arrived where it was sent to wait: the stop is done, whatever comes next
+            rest = self._retime(courier, first.location, now, route.stops[1:])
+            new_route = replace(route, stops=rest, arrived_at=None, planned_at=now)
+            if not rest:
+                change.couriers.append(_bump(courier, status=CourierStatus.IDLE, available_at=now))
+        else:
+            stops = self._retime(courier, first.location, now, route.stops)
+            new_route = replace(route, stops=stops, arrived_at=now)
+        change.routes[courier_id] = new_route if new_route.stops else None
+        change.events.append(
+            NewEvent(
+                "courier.arrived",
+                now,
+                courier_id=courier_id,
+                merchant_id=first.merchant_id if first.kind is not StopKind.DROPOFF else None,
+                order_id=first.order_ids[0] if first.kind is StopKind.DROPOFF else None,
+                data={"stop": first.kind.value},
             )
         )
+        self.store.apply(change)
         return new_route
 
     def picked_up(self, courier_id: str, order_id: str, now: int) -> Route:
@@ -521,17 +528,20 @@ class Dispatcher:
                 last = route.stops[-1]
                 supply.append(CourierSupply(courier, last.depart_at, last.location, len(route.order_ids)))
             else:
-                supply.append(CourierSupply(courier, max(now, courier.available_at), courier.location, 0))
+                supply.append(
+                    CourierSupply(courier, max(now, courier.available_at), courier.location, 0, idle=True)
+                )
         supply.sort(key=lambda s: s.courier.id)
         placed.sort(key=lambda o: o.id)
         merchants = {m.id: m for m in self.store.merchants()}
         snapshot = Snapshot(now=now, orders=tuple(placed), supply=tuple(supply), merchants=merchants)
-        decisions = self.policy.decide(snapshot, self.travel, self.config) if placed and supply else []
+        decisions = self.policy.decide(snapshot, self.travel, self.config) if supply else []
 
         by_id = {o.id: o for o in placed}
         supply_of = {s.courier.id: s for s in supply}
         change = Change()
         assignments = []
+        repositions = []
         taken: set[str] = set()
         for decision in decisions:
             if decision.courier_id in taken or decision.courier_id not in supply_of:
@@ -540,6 +550,9 @@ class Dispatcher:
                 )
             taken.add(decision.courier_id)
             s = supply_of[decision.courier_id]
+            if not decision.order_ids:
+                repositions.append(self._reposition(change, s, decision, merchants, now))
+                continue
             orders = []
             for oid in decision.order_ids:
                 if oid not in by_id:
@@ -557,9 +570,16 @@ class Dispatcher:
                 merchants=merchants,
             )
             old = routes.get(s.courier.id)
+            before = old.stops if old else ()
+            if (
+                before
+                and before[-1].kind is StopKind.REPOSITION
+                and before[-1].location == planned.stops[0].location
+            ):
+                before = before[:-1]  # on its way to wait where its new work starts: just go there
             route = Route(
                 courier_id=s.courier.id,
-                stops=(old.stops if old else ()) + planned.stops,
+                stops=before + planned.stops,
                 planned_at=now,
                 arrived_at=old.arrived_at if old else None,
             )
@@ -585,14 +605,49 @@ class Dispatcher:
                     )
                 )
             assignments.append(Assignment(s.courier.id, decision.order_ids, route, float(decision.cost)))
-        if assignments:
+        if assignments or repositions:
             self.store.apply(change)
         return TickResult(
             now=now,
             assignments=tuple(assignments),
             open_orders=len(placed) - sum(len(a.order_ids) for a in assignments),
             available_couriers=len(supply),
+            repositions=tuple(repositions),
         )
+
+    def _reposition(
+        self,
+        change: Change,
+        supply: CourierSupply,
+        decision: Decision,
+        merchants: dict[str, Merchant],
+        now: int,
+    ) -> Assignment:
+        """Send an idle courier to wait at a merchant: a plan of one stop without orders."""
+        courier = supply.courier
+        merchant = merchants.get(decision.reposition_to or "")
+        if merchant is None or not supply.idle:
+            raise RuntimeError(
+                f"policy {self.policy.name} repositioned courier {courier.id!r} "
+                f"{'to an unknown merchant' if merchant is None else 'that has a plan'}"
+            )
+        arrive = max(now, supply.free_at) + self.travel.travel_s(
+            supply.free_location, merchant.location, courier.speed_mps
+        )
+        stop = Stop(StopKind.REPOSITION, (), merchant.location, arrive, arrive, arrive, merchant.id)
+        route = Route(courier.id, (stop,), planned_at=now)
+        change.routes[courier.id] = route
+        change.couriers.append(_bump(courier, status=CourierStatus.BUSY))
+        change.events.append(
+            NewEvent(
+                "courier.repositioned",
+                now,
+                courier_id=courier.id,
+                merchant_id=merchant.id,
+                data={"arrive_at": arrive},
+            )
+        )
+        return Assignment(courier.id, (), route, float(decision.cost))
 
     # -- ETAs --------------------------------------------------------------------------------
 
@@ -746,7 +801,7 @@ class Dispatcher:
         kept = tuple(
             replace(s, order_ids=tuple(o for o in s.order_ids if o not in order_ids))
             for s in route.stops
-            if any(o not in order_ids for o in s.order_ids)
+            if s.kind is StopKind.REPOSITION or any(o not in order_ids for o in s.order_ids)
         )
         if kept == route.stops:
             return kept  # nothing of this plan changes: its times stand

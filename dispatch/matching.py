@@ -27,6 +27,7 @@ from ortools.graph.python import min_cost_flow
 from dispatch.config import DispatchConfig
 from dispatch.geo import CourierIndex, TravelModel
 from dispatch.models import Courier, Location, Merchant, Order
+from dispatch.positioning import DemandMemory, choose_repositions
 
 __all__ = [
     "Bundle",
@@ -53,6 +54,8 @@ class CourierSupply:
     free_at: int
     free_location: Location
     load: int = 0  # orders in its current plan
+    #: no plan at all: waiting where it is
+    idle: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +68,12 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """Orders for a courier; or, with no orders, a merchant to go and wait at."""
+
     courier_id: str
     order_ids: tuple[str, ...]
     cost: int
+    reposition_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,14 +180,21 @@ def make_bundles(
     config: DispatchConfig,
     travel: TravelModel,
     speed_mps: float,
+    now: int = 0,
 ) -> list[Bundle]:
     """Partition one merchant's orders into bundles of at most ``target_size``.
 
     Orders are taken by ready time; an order joins the open bundle when its ready time is
     within ``bundle_ready_gap_s`` of the bundle's first order and, picking the bundle up the
-    moment it is ready, every order of it is still delivered within its promise.
+    moment it is ready, every order of it is still delivered within its promise. Food that
+    is ready already counts as ready ``now``: two orders waiting for a courier are ready
+    together, however long ago each was cooked.
     """
-    ordered = sorted(orders, key=lambda o: (o.ready_at, o.placed_at, o.id))
+
+    def ready(o: Order) -> int:
+        return max(o.ready_at, now)
+
+    ordered = sorted(orders, key=lambda o: (ready(o), o.placed_at, o.id))
     if target_size <= 1:
         return [Bundle(merchant.id, (o,)) for o in ordered]
     bundles: list[Bundle] = []
@@ -190,7 +203,7 @@ def make_bundles(
         if (
             current
             and len(current) < target_size
-            and order.ready_at - current[0].ready_at <= config.bundle_ready_gap_s
+            and ready(order) - ready(current[0]) <= config.bundle_ready_gap_s
             and _on_time_together([*current, order], merchant, config, travel, speed_mps)
         ):
             current.append(order)
@@ -312,11 +325,59 @@ class _Candidates:
 
 
 class OptimizingPolicy:
-    """Bundling + exact min-cost-flow assignment with deliberate commitment timing."""
+    """Bundling + exact min-cost-flow assignment with deliberate commitment timing, and
+    prepositioning of idle couriers toward the demand seen so far.
+
+    It remembers the orders of earlier snapshots (:class:`~dispatch.positioning.DemandMemory`),
+    so one instance serves one city.
+    """
 
     name = "optimizing"
 
+    def __init__(self) -> None:
+        self._demand: DemandMemory | None = None
+
     def decide(self, snapshot: Snapshot, travel: TravelModel, config: DispatchConfig) -> list[Decision]:
+        if self._demand is None or self._demand.window_s != config.demand_window_s:
+            self._demand = DemandMemory(config.demand_window_s)
+        self._demand.observe(snapshot.orders, snapshot.now)
+        decisions, reserved = self._assign(snapshot, travel, config)
+        if config.max_reposition_travel_s > 0:
+            decisions += self._reposition(snapshot, travel, config, reserved)
+        return sorted(decisions, key=lambda d: d.courier_id)
+
+    def _reposition(
+        self, snapshot: Snapshot, travel: TravelModel, config: DispatchConfig, reserved: set[str]
+    ) -> list[Decision]:
+        """Idle couriers that no order wants, even later, move toward the demand."""
+        assert self._demand is not None
+        now = snapshot.now
+        demand = self._demand.weights()
+        at_merchant = {
+            (snapshot.merchants[m].location.lat, snapshot.merchants[m].location.lng): m
+            for m in demand
+            if m in snapshot.merchants
+        }
+        waiting_at: dict[str, int] = {}
+        idle = []
+        for s in snapshot.supply:
+            at = at_merchant.get((s.free_location.lat, s.free_location.lng))
+            if s.load == 0 and at is not None:
+                waiting_at[at] = waiting_at.get(at, 0) + 1
+            if (
+                s.idle
+                and s.free_at <= now
+                and s.courier.id not in reserved
+                and s.courier.shift_end - now > config.free_horizon_s
+            ):
+                idle.append((s.courier.id, s.free_location, s.courier.speed_mps, at))
+        moves = choose_repositions(idle, waiting_at, demand, snapshot.merchants, travel, config)
+        return [Decision(m.courier_id, (), m.travel_s, reposition_to=m.merchant_id) for m in moves]
+
+    def _assign(
+        self, snapshot: Snapshot, travel: TravelModel, config: DispatchConfig
+    ) -> tuple[list[Decision], set[str]]:
+        """Orders to couriers; also every courier the assignment wants, now or later."""
         now = snapshot.now
         supply = _eligible(snapshot, config)
         # Orders whose food will not be ready before any courier could be committed to them
@@ -325,7 +386,7 @@ class OptimizingPolicy:
             o for o in snapshot.orders if o.ready_at <= now + config.max_pickup_travel_s + config.max_early_s
         ]
         if not supply or not orders:
-            return []
+            return [], set()
 
         free_at = np.array([max(now, s.free_at) for s in supply], dtype=np.int64)
         candidates = _Candidates(supply, free_at, config, travel)
@@ -356,7 +417,9 @@ class OptimizingPolicy:
             if cand.size == 0:
                 continue
             arrive = free_at[cand] + to_merchant
-            pending = make_bundles(by_merchant[merchant_id], merchant, target, config, travel, typical_speed)
+            pending = make_bundles(
+                by_merchant[merchant_id], merchant, target, config, travel, typical_speed, now
+            )
             pending.reverse()
             while pending:
                 bundle = pending.pop()
@@ -392,7 +455,7 @@ class OptimizingPolicy:
                 bundles.append(bundle)
                 options.append((cand[idx], cost[idx], arrive[idx] + hp >= ready - config.max_early_s))
         if not bundles:
-            return []
+            return [], set()
         # Leaving a bundle out costs more the longer its orders have waited. Arc costs count
         # click-to-door from placement, so without this term a tick short of couriers would
         # serve the newest orders first and let the oldest wait.
@@ -415,7 +478,7 @@ class OptimizingPolicy:
                 decisions.append(
                     Decision(supply[j].courier.id, tuple(o.id for o in bundles[i].orders), arc_cost)
                 )
-        return sorted(decisions, key=lambda d: d.courier_id)
+        return decisions, {supply[j].courier.id for j, _, _ in matched.values()}
 
 
 #: Each bundle keeps this many times ``candidates_per_bundle`` candidates for later rounds.

@@ -231,13 +231,17 @@ class Order:
 class StopKind(StrEnum):
     PICKUP = "pickup"
     DROPOFF = "dropoff"
+    #: an idle courier sent to wait at a merchant where orders are expected; no orders
+    REPOSITION = "reposition"
 
 
 @dataclass(frozen=True, slots=True)
 class Stop:
     """One stop of a courier's plan with its planned times.
 
-    A pickup collects ``order_ids`` at a merchant; a drop-off delivers one order.
+    A pickup collects ``order_ids`` at a merchant; a drop-off delivers one order; a
+    reposition (always a plan's first stop, with no orders) moves an idle courier to a
+    merchant where work is expected.
     ``arrive_at`` is when the courier gets there, ``service_at`` when the food changes
     hands (pickup or drop-off time), ``depart_at`` when it leaves.
     """

@@ -8,7 +8,7 @@ sequence, or to re-time a fixed one), and turns its answer back into :class:`Sto
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dispatch.config import DispatchConfig
 from dispatch.geo import TravelModel
@@ -153,6 +153,24 @@ def retime_stops(
     merchants: Mapping[str, Merchant],
 ) -> tuple[Stop, ...]:
     """The same stop sequence, re-timed from ``start`` at ``start_at`` (after an event)."""
+    if stops and stops[0].kind is StopKind.REPOSITION:
+        first = stops[0]
+        arrive = start_at + travel.travel_s(start, first.location, speed_mps)
+        moved = replace(first, arrive_at=arrive, service_at=arrive, depart_at=arrive)
+        rest = retime_stops(
+            config,
+            travel,
+            speed_mps=speed_mps,
+            start=first.location,
+            start_at=arrive,
+            stops=stops[1:],
+            orders=orders,
+            on_board=on_board,
+            merchants=merchants,
+        )
+        return (moved, *rest)
+    if not stops:
+        return ()
     ordered: list[Order] = []
     index: dict[str, int] = {}
     for stop in stops:

@@ -163,6 +163,8 @@ class World:
             for a in result.assignments:
                 self._record_assignment(report, now, a)
                 self._schedule(a.courier_id)
+            for a in result.repositions:
+                self._schedule(a.courier_id)
             if on_tick is not None:
                 on_tick(now, list(result.assignments))
             if now >= last and not self._busy():
@@ -224,7 +226,7 @@ class World:
                 if route.arrived_at is None:
                     courier = d.courier(cid)
                     ride = d.travel.travel_s(courier.location, stop.location, courier.speed_mps)
-                    node = stop.merchant_id if stop.kind is StopKind.PICKUP else stop.order_ids[0]
+                    node = stop.merchant_id if stop.kind is not StopKind.DROPOFF else stop.order_ids[0]
                     report.moves.append(Move(cid, at - ride, self._at_node.get(cid, "0"), node or "", ride))
                     self._at_node[cid] = node or ""
                     d.update_position(cid, stop.location, now=at)

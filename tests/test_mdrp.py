@@ -23,23 +23,25 @@ def _solve(name: str, tmp_path: Path) -> tuple[mdrp.MdrpInstance, mdrp.Solution]
 def test_two_orders_one_direction_are_bundled(tmp_path: Path) -> None:
     instance, solution = _solve("bundle_one_courier", tmp_path)
     # The courier waits at r1. o1 is ready at 10 and o2 at 11 (100 m a minute, 4-minute
-    # services split in halves). The bundle is committed at minute 4, the first tick at which
-    # the courier would not be at the food more than 5 minutes early (4 + 2 >= 11 - 5).
-    assert solution.assignments == ((4, 11, "c1", ("o1", "o2")),)
+    # services split in halves). The bundle is committed at minute 7, the first tick at which
+    # the courier would not be at the food more than 2 minutes early (7 + 2 >= 11 - 2).
+    assert solution.assignments == ((7, 11, "c1", ("o1", "o2")),)
     # pickup at 11, leave 13, o1 500 m on: arrive 18, hand over 20, leave 22; o2 at 27 + 2
     assert solution.orders == {"o1": (0, 10, 11, 20, "c1"), "o2": (1, 11, 11, 29, "c1")}
-    assert solution.moves == {"c1": [(4, "0", "r1"), (13, "r1", "o1"), (22, "o1", "o2")]}
+    # with its shift not over, the courier goes back to wait at r1, where the orders come from
+    assert solution.moves == {"c1": [(7, "0", "r1"), (13, "r1", "o1"), (22, "o1", "o2"), (31, "o2", "r1")]}
     assert mdrp.check_solution(instance, solution) == []
 
 
 def test_a_bundle_that_breaks_a_promise_becomes_two_trips(tmp_path: Path) -> None:
     instance, solution = _solve("promise_splits_bundle", tmp_path)
     # Together, o2 (1.5 km the other way) would arrive at 44 > 1 + 30. Alone: o1 is committed
-    # at 3 (3 + 2 >= 10 - 5) and delivered at 19; the courier is free at 21, rides 5 minutes
+    # at 6 (6 + 2 >= 10 - 2) and delivered at 19; the courier is free at 21, rides 5 minutes
     # back, collects o2 at 28 and hands it over at 28 + 2 + 15 + 2 = 47.
-    assert solution.assignments == ((3, 10, "c1", ("o1",)), (21, 28, "c1", ("o2",)))
+    assert solution.assignments == ((6, 10, "c1", ("o1",)), (21, 28, "c1", ("o2",)))
     assert solution.orders == {"o1": (0, 10, 10, 19, "c1"), "o2": (1, 11, 28, 47, "c1")}
-    assert solution.moves == {"c1": [(3, "0", "r1"), (12, "r1", "o1"), (21, "o1", "r1"), (30, "r1", "o2")]}
+    moves = [(6, "0", "r1"), (12, "r1", "o1"), (21, "o1", "r1"), (30, "r1", "o2"), (49, "o2", "r1")]
+    assert solution.moves == {"c1": moves}
     assert mdrp.check_solution(instance, solution) == []
     kpis = mdrp.compute_kpis(instance, solution)
     assert kpis["click_to_door_mean"] == pytest.approx((19 + 46) / 2)
@@ -68,13 +70,13 @@ def _rewrite(root: Path, name: str, old: str, new: str) -> None:
         (
             "solution_info_assignments.txt",
             "c1\to1\to2\n",
-            "c1\to1\to2\n4\t11\tc1\to2\n",
+            "c1\to1\to2\n7\t11\tc1\to2\n",
             "more than one assignment",
         ),
         # assigned before o2 was placed (at minute 1)
-        ("solution_info_assignments.txt", "4\t11", "0\t11", "before it was placed"),
+        ("solution_info_assignments.txt", "7\t11", "0\t11", "before it was placed"),
         # picked up before o2 is ready (and before the courier could be there)
-        ("solution_info_assignments.txt", "4\t11", "4\t10", "before it was ready"),
+        ("solution_info_assignments.txt", "7\t11", "7\t10", "before it was ready"),
         # drop-offs less than one service time apart
         ("solution_info_orders.txt", "11\t29\tc1", "11\t21\tc1", "less than a service time"),
         # a move that does not start where the courier is

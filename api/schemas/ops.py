@@ -8,7 +8,7 @@ from pydantic import Field
 
 from api.schemas.common import PublicModel, Timestamp
 
-__all__ = ["AssignmentPublic", "EventPage", "EventPublic", "Health", "Stats", "TickPublic"]
+__all__ = ["AssignmentPublic", "EventPage", "EventPublic", "Health", "RepositionPublic", "Stats", "TickPublic"]
 
 
 class AssignmentPublic(PublicModel):
@@ -16,9 +16,16 @@ class AssignmentPublic(PublicModel):
     order_ids: list[str]
 
 
+class RepositionPublic(PublicModel):
+    courier_id: str
+    merchant_id: str = Field(description="where the idle courier is sent to wait for work")
+    arrive_at: Timestamp
+
+
 class TickPublic(PublicModel):
     now: Timestamp
     assignments: list[AssignmentPublic]
+    repositions: list[RepositionPublic]
     open_orders: int = Field(description="placed orders still waiting for a courier")
     available_couriers: int
     duration_ms: float

@@ -1,0 +1,120 @@
+"""Where idle couriers should wait: demand seen so far, and moves toward it.
+
+A courier that delivered its last order waits at the customer's door, often far from the
+restaurants. :class:`DemandMemory` remembers where orders came from (only orders the
+dispatcher has seen, so nothing of the future), and :func:`choose_repositions` sends an idle
+courier to a merchant when waiting there brings it closer to where the next orders are
+expected to be picked up:
+
+* a merchant ``m``'s expected ride to the next pickup is ``E(m) = sum_k w_k t(m, k) / W``
+  over the merchants ``k`` with recent orders ``w_k`` (``W`` their sum); likewise ``E(L)``
+  for the courier's own position ``L``;
+* the courier moves to the ``m`` (within ``max_reposition_travel_s``) with the least
+  ``E(m) + reposition_travel_share * t(L, m)``, when that beats ``E(L)`` by at least
+  ``min_reposition_gain_s``. The share charges for orders that come while it is on its way:
+  it cannot be diverted before it gets there;
+* no merchant draws more waiting couriers than its share of the demand.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dispatch.config import DispatchConfig
+from dispatch.geo import TravelModel
+from dispatch.models import Location, Merchant, Order
+
+__all__ = ["DemandMemory", "Reposition", "choose_repositions"]
+
+#: The demand map considers at most this many merchants (the busiest), so a city of
+#: thousands of merchants costs one small matrix per tick.
+_MAX_DEMAND_MERCHANTS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Reposition:
+    courier_id: str
+    merchant_id: str
+    travel_s: int
+
+
+class DemandMemory:
+    """Orders seen per merchant within the last ``window_s`` (each order counted once)."""
+
+    def __init__(self, window_s: int) -> None:
+        self.window_s = window_s
+        self._seen: set[str] = set()
+        self._log: deque[tuple[int, str, str]] = deque()  # (placed_at, order id, merchant id)
+        self._count: dict[str, int] = {}
+
+    def observe(self, orders: Iterable[Order], now: int) -> None:
+        for order in sorted((o for o in orders if o.id not in self._seen), key=lambda o: (o.placed_at, o.id)):
+            self._seen.add(order.id)
+            self._log.append((order.placed_at, order.id, order.merchant_id))
+            self._count[order.merchant_id] = self._count.get(order.merchant_id, 0) + 1
+        while self._log and self._log[0][0] < now - self.window_s:
+            _, oid, mid = self._log.popleft()
+            self._seen.discard(oid)
+            self._count[mid] -= 1
+            if not self._count[mid]:
+                del self._count[mid]
+
+    def weights(self) -> dict[str, int]:
+        return dict(self._count)
+
+
+def choose_repositions(
+    idle: Sequence[tuple[str, Location, float, str | None]],
+    waiting_at: Mapping[str, int],
+    demand: Mapping[str, int],
+    merchants: Mapping[str, Merchant],
+    travel: TravelModel,
+    config: DispatchConfig,
+) -> list[Reposition]:
+    """Moves for idle couriers ``(id, location, speed, merchant it waits at or None)``.
+
+    ``waiting_at`` counts the couriers waiting at, or on their way to, each merchant,
+    the idle ones included.
+    """
+    known = sorted((m for m in demand if m in merchants), key=lambda m: (-demand[m], m))
+    known = known[:_MAX_DEMAND_MERCHANTS]
+    if not idle or not known:
+        return []
+    column = {m: i for i, m in enumerate(known)}
+    weights = np.array([demand[m] for m in known], dtype=np.float64)
+    share = weights / weights.sum()
+    locations = [merchants[m].location for m in known]
+    speeds = sorted({speed for _, _, speed, _ in idle})
+    typical_speed = speeds[len(speeds) // 2]
+    expected_from = travel.matrix_s(locations, locations, typical_speed) @ share  # E(m)
+    waiting = np.array([waiting_at.get(m, 0) for m in known], dtype=np.int64)
+    cap = np.maximum(1, np.ceil(share * max(len(idle), int(waiting.sum())))).astype(np.int64)
+
+    proposals = []
+    for courier_id, location, speed, at in idle:
+        to = travel.matrix_s([location], locations, speed)[0]
+        here = float(to @ share)  # E(L)
+        gain = here - (expected_from + config.reposition_travel_share * to)
+        gain[(to > config.max_reposition_travel_s) | (to == 0)] = -math.inf
+        best = float(gain.max())
+        if best >= config.min_reposition_gain_s:
+            proposals.append((-best, courier_id, to, gain, column.get(at) if at else None))
+    # the couriers that gain most choose first; a merchant with its share of waiting
+    # couriers takes no more
+    moves = []
+    for _, courier_id, to, gain, leaving in sorted(proposals, key=lambda p: (p[0], p[1])):
+        for m in np.argsort(-gain, kind="stable"):
+            if gain[m] < config.min_reposition_gain_s:
+                break
+            if waiting[m] < cap[m]:
+                waiting[m] += 1
+                if leaving is not None:
+                    waiting[leaving] -= 1
+                moves.append(Reposition(courier_id, known[m], int(to[m])))
+                break
+    return moves
