@@ -8,7 +8,15 @@ from pydantic import Field
 
 from api.schemas.common import PublicModel, Timestamp
 
-__all__ = ["AssignmentPublic", "EventPage", "EventPublic", "Health", "RepositionPublic", "Stats", "TickPublic"]
+__all__ = [
+    "AssignmentPublic",
+    "EventPage",
+    "EventPublic",
+    "Health",
+    "RepositionPublic",
+    "Stats",
+    "TickPublic",
+]
 
 
 class AssignmentPublic(PublicModel):
