@@ -8,8 +8,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatch import DeliveryArea, DispatchConfig, Dispatcher, Merchant
-from dispatch.matching import solve_assignment
+from dispatch import DeliveryArea, DispatchConfig, Dispatcher, GreatCircleTravel, Merchant, Order, Window
+from dispatch.matching import make_bundles, solve_assignment
 from tests.conftest import CENTRE, destination
 
 
@@ -74,6 +74,26 @@ def test_scarce_couriers_get_bundles_of_one_merchant() -> None:
     for oid in ("o1", "o2"):
         drop = next(s for s in stops if s.order_ids == (oid,))
         assert drop.service_at <= d.order(oid).window.end
+
+
+def test_food_already_waiting_counts_as_ready_now_when_bundling() -> None:
+    merchant = Merchant("m1", CENTRE, DeliveryArea(radius_m=3000))
+    orders = [
+        Order(
+            id=f"o{i}",
+            merchant_id="m1",
+            dropoff=destination(CENTRE, 1500, 90),
+            placed_at=0,
+            ready_at=ready_at,
+            window=Window(0, 3600),
+        )
+        for i, ready_at in enumerate((0, 660))
+    ]
+    config = DispatchConfig(bundle_ready_gap_s=600)
+    # ready 11 minutes apart: two bundles while the second is still cooking...
+    assert len(make_bundles(orders, merchant, 2, config, GreatCircleTravel(), 4.5, now=0)) == 2
+    # ...one once both wait at the counter
+    assert len(make_bundles(orders, merchant, 2, config, GreatCircleTravel(), 4.5, now=660)) == 1
 
 
 def test_no_bundle_that_breaks_a_promise() -> None:
