@@ -401,6 +401,7 @@ class Dispatcher:
         new_route = replace(route, stops=stops, arrived_at=now)
         self.store.apply(
             Change(
+                couriers=[_bump(courier)],  # a plan is part of its courier: see _drop_from_plan
                 routes={courier_id: new_route},
                 events=[
                     NewEvent(
@@ -446,6 +447,7 @@ class Dispatcher:
         self.store.apply(
             Change(
                 orders=[picked],
+                couriers=[_bump(courier)],
                 routes={courier_id: new_route},
                 events=[NewEvent("order.picked_up", now, order_id=order_id, courier_id=courier_id)],
             )
@@ -475,6 +477,7 @@ class Dispatcher:
             new_stops = self._retime(courier, order.dropoff, now + rest, stops)
             new_route: Route | None = replace(route, stops=new_stops, arrived_at=None, planned_at=now)
             change.routes[courier_id] = new_route
+            change.couriers.append(_bump(courier))
         else:
             new_route = None
             change.routes[courier_id] = None
@@ -665,7 +668,8 @@ class Dispatcher:
 
     def _area(self, merchant: Merchant) -> tuple[Merchant, AreaIndex]:
         cached = self._areas.get(merchant.id)
-        if cached is None or cached[0] != merchant or cached[0].area.polygon is not merchant.area.polygon:
+        # polygons compare by value: a shared store hands out a fresh copy on every read
+        if cached is None or cached[0] != merchant or cached[0].area.polygon != merchant.area.polygon:
             cached = (merchant, AreaIndex(merchant.location, merchant.area, self.config.area_resolution))
             self._areas[merchant.id] = cached
         return cached
@@ -764,6 +768,11 @@ class Dispatcher:
                 start, start_at = courier.location, max(now, courier.seen_at, courier.available_at)
             kept = kept[:same] + self._retime(courier, start, start_at, kept[same:])
             change.routes[courier_id] = replace(route, stops=kept, planned_at=now)
+            # Every write of a plan bumps its courier's version (read before the plan), so two
+            # callers changing one courier's plan at once (a tick and a cancel, in two processes)
+            # cannot both win: the store refuses the second as a StaleWrite.
+            if write_courier:
+                change.couriers.append(_bump(courier))
         else:
             change.routes[courier_id] = None
             if write_courier:

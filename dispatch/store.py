@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from dispatch.errors import DuplicateId, StaleWrite
 from dispatch.models import Courier, CourierStatus, Event, Location, Merchant, Order, OrderStatus, Route
 
-__all__ = ["Change", "MemoryStore", "NewEvent", "Store"]
+__all__ = ["Change", "MemoryStore", "NewEvent", "Store", "version_error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +132,8 @@ class MemoryStore:
         if courier is None:
             return
         self._couriers[courier_id] = replace(courier, location=location, seen_at=seen_at)
-        self._move_to_cell(courier_id, cell)
+        if courier_id in self._cell_of:  # a courier taken out of the index (off shift) stays out
+            self._move_to_cell(courier_id, cell)
 
     def apply(self, change: Change) -> list[Event]:
         self._check(change)
@@ -200,17 +201,26 @@ def _check_versions(records: Sequence[Courier] | Sequence[Order], current: Any, 
     seen: set[str] = set()
     for record in records:
         if record.id in seen:
-            raise StaleWrite(f"{what} {record.id!r} written twice in one change", id=record.id)
+            raise version_error(what, record.id, None, record.version, twice=True)
         seen.add(record.id)
         old = current.get(record.id)
         expected = 1 if old is None else old.version + 1
         if record.version != expected:
-            if old is not None and record.version == 1:
-                raise DuplicateId(f"{what} {record.id!r} already exists", id=record.id)
-            if old is None:
-                raise StaleWrite(f"{what} {record.id!r} does not exist any more", id=record.id)
-            raise StaleWrite(
-                f"{what} {record.id!r} changed since it was read (stored version {old.version}, "
-                f"write based on {record.version - 1})",
-                id=record.id,
-            )
+            raise version_error(what, record.id, None if old is None else old.version, record.version)
+
+
+def version_error(
+    what: str, record_id: str, stored: int | None, written: int, *, twice: bool = False
+) -> DuplicateId | StaleWrite:
+    """The error for writing version ``written`` over ``stored`` (``None``: absent), for every store."""
+    if twice:
+        return StaleWrite(f"{what} {record_id!r} written twice in one change", id=record_id)
+    if stored is not None and written == 1:
+        return DuplicateId(f"{what} {record_id!r} already exists", id=record_id)
+    if stored is None:
+        return StaleWrite(f"{what} {record_id!r} does not exist any more", id=record_id)
+    return StaleWrite(
+        f"{what} {record_id!r} changed since it was read (stored version {stored}, "
+        f"write based on {written - 1})",
+        id=record_id,
+    )

@@ -1,4 +1,7 @@
-"""The Store contract: atomic changes, version checks, events, the cell index."""
+"""The Store contract: atomic changes, version checks, events, the cell index.
+
+Every test runs against both stores: the in-memory one and RedisStore on a real redis-server.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ from dispatch import (
     DeliveryArea,
     DuplicateId,
     Location,
-    MemoryStore,
     Merchant,
     Order,
     OrderStatus,
@@ -18,7 +20,8 @@ from dispatch import (
     Window,
 )
 from dispatch.models import Courier
-from dispatch.store import Change, NewEvent
+from dispatch.store import Change, NewEvent, Store
+from tests.conftest import make_store
 
 HERE = Location(52.52, 13.405)
 
@@ -29,14 +32,14 @@ def _order(oid: str = "o1", **kw: object) -> Order:
     )  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def store() -> MemoryStore:
-    s = MemoryStore("city")
+@pytest.fixture(params=["memory", "redis"])
+def store(request: pytest.FixtureRequest) -> Store:
+    s = make_store(request.param, "city", request)
     s.apply(Change(merchants=[Merchant("m1", HERE, DeliveryArea(radius_m=1000))], new_merchant_ids={"m1"}))
     return s
 
 
-def test_change_applies_records_and_events_together(store: MemoryStore) -> None:
+def test_change_applies_records_and_events_together(store: Store) -> None:
     events = store.apply(Change(orders=[_order()], events=[NewEvent("order.placed", 0, order_id="o1")]))
     assert [e.id for e in events] == ["city-1"]
     assert store.get_order("o1") == _order()
@@ -44,14 +47,14 @@ def test_change_applies_records_and_events_together(store: MemoryStore) -> None:
     assert [o.id for o in store.orders_of_merchant("m1")] == ["o1"]
 
 
-def test_status_index_follows_updates(store: MemoryStore) -> None:
+def test_status_index_follows_updates(store: Store) -> None:
     store.apply(Change(orders=[_order()]))
     store.apply(Change(orders=[replace(_order(), status=OrderStatus.ASSIGNED, version=2)]))
     assert store.orders_with_status(OrderStatus.PLACED) == []
     assert [o.id for o in store.orders_with_status(OrderStatus.ASSIGNED)] == ["o1"]
 
 
-def test_stale_write_changes_nothing(store: MemoryStore) -> None:
+def test_stale_write_changes_nothing(store: Store) -> None:
     store.apply(Change(orders=[_order()]))
     store.apply(Change(orders=[replace(_order(), status=OrderStatus.ASSIGNED, version=2)]))
     before = store.events()
@@ -68,7 +71,7 @@ def test_stale_write_changes_nothing(store: MemoryStore) -> None:
     assert store.events() == before
 
 
-def test_creating_an_existing_record_is_a_duplicate(store: MemoryStore) -> None:
+def test_creating_an_existing_record_is_a_duplicate(store: Store) -> None:
     store.apply(Change(orders=[_order()]))
     with pytest.raises(DuplicateId):
         store.apply(Change(orders=[_order()]))
@@ -78,13 +81,13 @@ def test_creating_an_existing_record_is_a_duplicate(store: MemoryStore) -> None:
         )
 
 
-def test_same_record_twice_in_one_change_is_refused(store: MemoryStore) -> None:
+def test_same_record_twice_in_one_change_is_refused(store: Store) -> None:
     with pytest.raises(StaleWrite):
         store.apply(Change(orders=[_order(), _order()]))
     assert store.get_order("o1") is None
 
 
-def test_event_ids_are_unique_and_ordered(store: MemoryStore) -> None:
+def test_event_ids_are_unique_and_ordered(store: Store) -> None:
     for i in range(5):
         store.apply(Change(events=[NewEvent("x", i), NewEvent("y", i)]))
     events = store.events()
@@ -94,7 +97,7 @@ def test_event_ids_are_unique_and_ordered(store: MemoryStore) -> None:
     assert [e.seq for e in store.events(after_seq=2, limit=2)] == [3, 4]
 
 
-def test_cell_index_moves_and_forgets_couriers(store: MemoryStore) -> None:
+def test_cell_index_moves_and_forgets_couriers(store: Store) -> None:
     courier = Courier("c1", HERE, seen_at=0, shift_end=100)
     store.apply(Change(couriers=[courier], courier_cells={"c1": "cellA"}))
     assert [c.id for c in store.couriers_in_cells(["cellA"])] == ["c1"]
