@@ -31,9 +31,10 @@ def config() -> DispatchConfig:
     return DispatchConfig(city="test")
 
 
-@pytest.fixture
-def dispatcher(config: DispatchConfig) -> Dispatcher:
-    d = Dispatcher(config=config)
+@pytest.fixture(params=["memory", "redis"])
+def dispatcher(config: DispatchConfig, request: pytest.FixtureRequest) -> Dispatcher:
+    """The engine over each store: every engine test runs on both."""
+    d = Dispatcher(store=make_store(request.param, config.city, request), config=config)
     d.add_merchant(Merchant("m1", CENTRE, DeliveryArea(radius_m=3000), prep_s=600), now=0)
     return d
 
