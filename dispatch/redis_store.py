@@ -551,6 +551,11 @@ class RedisStore:
             )
         return events
 
+    @redis_errors_as_unavailable
+    def last_seq(self) -> int:
+        """The seq of the last event (the number of events): one read, not the log."""
+        return int(self.client.get(self.key("seq")) or 0)
+
     def _couriers(self, set_keys: list[str], ids: list[str]) -> list[Courier]:
         keys = [self.key("couriers"), self.key("positions"), *set_keys]
         found_ids, records, positions = self._scripts.couriers(keys=keys, args=ids)

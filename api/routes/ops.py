@@ -23,6 +23,7 @@ async def healthz(runtime: RuntimeDep) -> Health:
         city=runtime.settings.city,
         background_tick=runtime.background is not None and not runtime.background.done(),
         last_tick_at=last.result.now if last else None,
+        dispatcher=runtime.role,
     )
 
 

@@ -23,7 +23,7 @@ from api.schemas.common import ORDER_ID_PATTERN
 from api.schemas.orders import OrderCreate, OrderCreateFromQuote, OrderPublic
 from api.settings import Principal
 from api.views import order_id_for, order_public
-from dispatch.errors import DispatchError, UnknownOrder
+from dispatch.errors import DispatchError, StoreUnavailable, UnknownOrder
 from dispatch.models import Location, Order, Window
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
@@ -119,6 +119,8 @@ async def create_order(
     try:
         try:
             response = await _place(body, principal, runtime)
+        except StoreUnavailable:
+            raise  # not an answer to keep: the key is given back and a retry runs the request
         except DispatchError as exc:
             response = dispatch_problem(request, exc)
         except ApiError as exc:

@@ -18,7 +18,13 @@ pytestmark = pytest.mark.anyio
 async def test_healthz_needs_no_key(client: httpx.AsyncClient) -> None:
     r = await client.get("/healthz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "city": "default", "background_tick": False, "last_tick_at": None}
+    assert r.json() == {
+        "status": "ok",
+        "city": "default",
+        "background_tick": False,
+        "last_tick_at": None,
+        "dispatcher": "embedded",
+    }
 
 
 async def test_metrics_in_prometheus_text_format(client: httpx.AsyncClient, clock: Clock) -> None:
