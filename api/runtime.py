@@ -111,13 +111,15 @@ class Runtime:
         :class:`LeaseHeld`.
         """
         async with self.lock:
+            store = self.dispatcher.store
             try:
-                dispatcher, borrowed = self._ticking_dispatcher()
+                borrowed = self._fence()
                 now = self.clock()
                 start = time.perf_counter()
                 try:
-                    result = await asyncio.to_thread(_tick_retrying, dispatcher, now)
+                    result = await asyncio.to_thread(_tick_retrying, self.dispatcher, now)
                 finally:
+                    self.dispatcher.store = store
                     if borrowed and self.lease is not None:
                         with contextlib.suppress(StoreUnavailable):
                             self.lease.release()
@@ -133,11 +135,16 @@ class Runtime:
         self.metrics.assignments.inc(amount=sum(len(a.order_ids) for a in result.assignments))
         return record
 
-    def _ticking_dispatcher(self) -> tuple[Dispatcher, bool]:
-        """The dispatcher to tick with, and whether the lease was taken just for this tick."""
+    def _fence(self) -> bool:
+        """Point the dispatcher at the store fenced with this process's lease token, for one tick.
+
+        Called holding the lock (every engine call is made holding it, so no other call sees the
+        fenced store); the caller puts the plain store back. Returns whether the lease was taken
+        just for this tick.
+        """
         lease, store = self.lease, self.dispatcher.store
         if lease is None or not isinstance(store, RedisStore):
-            return self.dispatcher, False
+            return False
         borrowed = False
         if not lease.held:
             if not lease.acquire():
@@ -149,10 +156,8 @@ class Runtime:
                 )
             borrowed = self.leasing is None  # no lease loop here to keep it
         assert lease.token is not None
-        d = self.dispatcher
-        return Dispatcher(
-            store=store.fenced(lease.token), config=d.config, travel=d.travel, policy=d.policy
-        ), borrowed
+        self.dispatcher.store = store.fenced(lease.token)
+        return borrowed
 
     async def run_background_ticks(self) -> None:
         """Tick every ``tick_interval_s`` until cancelled; a failed tick is logged, the next one runs.
