@@ -119,11 +119,13 @@ class RedisIdempotencyStore:
     """Records shared by every worker of a city: ``SET NX PX`` claims a key for exactly one request.
 
     A claim in flight lasts ``in_flight_ttl_s``: if the worker holding it dies, the key is free
-    again after that long (a retry then runs the request, and meets the order it may have
-    placed as ``duplicate-id``). A completed record lasts ``ttl_s`` from completion.
+    again after that long, and a retry runs the request. Running it twice cannot place two
+    orders (the order id is the merchant's external id, created at most once): a retry after a
+    worker died having placed the order meets it as ``duplicate-id``. A completed record lasts
+    ``ttl_s`` from completion.
     """
 
-    def __init__(self, client: redis.Redis, city: str, ttl_s: int, *, in_flight_ttl_s: int = 30) -> None:
+    def __init__(self, client: redis.Redis, city: str, ttl_s: int, *, in_flight_ttl_s: int = 10) -> None:
         self.client = client
         self.ttl_s = ttl_s
         self.in_flight_ttl_s = in_flight_ttl_s
