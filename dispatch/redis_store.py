@@ -66,7 +66,7 @@ from dispatch.models import (
     StopKind,
     Window,
 )
-from dispatch.store import Change, version_error
+from dispatch.store import Change, check_plan_owners, version_error
 
 __all__ = ["Lease", "RedisStore", "city_prefix", "connect", "redis_errors_as_unavailable"]
 
@@ -75,6 +75,7 @@ _CITY = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 #: read-only replica after a failover, or cannot persist.
 _TRANSIENT_REPLIES = ("LOADING", "READONLY", "MISCONF", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
 _CHUNK = 1000  # ids per HMGET inside a script (Lua's unpack has a stack limit)
+_DECODED_MAX = 200_000  # decoded couriers kept per store before the cache starts over
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -455,6 +456,9 @@ class RedisStore:
         self.city = city
         self.fence: int | None = None
         self._scripts = _Scripts(client)
+        # Records are immutable and a stored JSON string names exactly one record, so decoded
+        # couriers are kept by (record, ping): a candidate search decodes only what changed.
+        self._decoded: dict[tuple[str, str | None], Courier] = {}
         k = self.key
         self._apply_keys = [
             k("merchants"),
@@ -559,11 +563,17 @@ class RedisStore:
     def _couriers(self, set_keys: list[str], ids: list[str]) -> list[Courier]:
         keys = [self.key("couriers"), self.key("positions"), *set_keys]
         found_ids, records, positions = self._scripts.couriers(keys=keys, args=ids)
-        couriers = [
-            decode_courier(raw, pos)
-            for _, raw, pos in sorted(zip(found_ids, records, positions, strict=True))
-            if raw is not None
-        ]
+        cache = self._decoded
+        if len(cache) > _DECODED_MAX:
+            cache.clear()
+        couriers = []
+        for _, raw, pos in sorted(zip(found_ids, records, positions, strict=True)):
+            if raw is None:
+                continue
+            courier = cache.get((raw, pos))
+            if courier is None:
+                courier = cache[(raw, pos)] = decode_courier(raw, pos)
+            couriers.append(courier)
         return couriers
 
     def _indexed(self, index_key: str) -> list[Order]:
@@ -581,6 +591,7 @@ class RedisStore:
 
     @redis_errors_as_unavailable
     def apply(self, change: Change) -> list[Event]:
+        check_plan_owners(change)
         payload = {
             "fence": -1 if self.fence is None else self.fence,
             "new_merchants": sorted(change.new_merchant_ids),

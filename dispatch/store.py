@@ -3,7 +3,9 @@
 A write is a :class:`Change`, applied whole or not at all. Orders and couriers carry a
 ``version``; a change that writes version ``v`` of a record applies only if the stored one
 is ``v - 1`` (or absent for ``v == 1``), so two deciders racing on the same record cannot
-both win. Courier positions are telemetry: last write wins, no version, no event.
+both win. A courier's plan (its route) is part of the courier: a change that writes a plan
+writes the courier too, with its version bumped, so two deciders rewriting one plan cannot both
+win either. Courier positions are telemetry: last write wins, no version, no event.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, Protocol
 from dispatch.errors import DuplicateId, StaleWrite
 from dispatch.models import Courier, CourierStatus, Event, Location, Merchant, Order, OrderStatus, Route
 
-__all__ = ["Change", "MemoryStore", "NewEvent", "Store", "version_error"]
+__all__ = ["Change", "MemoryStore", "NewEvent", "Store", "check_plan_owners", "version_error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,11 +192,28 @@ class MemoryStore:
         self._cell_of[courier_id] = cell
 
     def _check(self, change: Change) -> None:
+        check_plan_owners(change)
         for mid in change.new_merchant_ids:
             if mid in self._merchants:
                 raise DuplicateId(f"merchant {mid!r} already exists", id=mid)
         _check_versions(change.couriers, self._couriers, "courier")
         _check_versions(change.orders, self._orders, "order")
+
+
+def check_plan_owners(change: Change) -> None:
+    """Refuse a change that writes a courier's plan without writing (and so version-checking) the courier.
+
+    A plan read together with its courier is only safe to rewrite if nobody changed it since;
+    the courier's version is what says so. This is a rule for the engine's own code, so breaking
+    it is a ``ValueError``, not a user-facing error.
+    """
+    written = {c.id for c in change.couriers}
+    missing = sorted(cid for cid in change.routes if cid not in written)
+    if missing:
+        raise ValueError(
+            f"a change writes the plan of courier(s) {missing} without the courier record: "
+            "bump its version in the same change"
+        )
 
 
 def _check_versions(records: Sequence[Courier] | Sequence[Order], current: Any, what: str) -> None:

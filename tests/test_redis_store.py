@@ -17,6 +17,7 @@ from redis.crc import key_slot
 
 from dispatch import DeliveryArea, DispatchConfig, Dispatcher, Location, Merchant, OrderStatus, StaleWrite
 from dispatch.errors import DispatchError, LeaseLost, StoreUnavailable
+from dispatch.models import Courier
 from dispatch.redis_store import Lease, RedisStore, connect
 from dispatch.store import Change, NewEvent
 from tests.conftest import CENTRE, destination
@@ -142,10 +143,13 @@ def test_the_lease_has_one_holder_and_fences_the_last_one(redis_url: str) -> Non
 
     first.release()
     assert second.acquire() and second.token == 2  # a new holder gets a larger token
-    late = Change(orders=[], events=[NewEvent("late", 2)], routes={"c1": None})
+    late = Change(
+        couriers=[Courier("c1", CENTRE, 0, 3600)], events=[NewEvent("late", 2)], routes={"c1": None}
+    )
     with pytest.raises(LeaseLost, match="token 1"):
         store.fenced(1).apply(late)
     assert [e.kind for e in store.events()] == ["tick"]  # nothing of the late write
+    assert store.get_courier("c1") is None
     assert not first.renew()  # and the old holder cannot take it back by renewing
     store.fenced(2).apply(Change(events=[NewEvent("tick", 3)]))
     second.release()
@@ -231,3 +235,23 @@ def test_a_location_round_trips_exactly(redis_url: str) -> None:
     d.start_shift("c1", where, now=0, shift_end=3600)
     d.update_position("c1", Location(52.52345678901234, 13.40567890123456), now=5)
     assert d.courier("c1").location == Location(52.52345678901234, 13.40567890123456)
+
+
+def test_the_codecs_cover_every_field() -> None:
+    """A field added to a record must be added to its Redis encoding too (or it would be dropped)."""
+    import json
+    from dataclasses import fields
+
+    from dispatch import redis_store as rs
+    from dispatch.models import DeliveryArea, Order, Route, Stop, StopKind, Window
+
+    merchant = Merchant("m1", CENTRE, DeliveryArea(radius_m=1000))
+    order = Order("o1", "m1", CENTRE, 0, 0, Window(0, 60))
+    stop = Stop(StopKind.PICKUP, ("o1",), CENTRE, 1, 2, 3, "m1")
+    route = Route("c1", (stop,), 0)
+    courier = Courier("c1", CENTRE, 0, 3600)
+    assert len(json.loads(rs.encode_merchant(merchant))) == len(fields(Merchant))
+    assert len(json.loads(rs.encode_order(order))) == len(fields(Order))
+    assert len(json.loads(rs.encode_courier(courier))) == len(fields(Courier))
+    assert len(json.loads(rs.encode_route(route))) == len(fields(Route))
+    assert len(json.loads(rs.encode_route(route))["stops"][0]) == len(fields(Stop))

@@ -179,8 +179,18 @@ def test_records_read_back_equal(store: Store) -> None:
     assert store.get_order("o1") == replace(order, version=1)
     assert store.get_route("c1") == route
     assert store.routes(["c1", "c9"]) == {"c1": route}
-    store.apply(Change(routes={"c1": None}))
+    store.apply(Change(couriers=[replace(planar, version=2)], routes={"c1": None}))
     assert store.get_route("c1") is None
+
+
+def test_a_plan_is_written_with_its_courier(store: Store) -> None:
+    store.apply(Change(couriers=[_courier()]))
+    route = Route("c1", (Stop(StopKind.PICKUP, ("o1",), HERE, 10, 20, 30, "m1"),), planned_at=5)
+    with pytest.raises(ValueError, match=r"plan of courier\(s\) \['c1'\] without the courier record"):
+        store.apply(Change(routes={"c1": route}, events=[NewEvent("x", 0)]))
+    assert store.get_route("c1") is None and store.events() == []
+    store.apply(Change(couriers=[_courier(version=2)], routes={"c1": route}))
+    assert store.get_route("c1") == route
 
 
 def test_indexes_keep_the_order_records_entered_them(store: Store) -> None:
