@@ -8,6 +8,7 @@ The store is a protocol of async calls so that a Redis implementation (``SET NX 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -135,8 +136,10 @@ class RedisIdempotencyStore:
         # the key is client-chosen: hashed, it cannot collide with the scope separator or run long
         return self._prefix + hashlib.sha256(f"{scope}\n{key}".encode()).hexdigest()
 
+    # Each call runs in a worker thread: with appendfsync always a write waits for the disk,
+    # and the event loop should not.
     async def begin(self, scope: str, key: str, request_fingerprint: str, now: int) -> Begin:
-        return self._begin(self._key(scope, key), request_fingerprint, now)
+        return await asyncio.to_thread(self._begin, self._key(scope, key), request_fingerprint, now)
 
     @redis_errors_as_unavailable
     def _begin(self, name: str, request_fingerprint: str, now: int) -> Begin:
@@ -160,7 +163,7 @@ class RedisIdempotencyStore:
         return Begin(Outcome.IN_FLIGHT)
 
     async def complete(self, scope: str, key: str, response: StoredResponse) -> None:
-        self._complete(self._key(scope, key), response)
+        await asyncio.to_thread(self._complete, self._key(scope, key), response)
 
     @redis_errors_as_unavailable
     def _complete(self, name: str, response: StoredResponse) -> None:
@@ -176,4 +179,4 @@ class RedisIdempotencyStore:
         self.client.set(name, json.dumps(record), xx=True, px=self.ttl_s * 1000)
 
     async def abandon(self, scope: str, key: str) -> None:
-        redis_errors_as_unavailable(self.client.delete)(self._key(scope, key))
+        await asyncio.to_thread(redis_errors_as_unavailable(self.client.delete), self._key(scope, key))

@@ -1,11 +1,17 @@
-"""What one running service holds: the dispatcher behind one lock, the clock, quotes, idempotency
-records, metrics, the background tick, and (with shared state) the city's dispatcher lease.
+"""What one running service holds: the dispatcher, the clock, quotes, idempotency records,
+metrics, the background tick, and (with shared state) the city's dispatcher lease.
 
-The engine is synchronous and not thread-safe. Every engine call is made while holding
-:attr:`Runtime.lock`, on the event loop, with no ``await`` in between (so the check-then-write
-of a request cannot interleave with another). The tick, the one call that can take long, runs in
-a worker thread while the lock is held: other engine calls wait for it, but the loop keeps
-accepting connections and answering ``/healthz``.
+Routes make their engine calls as one block through :meth:`Runtime.run`. Over in-memory state
+the engine is not thread-safe: a block runs on the event loop holding :attr:`Runtime.lock`,
+with no ``await`` inside (so the check-then-write of a request cannot interleave with another).
+The tick, the one call that can take long, runs in a worker thread while the lock is held:
+other engine calls wait for it, but the loop keeps accepting connections and answering
+``/healthz``.
+
+Over Redis, a block runs in a worker thread without the lock: the store's version checks
+already make concurrent blocks safe, exactly as they make other processes' calls safe, and the
+loop stays free while Redis answers (so one worker has several Redis calls in flight, and
+fsyncs are shared). Only ticks take the lock, so that one process never ticks twice at once.
 
 With the state in Redis, many processes serve one city. Quotes and idempotency records live in
 Redis too, so any worker can answer any request. The tick runs in exactly one of them: the one
@@ -24,6 +30,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from api.idempotency import IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore
 from api.metrics import Labels, Registry
@@ -39,6 +46,7 @@ __all__ = ["Clock", "Runtime", "TickRecord", "system_clock"]
 log = logging.getLogger("api")
 
 Clock = Callable[[], int]
+T = TypeVar("T")
 
 
 def system_clock() -> int:
@@ -84,6 +92,19 @@ class Runtime:
         self._events_seen = 0
 
     @property
+    def shared(self) -> bool:
+        """Whether the state is shared with other processes (Redis)."""
+        return self.lease is not None
+
+    async def run(self, block: Callable[[], T]) -> T:
+        """Run a block of engine calls: holding the lock on the loop (in-memory state), or in a
+        worker thread (shared state). See the module docstring."""
+        if self.lease is None:
+            async with self.lock:
+                return block()
+        return await asyncio.to_thread(block)
+
+    @property
     def role(self) -> str:
         """``embedded`` (in-memory state), ``leader`` (holds the city's lease) or ``standby``."""
         if self.lease is None:
@@ -111,15 +132,14 @@ class Runtime:
         :class:`LeaseHeld`.
         """
         async with self.lock:
-            store = self.dispatcher.store
             try:
-                borrowed = self._fence()
+                fencing, borrowed = self._fencing()
                 now = self.clock()
                 start = time.perf_counter()
                 try:
-                    result = await asyncio.to_thread(_tick_retrying, self.dispatcher, now)
+                    with fencing:  # the tick's thread inherits this context: its writes are fenced
+                        result = await asyncio.to_thread(_tick_retrying, self.dispatcher, now)
                 finally:
-                    self.dispatcher.store = store
                     if borrowed and self.lease is not None:
                         with contextlib.suppress(StoreUnavailable):
                             self.lease.release()
@@ -135,16 +155,12 @@ class Runtime:
         self.metrics.assignments.inc(amount=sum(len(a.order_ids) for a in result.assignments))
         return record
 
-    def _fence(self) -> bool:
-        """Point the dispatcher at the store fenced with this process's lease token, for one tick.
-
-        Called holding the lock (every engine call is made holding it, so no other call sees the
-        fenced store); the caller puts the plain store back. Returns whether the lease was taken
-        just for this tick.
-        """
+    def _fencing(self) -> tuple[contextlib.AbstractContextManager[None], bool]:
+        """A context in which the store's writes are fenced with this process's lease token, and
+        whether the lease was taken just for this tick (raises LeaseHeld when another has it)."""
         lease, store = self.lease, self.dispatcher.store
         if lease is None or not isinstance(store, RedisStore):
-            return False
+            return contextlib.nullcontext(), False
         borrowed = False
         if not lease.held:
             if not lease.acquire():
@@ -156,8 +172,7 @@ class Runtime:
                 )
             borrowed = self.leasing is None  # no lease loop here to keep it
         assert lease.token is not None
-        self.dispatcher.store = store.fenced(lease.token)
-        return borrowed
+        return store.fencing(lease.token), borrowed
 
     async def run_background_ticks(self) -> None:
         """Tick every ``tick_interval_s`` until cancelled; a failed tick is logged, the next one runs.
@@ -212,10 +227,13 @@ class Runtime:
 
     async def gauges(self) -> list[tuple[str, str, Labels, float]]:
         """Scrape-time gauges, read under the lock like any engine state."""
-        async with self.lock:
-            store = self.dispatcher.store
-            open_orders = {s: len(store.orders_with_status(s)) for s in OrderStatus if s.is_open}
-            couriers = store.couriers_on_shift()
+        store = self.dispatcher.store
+        open_orders, couriers = await self.run(
+            lambda: (
+                {s: len(store.orders_with_status(s)) for s in OrderStatus if s.is_open},
+                store.couriers_on_shift(),
+            )
+        )
         by_status = {s: 0 for s in (CourierStatus.IDLE, CourierStatus.BUSY)}
         for courier in couriers:
             by_status[courier.status] = by_status.get(courier.status, 0) + 1

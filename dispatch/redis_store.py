@@ -38,13 +38,15 @@ decision never loses a newer ping. Reads merge the two.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import re
 import socket
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar, cast
 
 import redis
@@ -79,6 +81,9 @@ _DECODED_MAX = 200_000  # decoded couriers kept per store before the cache start
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+#: (key prefix, token) of the lease the writes in this context are fenced with (see RedisStore.fencing)
+_FENCE: ContextVar[tuple[str, int] | None] = ContextVar("dispatch_redis_fence", default=None)
 
 
 def city_prefix(city: str) -> str:
@@ -484,6 +489,26 @@ class RedisStore:
         view.fence = token
         return view
 
+    @contextlib.contextmanager
+    def fencing(self, token: int) -> Iterator[None]:
+        """Fence this store's writes with ``token`` within this context only.
+
+        Code run in the context (and threads started from it by ``asyncio.to_thread``, which
+        copies the context) is fenced; concurrent calls in other contexts, such as API requests
+        next to a tick, are not.
+        """
+        reset = _FENCE.set((self.prefix, token))
+        try:
+            yield
+        finally:
+            _FENCE.reset(reset)
+
+    def _fence(self) -> int | None:
+        if self.fence is not None:
+            return self.fence
+        context = _FENCE.get()
+        return context[1] if context is not None and context[0] == self.prefix else None
+
     # -- reads ------------------------------------------------------------------------------
 
     @redis_errors_as_unavailable
@@ -592,8 +617,9 @@ class RedisStore:
     @redis_errors_as_unavailable
     def apply(self, change: Change) -> list[Event]:
         check_plan_owners(change)
+        fence = self._fence()
         payload = {
-            "fence": -1 if self.fence is None else self.fence,
+            "fence": -1 if fence is None else fence,
             "new_merchants": sorted(change.new_merchant_ids),
             "merchants": [[m.id, encode_merchant(m)] for m in change.merchants],
             "couriers": [
@@ -633,9 +659,9 @@ class RedisStore:
         if outcome == "lease":
             holder = reply[1] or "nobody (it expired)"
             raise LeaseLost(
-                f"this dispatcher's lease (token {self.fence}) of city {self.city!r} is gone; "
+                f"this dispatcher's lease (token {fence}) of city {self.city!r} is gone; "
                 f"it is held by {holder}: the decision is dropped",
-                token=self.fence,
+                token=fence,
             )
         if outcome == "dup-merchant":
             raise DuplicateId(f"merchant {reply[1]!r} already exists", id=reply[1])

@@ -255,3 +255,34 @@ def test_the_codecs_cover_every_field() -> None:
     assert len(json.loads(rs.encode_courier(courier))) == len(fields(Courier))
     assert len(json.loads(rs.encode_route(route))) == len(fields(Route))
     assert len(json.loads(rs.encode_route(route))["stops"][0]) == len(fields(Stop))
+
+
+def test_fencing_covers_the_tick_context_only(redis_url: str) -> None:
+    import asyncio
+
+    client = connect(redis_url)
+    lease, rival = Lease(client, "ctx", ttl_s=30, owner="me"), Lease(client, "ctx", ttl_s=30, owner="rival")
+    store = RedisStore(client, "ctx")
+    assert lease.acquire()
+    token = lease.token
+    assert token is not None
+    lease.release()
+    assert rival.acquire()  # the lease moved on while "my" tick was running
+
+    async def tick_and_request() -> tuple[BaseException | None, int]:
+        async def tick() -> BaseException | None:
+            with store.fencing(token):  # what Runtime.tick does around the tick's thread
+                try:
+                    await asyncio.to_thread(store.apply, Change(events=[NewEvent("late tick", 1)]))
+                except LeaseLost as exc:
+                    return exc
+            return None
+
+        async def request() -> int:  # an API request next to it, in its own context
+            return (await asyncio.to_thread(store.apply, Change(events=[NewEvent("request", 2)])))[0].seq
+
+        return await asyncio.gather(tick(), request())  # type: ignore[return-value]
+
+    refused, seq = asyncio.run(tick_and_request())
+    assert isinstance(refused, LeaseLost) and seq == 1
+    assert [e.kind for e in store.events()] == ["request"]

@@ -61,10 +61,13 @@ async def _read(
     runtime: Runtime, principal: Principal, after: int, limit: int
 ) -> tuple[list[EventPublic], int]:
     """Up to ``limit`` visible events after ``after``, and the seq to read on from."""
-    async with runtime.lock:
+
+    def read() -> tuple[list[EventPublic], int]:
         events = runtime.dispatcher.store.events(after, limit)
         visible = [_public(e) for e in events if _visible(principal, e, runtime)]
-    return visible, events[-1].seq if events else after
+        return visible, events[-1].seq if events else after
+
+    return await runtime.run(read)
 
 
 _SSE_EVENT = {
