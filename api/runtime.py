@@ -99,7 +99,7 @@ class Runtime:
     async def run(self, block: Callable[[], T]) -> T:
         """Run a block of engine calls: holding the lock on the loop (in-memory state), or in a
         worker thread (shared state). See the module docstring."""
-        if self.lease is None:
+        if not self.shared:
             async with self.lock:
                 return block()
         return await asyncio.to_thread(block)
@@ -112,7 +112,7 @@ class Runtime:
         return "leader" if self.lease.held else "standby"
 
     def event_count(self) -> int:
-        """Events in the log so far; call it holding the lock. Reads only the tail since last time."""
+        """Events in the log so far; call it in a :meth:`run` block. Reads only the tail since last time."""
         store = self.dispatcher.store
         if isinstance(store, RedisStore):
             return store.last_seq()
