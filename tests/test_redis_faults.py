@@ -178,12 +178,12 @@ class Load:
                 self.errors.append(f"ping c-{c}: {status} {data}")
 
 
-def _holder_pid(url: str) -> int | None:
+def holder_pid(url: str) -> int | None:
     holder = Lease(connect(url), CITY).holder()
     return int(holder[1].rsplit(":", 1)[1]) if holder else None
 
 
-def _wait(what: str, condition: Any, timeout_s: float) -> None:
+def wait_for(what: str, condition: Any, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
@@ -212,49 +212,38 @@ def test_nothing_acknowledged_is_lost_or_doubled_when_processes_and_redis_die(
     servers += [Server(url, tmp / "serve-a.log"), Server(url, tmp / "serve-b.log")]
     for s in servers:
         s.wait_ready()
-    rng = random.Random(5)
-    first = servers[0].port
-    merchants = []
-    for i in range(4):
-        lat, lng = CENTRE[0] + rng.uniform(-0.01, 0.01), CENTRE[1] + rng.uniform(-0.015, 0.015)
-        body = {"id": f"m-{i}", "location": {"lat": lat, "lng": lng}, "delivery_area": {"radius_m": 4000}}
-        assert _call(first, "POST", "/v1/merchants", ADMIN, {**body, "prep_minutes": 1})[0] == 201
-        merchants.append((f"m-{i}", lat, lng))
-    for i in range(N_COURIERS):
-        where = {"lat": CENTRE[0] + rng.uniform(-0.01, 0.01), "lng": CENTRE[1] + rng.uniform(-0.015, 0.015)}
-        shift = {"location": where, "duration_minutes": 240, "capacity": 2}
-        assert _call(first, "POST", f"/v1/couriers/c-{i}/shift/start", ADMIN, shift)[0] == 201
-    _wait("a lease holder", lambda: _holder_pid(url) in {s.process.pid for s in servers}, 15)
+    merchants = setup_city(servers[0].port, random.Random(5))
+    wait_for("a lease holder", lambda: holder_pid(url) in {s.process.pid for s in servers}, 15)
 
     load = Load(servers, merchants)
     worker = threading.Thread(target=load.run, args=(random.Random(7),), daemon=True)
     worker.start()
     try:
-        _wait("steady load", lambda: len(load.acknowledged) >= 20, 30)
+        wait_for("steady load", lambda: len(load.acknowledged) >= 20, 30)
 
         # 1. kill -9 an API worker that does not hold the lease; a new one joins
-        holder = _holder_pid(url)
+        holder = holder_pid(url)
         victim = next(s for s in servers if s.process.pid != holder)
         victim.kill()
         servers.append(Server(url, tmp / "serve-c.log"))
         servers[-1].wait_ready()
         seen = len(load.acknowledged)
-        _wait("load after the worker died", lambda: len(load.acknowledged) >= seen + 15, 30)
+        wait_for("load after the worker died", lambda: len(load.acknowledged) >= seen + 15, 30)
 
         # 2. kill -9 the dispatcher holding the lease: another process takes over in seconds
-        leader = next(s for s in servers if s.process.pid == _holder_pid(url))
+        leader = next(s for s in servers if s.process.pid == holder_pid(url))
         leader.kill()
         alive = {s.process.pid for s in servers if s.alive}
-        _wait("another process to take the lease", lambda: _holder_pid(url) in alive, 10)
+        wait_for("another process to take the lease", lambda: holder_pid(url) in alive, 10)
         seen = len(load.acknowledged)
-        _wait("load after the leader died", lambda: len(load.acknowledged) >= seen + 15, 30)
+        wait_for("load after the leader died", lambda: len(load.acknowledged) >= seen + 15, 30)
 
         # 3. kill -9 redis-server and start it again on the same AOF
         redis_server.kill()
         time.sleep(0.5)  # a moment of outage under load: 503s and refused connections
         redis_server.start()
         seen = len(load.acknowledged)
-        _wait("load after Redis came back", lambda: len(load.acknowledged) >= seen + 15, 30)
+        wait_for("load after Redis came back", lambda: len(load.acknowledged) >= seen + 15, 30)
     finally:
         load.stop.set()
         worker.join(timeout=60)
@@ -262,16 +251,38 @@ def test_nothing_acknowledged_is_lost_or_doubled_when_processes_and_redis_die(
     assert load.failures, "the faults were felt by the clients (503s or refused connections)"
     # the dispatcher keeps assigning after all three faults
     store = RedisStore(url, CITY)
-    _wait("assignments after the faults", lambda: len(store.orders_with_status(OrderStatus.ASSIGNED)) > 0, 15)
+    wait_for(
+        "assignments after the faults", lambda: len(store.orders_with_status(OrderStatus.ASSIGNED)) > 0, 15
+    )
     time.sleep(1.0)  # let a last tick or two land before reading the final state
     for s in servers:
         s.stop()
+    check_state(store, load.acknowledged)
 
+
+def setup_city(port: int, rng: random.Random) -> list[tuple[str, float, float]]:
+    """Four merchants (one minute of preparation) and ``N_COURIERS`` couriers on shift, over HTTP."""
+    merchants = []
+    for i in range(4):
+        lat, lng = CENTRE[0] + rng.uniform(-0.01, 0.01), CENTRE[1] + rng.uniform(-0.015, 0.015)
+        body = {"id": f"m-{i}", "location": {"lat": lat, "lng": lng}, "delivery_area": {"radius_m": 4000}}
+        assert _call(port, "POST", "/v1/merchants", ADMIN, {**body, "prep_minutes": 1})[0] == 201
+        merchants.append((f"m-{i}", lat, lng))
+    for i in range(N_COURIERS):
+        where = {"lat": CENTRE[0] + rng.uniform(-0.01, 0.01), "lng": CENTRE[1] + rng.uniform(-0.015, 0.015)}
+        shift = {"location": where, "duration_minutes": 240, "capacity": 2}
+        assert _call(port, "POST", f"/v1/couriers/c-{i}/shift/start", ADMIN, shift)[0] == 201
+    return merchants
+
+
+def check_state(store: RedisStore, acknowledged: set[str]) -> dict[str, int]:
+    """Every acknowledged order exists once, is assigned at most once (or waits), and sits in
+    exactly its courier's plan; no order is in two plans. Raises AssertionError; returns counts."""
     events = store.events()
     assert [e.seq for e in events] == list(range(1, len(events) + 1)), "the event log has a gap or a repeat"
     placed = Counter(e.order_id for e in events if e.kind == "order.placed")
     assigned = Counter(e.order_id for e in events if e.kind == "order.assigned")
-    for oid in load.acknowledged:
+    for oid in acknowledged:
         order = store.get_order(oid)
         assert order is not None, f"acknowledged order {oid} was lost"
         assert placed[oid] == 1, f"order {oid} placed {placed[oid]} times"
@@ -288,6 +299,7 @@ def test_nothing_acknowledged_is_lost_or_doubled_when_processes_and_redis_die(
             assert order is not None and order.courier_id == route.courier_id
     for order in store.orders_with_status(OrderStatus.ASSIGNED):
         assert order.courier_id is not None and order.id in routes[order.courier_id].order_ids
+    return {"events": len(events), "orders": len(placed), "assigned": len(assigned), "plans": len(routes)}
 
 
 def test_serve_with_two_workers_shares_one_city(cluster: tuple[RedisServer, list[Server], Path]) -> None:
@@ -306,8 +318,8 @@ def test_serve_with_two_workers_shares_one_city(cluster: tuple[RedisServer, list
         [*command, "--tick-interval", "0.3"], cwd=ROOT, env=env, stdout=log, stderr=log
     )
     try:
-        _wait("a lease holder", lambda: _holder_pid(redis_server.url) is not None, 60)
-        holder = _holder_pid(redis_server.url)
+        wait_for("a lease holder", lambda: holder_pid(redis_server.url) is not None, 60)
+        holder = holder_pid(redis_server.url)
         assert holder != supervisor.pid  # a worker process ticks, not the supervisor
         body = {
             "id": "m-1",
@@ -322,7 +334,7 @@ def test_serve_with_two_workers_shares_one_city(cluster: tuple[RedisServer, list
         assert status == 201
         roles = Counter(_call(port, "GET", "/healthz", ADMIN)[1]["dispatcher"] for _ in range(40))
         assert set(roles) <= {"leader", "standby"} and roles["leader"] >= 1
-        _wait(
+        wait_for(
             "the background tick",
             lambda: _call(port, "GET", "/v1/orders/m-1:W-1", APP)[1]["status"] == "assigned",
             20,
@@ -332,4 +344,4 @@ def test_serve_with_two_workers_shares_one_city(cluster: tuple[RedisServer, list
         supervisor.wait(timeout=20)
         log.close()
     # a clean shutdown hands the lease back at once
-    assert _holder_pid(redis_server.url) is None
+    assert holder_pid(redis_server.url) is None
