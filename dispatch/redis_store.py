@@ -485,7 +485,7 @@ class RedisStore:
 
     def fenced(self, token: int) -> RedisStore:
         """The same store, whose writes apply only while ``token`` holds the city's lease."""
-        view = replace_store(self)
+        view = _view(self)
         view.fence = token
         return view
 
@@ -673,7 +673,7 @@ class RedisStore:
         raise RuntimeError(f"unexpected reply from the apply script: {reply!r}")
 
 
-def replace_store(store: RedisStore) -> RedisStore:
+def _view(store: RedisStore) -> RedisStore:
     """A shallow copy sharing the client and scripts (for :meth:`RedisStore.fenced`)."""
     view = object.__new__(RedisStore)
     view.__dict__.update(store.__dict__)

@@ -160,6 +160,30 @@ async def test_redis_down_is_503_with_retry_after_and_recovers(tmp_path: Path, c
         server.stop()
 
 
+async def test_a_redis_that_hangs_is_503_after_the_timeout_not_a_hang(tmp_path: Path, clock: Clock) -> None:
+    import os
+    import signal
+
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    assert server.process is not None
+    try:
+        app = _app(server.url, clock)  # 0.5 s Redis timeout
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            await seed(client)
+            os.kill(server.process.pid, signal.SIGSTOP)  # alive, accepting nothing: the worst kind of down
+            try:
+                r = await asyncio.wait_for(client.get("/v1/merchants/m-1", headers=auth(ADMIN)), timeout=10)
+                assert r.status_code == 503 and r.headers["Retry-After"] == "1"
+                assert "TimeoutError" in r.json()["detail"]
+            finally:
+                os.kill(server.process.pid, signal.SIGCONT)
+            r = await client.get("/v1/merchants/m-1", headers=auth(ADMIN))
+            assert r.status_code == 200 and r.json()["id"] == "m-1"
+    finally:
+        server.stop()
+
+
 def test_a_redis_url_that_is_not_one_is_refused() -> None:
     with pytest.raises(ValueError, match="DISPATCH_REDIS_URL must start with redis://"):
         make_settings(redis_url="http://127.0.0.1:6379")
