@@ -54,12 +54,15 @@ def create_app(
     if dispatcher is None:
         store = None
         if settings.redis_url is not None:
-            from dispatch.redis_store import RedisStore
+            from dispatch.redis_store import RedisStore, connect
 
             # connects lazily: a Redis that is down at start-up gives 503s until it is up
-            store = RedisStore(
-                settings.redis_url.get_secret_value(), settings.city, timeout_s=settings.redis_timeout_s
+            client = connect(
+                settings.redis_url.get_secret_value(),
+                timeout_s=settings.redis_timeout_s,
+                cluster=settings.redis_cluster,
             )
+            store = RedisStore(client, settings.city)
         dispatcher = Dispatcher(store=store, config=DispatchConfig(city=settings.city))
     runtime = Runtime(settings, dispatcher, clock or system_clock)
 

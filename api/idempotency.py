@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from dispatch.redis_store import city_prefix, redis_errors_as_unavailable
 
 if TYPE_CHECKING:
-    import redis
+    from dispatch.redis_store import Client
 
 __all__ = [
     "Begin",
@@ -126,7 +126,7 @@ class RedisIdempotencyStore:
     ``ttl_s`` from completion.
     """
 
-    def __init__(self, client: redis.Redis, city: str, ttl_s: int, *, in_flight_ttl_s: int = 10) -> None:
+    def __init__(self, client: Client, city: str, ttl_s: int, *, in_flight_ttl_s: int = 10) -> None:
         self.client = client
         self.ttl_s = ttl_s
         self.in_flight_ttl_s = in_flight_ttl_s

@@ -13,7 +13,7 @@ from dispatch.models import Location, Window
 from dispatch.redis_store import city_prefix, redis_errors_as_unavailable
 
 if TYPE_CHECKING:
-    import redis
+    from dispatch.redis_store import Client
 
 __all__ = ["IssuedQuote", "QuoteBook", "QuoteStore", "RedisQuoteBook"]
 
@@ -69,7 +69,7 @@ class RedisQuoteBook:
     Kept a while past its expiry so that ordering from it says "expired", not "unknown".
     """
 
-    def __init__(self, client: redis.Redis, city: str, *, keep_s: int = 600) -> None:
+    def __init__(self, client: Client, city: str, *, keep_s: int = 600) -> None:
         self.client = client
         self.keep_s = keep_s
         self._prefix = city_prefix(city) + "quote:"

@@ -158,6 +158,8 @@ class Settings(BaseSettings):
     #: Shared state in Redis (``redis://host:port/db``, ``rediss://`` or ``unix://``); unset: in-memory
     #: state in this one process.
     redis_url: SecretStr | None = Field(default=None, description="redis://host:port/db")
+    #: ``DISPATCH_REDIS_URL`` names one node of a Redis Cluster (the client finds the others).
+    redis_cluster: bool = False
     #: A Redis call that takes longer fails (the API answers 503) instead of hanging.
     redis_timeout_s: float = Field(default=2.0, gt=0.0, le=30.0)
     #: The dispatcher lease: a holder that stops renewing is replaced after this long.

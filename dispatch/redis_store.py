@@ -51,6 +51,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from dispatch.errors import DuplicateId, LeaseLost, StoreUnavailable
@@ -70,7 +71,7 @@ from dispatch.models import (
 )
 from dispatch.store import Change, check_plan_owners, version_error
 
-__all__ = ["Lease", "RedisStore", "city_prefix", "connect", "redis_errors_as_unavailable"]
+__all__ = ["Client", "Lease", "RedisStore", "city_prefix", "connect", "redis_errors_as_unavailable"]
 
 _CITY = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 #: Error replies that mean "not now" rather than "never": the server is loading its AOF, is a
@@ -81,6 +82,9 @@ _DECODED_MAX = 200_000  # decoded couriers kept per store before the cache start
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+#: A single Redis server or a Redis Cluster (every key of a city lives in one slot of it).
+Client = redis.Redis | RedisCluster
 
 #: (key prefix, token) of the lease the writes in this context are fenced with (see RedisStore.fencing)
 _FENCE: ContextVar[tuple[str, int] | None] = ContextVar("dispatch_redis_fence", default=None)
@@ -97,12 +101,20 @@ def city_prefix(city: str) -> str:
     return f"dispatch:{{{city}}}:"
 
 
-def connect(url: str, *, timeout_s: float = 2.0) -> redis.Redis:
+def connect(url: str, *, timeout_s: float = 2.0, cluster: bool = False) -> Client:
     """A client for ``url`` (``redis://host:port/db``) that fails fast instead of hanging.
 
     Socket and connect timeouts are ``timeout_s``; a command is re-sent once on a dropped
-    connection (a restarted server), never after a timeout (it may have run).
+    connection (a restarted server), never after a timeout (it may have run). ``cluster``:
+    ``url`` names one node of a Redis Cluster, and the client finds the others.
     """
+    if cluster:
+        return RedisCluster.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+        )
     return redis.Redis.from_url(
         url,
         decode_responses=True,
@@ -435,7 +447,7 @@ return 0
 class _Scripts:
     """The scripts, registered once per client (EVALSHA; reloaded by redis-py after a restart)."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: Client) -> None:
         self.apply = client.register_script(_APPLY)
         self.set_position = client.register_script(_SET_POSITION)
         self.couriers = client.register_script(_COURIERS)
@@ -451,7 +463,7 @@ class RedisStore:
     city's lease: that is the store a dispatcher ticks through.
     """
 
-    def __init__(self, client: redis.Redis | str, city: str = "default", *, timeout_s: float = 2.0) -> None:
+    def __init__(self, client: Client | str, city: str = "default", *, timeout_s: float = 2.0) -> None:
         self.prefix = city_prefix(city)
         if isinstance(client, str):
             client = connect(client, timeout_s=timeout_s)
@@ -689,9 +701,7 @@ class Lease:
     through ``store.fenced(old_token)`` after that is refused by the store.
     """
 
-    def __init__(
-        self, client: redis.Redis, city: str, *, ttl_s: float = 5.0, owner: str | None = None
-    ) -> None:
+    def __init__(self, client: Client, city: str, *, ttl_s: float = 5.0, owner: str | None = None) -> None:
         if not ttl_s > 0:
             raise ValueError(f"a lease lasts a positive number of seconds, got {ttl_s!r}")
         prefix = city_prefix(city)

@@ -8,7 +8,7 @@ import redis
 
 from dispatch import DeliveryArea, DispatchConfig, Dispatcher, Location, MemoryStore, Merchant
 from dispatch.store import Store
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisClusterServers, RedisServer
 
 CENTRE = Location(52.5200, 13.4050)
 
@@ -64,10 +64,30 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
     yield redis_server.url
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
+    """A three-node Redis Cluster for the whole session, flushed per test."""
+    cluster = RedisClusterServers(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: RedisClusterServers) -> str:
+    redis_cluster.flush()
+    return redis_cluster.url
+
+
 def make_store(kind: str, city: str, request: pytest.FixtureRequest) -> Store:
-    """A store of ``kind`` ("memory" or "redis") for ``city``: one contract, two implementations."""
+    """A store of ``kind`` for ``city``: one contract, two implementations ("memory", "redis"),
+    the second also on a Redis Cluster ("cluster")."""
     if kind == "memory":
         return MemoryStore(city)
-    from dispatch.redis_store import RedisStore
+    from dispatch.redis_store import RedisStore, connect
 
+    if kind == "cluster":
+        return RedisStore(connect(request.getfixturevalue("redis_cluster_url"), cluster=True), city)
     return RedisStore(request.getfixturevalue("redis_url"), city)

@@ -107,3 +107,85 @@ class RedisServer:
         else:
             self.stop()
         self.start()
+
+
+def _free_cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too."""
+    for _ in range(100):
+        port = free_port()
+        if port + 10000 < 65536:
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+class RedisClusterServers:
+    """A three-node Redis Cluster (no replicas), slots split evenly, for the cluster tests."""
+
+    def __init__(self, directory: Path) -> None:
+        self.binary = require_redis_server()
+        self.directory = directory
+        self.ports = [_free_cluster_port() for _ in range(3)]
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports[0]}/0"
+
+    def start(self) -> None:
+        for port in self.ports:
+            node = self.directory / str(port)
+            node.mkdir(parents=True, exist_ok=True)
+            command = [
+                self.binary,
+                "--port", str(port),
+                "--bind", "127.0.0.1",
+                "--dir", str(node),
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", "nodes.conf",
+                "--save", "",
+                "--appendonly", "no",
+                "--logfile", str(node / "redis.log"),
+            ]  # fmt: skip
+            self.processes.append(
+                subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
+        clients = [redis.Redis(port=p, socket_timeout=2, socket_connect_timeout=2) for p in self.ports]
+        deadline = time.monotonic() + 20
+        for client in clients:
+            while True:
+                try:
+                    client.ping()
+                    break
+                except redis.exceptions.ConnectionError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("a cluster node did not answer PING") from None
+                    time.sleep(0.05)
+        bounds = [0, 5461, 10923, 16384]
+        for i, client in enumerate(clients):
+            client.execute_command("CLUSTER", "ADDSLOTSRANGE", bounds[i], bounds[i + 1] - 1)
+        for port in self.ports[1:]:
+            clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", port)
+        while not all(b"cluster_state:ok" in c.execute_command("CLUSTER", "INFO") for c in clients):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the cluster did not become ok")
+            time.sleep(0.1)
+        for client in clients:
+            client.close()
+
+    def flush(self) -> None:
+        for port in self.ports:
+            client = redis.Redis(port=port)
+            client.flushall()
+            client.close()
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=10)
+        self.processes = []

@@ -42,12 +42,13 @@ def test_a_city_is_served_end_to_end(policy: object, store_kind: str, request: p
 
 
 def test_both_stores_make_the_same_decisions(request: pytest.FixtureRequest) -> None:
-    """The store holds state, it does not decide: the same city day gives the same event log."""
+    """The store holds state, it does not decide: the same city day gives the same event log,
+    in memory, in Redis and in a Redis Cluster."""
     logs = []
-    for kind in ("memory", "redis"):
+    for kind in ("memory", "redis", "cluster"):
         plan = synthetic_city(seed=5, n_orders=30, n_couriers=6)
         d = Dispatcher(store=make_store(kind, "same", request), config=DispatchConfig(city="same"))
         World(d, plan).run()
         logs.append([(e.seq, e.at, e.kind, e.order_id, e.courier_id, e.data) for e in d.store.events()])
     assert len(logs[0]) > 100
-    assert logs[0] == logs[1]
+    assert logs[0] == logs[1] == logs[2]

@@ -184,6 +184,27 @@ def test_every_key_of_a_city_is_in_one_slot(redis_url: str) -> None:
     assert any(k.startswith("dispatch:{berlin}:cell:") for k in keys)  # the H3 cell index
 
 
+def test_a_city_ticks_fenced_on_a_cluster(redis_cluster_url: str) -> None:
+    """On a three-node cluster, cities land on different nodes; each one's scripts run whole."""
+    client = connect(redis_cluster_url, cluster=True)
+    slots = set()
+    for city in ("berlin", "paris", "rome"):
+        store = RedisStore(client, city)
+        d = _city(store)
+        d.start_shift("c1", destination(CENTRE, 300, 0), now=0, shift_end=4 * 3600)
+        d.place_order("o1", "m1", destination(CENTRE, 900, 90), now=10)
+        lease = Lease(client, city, ttl_s=30)
+        assert lease.acquire() and lease.token is not None
+        token = lease.token
+        with store.fencing(token):
+            assert [a.order_ids for a in d.tick(now=400).assignments] == [("o1",)]
+        lease.release()
+        with store.fencing(token), pytest.raises(LeaseLost):
+            store.apply(Change(events=[NewEvent("late", 500)]))
+        slots.add(key_slot(store.key("orders").encode()))
+    assert len(slots) == 3
+
+
 def test_nothing_acknowledged_is_lost_when_redis_is_killed(tmp_path: Path) -> None:
     server = RedisServer(tmp_path / "aof")  # appendonly yes, appendfsync always
     server.start()

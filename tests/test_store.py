@@ -1,6 +1,7 @@
 """The Store contract: atomic changes, version checks, events, the cell index.
 
-Every test runs against both stores: the in-memory one and RedisStore on a real redis-server.
+Every test runs against both stores: the in-memory one and RedisStore on a real redis-server,
+and RedisStore again on a three-node Redis Cluster (a city's keys share one slot).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def _order(oid: str = "o1", **kw: object) -> Order:
     )  # type: ignore[arg-type]
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 def store(request: pytest.FixtureRequest) -> Store:
     s = make_store(request.param, "city", request)
     s.apply(Change(merchants=[Merchant("m1", HERE, DeliveryArea(radius_m=1000))], new_merchant_ids={"m1"}))
