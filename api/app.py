@@ -41,15 +41,29 @@ def create_app(
     dispatcher: Dispatcher | None = None,
     clock: Clock | None = None,
 ) -> FastAPI:
-    """A ready-to-serve app over ``dispatcher`` (a fresh in-memory one by default).
+    """A ready-to-serve app over ``dispatcher``.
+
+    By default a fresh dispatcher over in-memory state, or over the city's state in Redis when
+    ``DISPATCH_REDIS_URL`` is set (then quotes, idempotency records and the tick lease are
+    shared through Redis too, and any number of processes can serve the city).
 
     ``settings`` default to the environment (which must name API keys); ``clock`` to the
     system clock in whole POSIX seconds. Tests pass a clock they control.
     """
     settings = settings if settings is not None else Settings()
-    dispatcher = (
-        dispatcher if dispatcher is not None else Dispatcher(config=DispatchConfig(city=settings.city))
-    )
+    if dispatcher is None:
+        store = None
+        if settings.redis_url is not None:
+            from dispatch.redis_store import RedisStore, connect
+
+            # connects lazily: a Redis that is down at start-up gives 503s until it is up
+            client = connect(
+                settings.redis_url.get_secret_value(),
+                timeout_s=settings.redis_timeout_s,
+                cluster=settings.redis_cluster,
+            )
+            store = RedisStore(client, settings.city)
+        dispatcher = Dispatcher(store=store, config=DispatchConfig(city=settings.city))
     runtime = Runtime(settings, dispatcher, clock or system_clock)
 
     @asynccontextmanager

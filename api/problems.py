@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dispatch.errors import Conflict, DispatchError, NotFound
+from dispatch.errors import Conflict, DispatchError, NotFound, StoreUnavailable
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
@@ -68,6 +68,9 @@ _TITLES: dict[str, str] = {
     "illegal-transition": "The current status does not allow this",
     "courier-off-shift": "The courier is off shift",
     "stale-write": "The record changed meanwhile; retry",
+    "lease-held": "Another process runs this city's dispatcher",
+    "lease-lost": "This process lost the dispatcher lease; the decision was dropped",
+    "store-unavailable": "The shared state is unavailable; retry shortly",
     "conflict": "The current state does not allow this",
 }
 
@@ -122,7 +125,10 @@ class ApiError(Exception):
 
 
 def status_of(exc: DispatchError) -> int:
-    """HTTP status of an engine error: unknown ids 404, state conflicts 409, bad input and refusals 422."""
+    """HTTP status of an engine error: unknown ids 404, state conflicts 409, bad input and refusals 422,
+    the shared state out of reach 503."""
+    if isinstance(exc, StoreUnavailable):
+        return 503
     if isinstance(exc, NotFound):
         return 404
     if isinstance(exc, Conflict):
@@ -179,6 +185,7 @@ def dispatch_problem(request: Request | None, exc: DispatchError) -> JSONRespons
     details = dict(exc.details)
     field = details.pop("field", None)
     errors = [FieldError(detail=exc.message, pointer=f"#/{field}")] if isinstance(field, str) else []
+    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, StoreUnavailable) else None
     return problem_response(
         request,
         exc.code,
@@ -186,6 +193,7 @@ def dispatch_problem(request: Request | None, exc: DispatchError) -> JSONRespons
         exc.message,
         title=_TITLES.get(exc.code),
         errors=errors,
+        headers=headers,
         extensions=details,
     )
 
@@ -298,15 +306,19 @@ _DESCRIPTIONS = {
     413: "Request body too large",
     415: "Request body is not JSON",
     422: "Invalid input or refused, with the reason in numbers",
+    503: "The shared state (Redis) is unreachable; retry after Retry-After seconds",
 }
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries for these error statuses, all problem+json."""
+    """OpenAPI ``responses`` entries for these error statuses, all problem+json.
+
+    503 is always among them: with shared state, any call may find Redis out of reach.
+    """
     return {
         status: {
             "description": _DESCRIPTIONS.get(status, "Error"),
             "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
-        for status in statuses
+        for status in (*statuses, 503)
     }

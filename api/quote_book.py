@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from dispatch.engine import Quote
+from dispatch.models import Location, Window
+from dispatch.redis_store import city_prefix, redis_errors_as_unavailable
 
-__all__ = ["IssuedQuote", "QuoteBook"]
+if TYPE_CHECKING:
+    from dispatch.redis_store import Client
+
+__all__ = ["IssuedQuote", "QuoteBook", "QuoteStore", "RedisQuoteBook"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +25,17 @@ class IssuedQuote:
     quote: Quote
     created_at: int
     requested_ready_at: int | None  # what the client asked for; None = the merchant's prep time
+
+
+class QuoteStore(Protocol):
+    def issue(
+        self, owner: str, quote: Quote, now: int, *, requested_ready_at: int | None = None
+    ) -> IssuedQuote: ...
+    def get(self, quote_id: str, owner: str) -> IssuedQuote | None: ...
+
+
+def _new_id() -> str:
+    return f"q_{secrets.token_urlsafe(16)}"
 
 
 class QuoteBook:
@@ -35,7 +53,7 @@ class QuoteBook:
             if first.quote.valid_until >= now and len(self._quotes) < self.max_quotes:
                 break
             self._quotes.popitem(last=False)
-        issued = IssuedQuote(f"q_{secrets.token_urlsafe(16)}", owner, quote, now, requested_ready_at)
+        issued = IssuedQuote(_new_id(), owner, quote, now, requested_ready_at)
         self._quotes[issued.id] = issued
         return issued
 
@@ -43,3 +61,55 @@ class QuoteBook:
         """The quote, if it exists and belongs to ``owner`` (another key's quote is not found)."""
         issued = self._quotes.get(quote_id)
         return issued if issued is not None and issued.owner == owner else None
+
+
+class RedisQuoteBook:
+    """Quotes shared by every worker of a city: one key each, gone ``keep_s`` after it expires.
+
+    Kept a while past its expiry so that ordering from it says "expired", not "unknown".
+    """
+
+    def __init__(self, client: Client, city: str, *, keep_s: int = 600) -> None:
+        self.client = client
+        self.keep_s = keep_s
+        self._prefix = city_prefix(city) + "quote:"
+
+    @redis_errors_as_unavailable
+    def issue(
+        self, owner: str, quote: Quote, now: int, *, requested_ready_at: int | None = None
+    ) -> IssuedQuote:
+        issued = IssuedQuote(_new_id(), owner, quote, now, requested_ready_at)
+        q = quote
+        record = {
+            "owner": owner,
+            "at": now,
+            "ready": requested_ready_at,
+            "q": [
+                q.merchant_id,
+                [q.dropoff.lat, q.dropoff.lng],
+                q.distance_m,
+                q.ready_at,
+                [q.window.start, q.window.end],
+                q.scheduled,
+                q.pickup_eta,
+                q.dropoff_eta,
+                q.valid_until,
+            ],
+        }
+        ttl_s = max(1, q.valid_until - now) + self.keep_s
+        self.client.set(self._prefix + issued.id, json.dumps(record), ex=ttl_s)
+        return issued
+
+    @redis_errors_as_unavailable
+    def get(self, quote_id: str, owner: str) -> IssuedQuote | None:
+        raw = self.client.get(self._prefix + quote_id)
+        if raw is None:
+            return None
+        r = json.loads(raw)
+        if r["owner"] != owner:
+            return None
+        mid, drop, distance, ready, window, scheduled, pickup, dropoff, valid = r["q"]
+        quote = Quote(
+            mid, Location(*drop), distance, ready, Window(*window), scheduled, pickup, dropoff, valid
+        )
+        return IssuedQuote(quote_id, owner, quote, r["at"], r["ready"])

@@ -1,11 +1,25 @@
-"""What one running service holds: the dispatcher behind one lock, the clock, quotes, idempotency
-records, metrics, and the background tick.
+"""What one running service holds: the dispatcher, the clock, quotes, idempotency records,
+metrics, the background tick, and (with shared state) the city's dispatcher lease.
 
-The engine is synchronous and not thread-safe. Every engine call is made while holding
-:attr:`Runtime.lock`, on the event loop, with no ``await`` in between (so the check-then-write
-of a request cannot interleave with another). The tick, the one call that can take long, runs in
-a worker thread while the lock is held: other engine calls wait for it, but the loop keeps
-accepting connections and answering ``/healthz``.
+Routes make their engine calls as one block through :meth:`Runtime.run`. Over in-memory state
+the engine is not thread-safe: a block runs on the event loop holding :attr:`Runtime.lock`,
+with no ``await`` inside (so the check-then-write of a request cannot interleave with another).
+The tick, the one call that can take long, runs in a worker thread while the lock is held:
+other engine calls wait for it, but the loop keeps accepting connections and answering
+``/healthz``.
+
+Over Redis, a block runs in a worker thread without the lock: the store's version checks
+already make concurrent blocks safe, exactly as they make other processes' calls safe, and the
+loop stays free while Redis answers (so one worker has several Redis calls in flight, and
+fsyncs are shared). Only ticks take the lock, so that one process never ticks twice at once.
+
+With the state in Redis, many processes serve one city. Quotes and idempotency records live in
+Redis too, so any worker can answer any request. The tick runs in exactly one of them: the one
+holding the city's lease (:class:`~dispatch.redis_store.Lease`). Every worker tries to take it
+every third of its expiry; the holder renews it as often. The holder ticks through a store fenced
+with its token, so a tick that outlives its lease (a stalled or partitioned holder) is refused
+whole, and a tick that lost a race with a request (a cancel, a courier event) is retried on the
+fresh state.
 """
 
 from __future__ import annotations
@@ -16,19 +30,23 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
-from api.idempotency import IdempotencyStore, MemoryIdempotencyStore
+from api.idempotency import IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore
 from api.metrics import Labels, Registry
-from api.quote_book import QuoteBook
+from api.quote_book import QuoteBook, QuoteStore, RedisQuoteBook
 from api.settings import Settings
 from dispatch.engine import Dispatcher, TickResult
+from dispatch.errors import LeaseHeld, LeaseLost, StaleWrite, StoreUnavailable
 from dispatch.models import CourierStatus, OrderStatus
+from dispatch.redis_store import Lease, RedisStore
 
 __all__ = ["Clock", "Runtime", "TickRecord", "system_clock"]
 
 log = logging.getLogger("api")
 
 Clock = Callable[[], int]
+T = TypeVar("T")
 
 
 def system_clock() -> int:
@@ -54,17 +72,51 @@ class Runtime:
         self.dispatcher = dispatcher
         self.clock = clock
         self.lock = asyncio.Lock()
-        self.quotes = QuoteBook()
-        self.idempotency: IdempotencyStore = idempotency or MemoryIdempotencyStore(settings.idempotency_ttl_s)
+        store = dispatcher.store
+        self.lease: Lease | None = None
+        self.quotes: QuoteStore
+        if isinstance(store, RedisStore):
+            self.lease = Lease(store.client, store.city, ttl_s=settings.lease_ttl_s)
+            self.quotes = RedisQuoteBook(store.client, store.city)
+            self.idempotency: IdempotencyStore = idempotency or RedisIdempotencyStore(
+                store.client, store.city, settings.idempotency_ttl_s
+            )
+        else:
+            self.quotes = QuoteBook()
+            self.idempotency = idempotency or MemoryIdempotencyStore(settings.idempotency_ttl_s)
         self.metrics = Registry()
         self.last_tick: TickRecord | None = None
         self.ticks = 0
         self.background: asyncio.Task[None] | None = None
+        self.leasing: asyncio.Task[None] | None = None
         self._events_seen = 0
 
+    @property
+    def shared(self) -> bool:
+        """Whether the state is shared with other processes (Redis)."""
+        return self.lease is not None
+
+    async def run(self, block: Callable[[], T]) -> T:
+        """Run a block of engine calls: holding the lock on the loop (in-memory state), or in a
+        worker thread (shared state). See the module docstring."""
+        if not self.shared:
+            async with self.lock:
+                return block()
+        return await asyncio.to_thread(block)
+
+    @property
+    def role(self) -> str:
+        """``embedded`` (in-memory state), ``leader`` (holds the city's lease) or ``standby``."""
+        if self.lease is None:
+            return "embedded"
+        return "leader" if self.lease.held else "standby"
+
     def event_count(self) -> int:
-        """Events in the log so far; call it holding the lock. Reads only the tail since last time."""
-        tail = self.dispatcher.store.events(self._events_seen)
+        """Events in the log so far; call it in a :meth:`run` block. Reads only the tail since last time."""
+        store = self.dispatcher.store
+        if isinstance(store, RedisStore):
+            return store.last_seq()
+        tail = store.events(self._events_seen)
         if tail:
             self._events_seen = tail[-1].seq
         return self._events_seen
@@ -73,12 +125,24 @@ class Runtime:
         return self.clock()
 
     async def tick(self, trigger: str) -> TickRecord:
-        """One dispatch tick at the clock's now; waits for the engine like every other call."""
+        """One dispatch tick at the clock's now; waits for the engine like every other call.
+
+        With shared state, only the lease holder ticks: a process without the lease takes it if
+        it is free (and gives it back afterwards when it runs no background tick), else raises
+        :class:`LeaseHeld`.
+        """
         async with self.lock:
-            now = self.clock()
-            start = time.perf_counter()
             try:
-                result = await asyncio.to_thread(self.dispatcher.tick, now)
+                fencing, borrowed = self._fencing()
+                now = self.clock()
+                start = time.perf_counter()
+                try:
+                    with fencing:  # the tick's thread inherits this context: its writes are fenced
+                        result = await asyncio.to_thread(_tick_retrying, self.dispatcher, now)
+                finally:
+                    if borrowed and self.lease is not None:
+                        with contextlib.suppress(StoreUnavailable):
+                            self.lease.release()
             except Exception:
                 self.metrics.ticks.inc((("trigger", trigger), ("outcome", "error")))
                 raise
@@ -91,35 +155,85 @@ class Runtime:
         self.metrics.assignments.inc(amount=sum(len(a.order_ids) for a in result.assignments))
         return record
 
+    def _fencing(self) -> tuple[contextlib.AbstractContextManager[None], bool]:
+        """A context in which the store's writes are fenced with this process's lease token, and
+        whether the lease was taken just for this tick (raises LeaseHeld when another has it)."""
+        lease, store = self.lease, self.dispatcher.store
+        if lease is None or not isinstance(store, RedisStore):
+            return contextlib.nullcontext(), False
+        borrowed = False
+        if not lease.held:
+            if not lease.acquire():
+                holder = lease.holder()
+                who = f" ({holder[1]}, token {holder[0]})" if holder else ""
+                raise LeaseHeld(
+                    f"another process{who} holds the dispatcher lease of city {store.city!r}; "
+                    "it runs the tick",
+                )
+            borrowed = self.leasing is None  # no lease loop here to keep it
+        assert lease.token is not None
+        return store.fencing(lease.token), borrowed
+
     async def run_background_ticks(self) -> None:
-        """Tick every ``tick_interval_s`` until cancelled; a failed tick is logged, the next one runs."""
+        """Tick every ``tick_interval_s`` until cancelled; a failed tick is logged, the next one runs.
+
+        With shared state, only while this process holds the lease.
+        """
         interval = self.settings.tick_interval_s
         while True:
             await asyncio.sleep(interval)
+            if self.lease is not None and not self.lease.held:
+                continue
             try:
                 await self.tick("background")
             except asyncio.CancelledError:
                 raise
+            except (StoreUnavailable, LeaseLost, LeaseHeld) as exc:
+                log.warning("background dispatch tick skipped: %s", exc)
             except Exception:
                 log.exception("background dispatch tick failed")
 
+    async def run_lease(self) -> None:
+        """Hold the city's lease, or wait for it: every third of its expiry, renew or try to take it."""
+        lease = self.lease
+        assert lease is not None
+        while True:
+            try:
+                if lease.token is not None and not lease.renew():
+                    log.warning("lost the dispatcher lease of city %r", lease.city)
+                if lease.token is None and lease.acquire():
+                    log.info("took the dispatcher lease of city %r (token %d)", lease.city, lease.token)
+            except StoreUnavailable as exc:
+                log.warning("dispatcher lease not renewed: %s", exc)
+            await asyncio.sleep(lease.ttl_s / 3)
+
     async def start(self) -> None:
         if self.settings.tick_interval_s > 0 and self.background is None:
+            if self.lease is not None:
+                self.leasing = asyncio.create_task(self.run_lease(), name="dispatch-lease")
             self.background = asyncio.create_task(self.run_background_ticks(), name="dispatch-tick")
 
     async def stop(self) -> None:
-        task, self.background = self.background, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        tasks = [self.background, self.leasing]
+        self.background = self.leasing = None
+        for task in tasks:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self.lease is not None and self.lease.token is not None:
+            with contextlib.suppress(StoreUnavailable):
+                self.lease.release()  # a clean shutdown hands over at once, not after the expiry
 
     async def gauges(self) -> list[tuple[str, str, Labels, float]]:
         """Scrape-time gauges, read under the lock like any engine state."""
-        async with self.lock:
-            store = self.dispatcher.store
-            open_orders = {s: len(store.orders_with_status(s)) for s in OrderStatus if s.is_open}
-            couriers = store.couriers_on_shift()
+        store = self.dispatcher.store
+        open_orders, couriers = await self.run(
+            lambda: (
+                {s: len(store.orders_with_status(s)) for s in OrderStatus if s.is_open},
+                store.couriers_on_shift(),
+            )
+        )
         by_status = {s: 0 for s in (CourierStatus.IDLE, CourierStatus.BUSY)}
         for courier in couriers:
             by_status[courier.status] = by_status.get(courier.status, 0) + 1
@@ -150,3 +264,15 @@ class Runtime:
                 )
             )
         return gauges
+
+
+def _tick_retrying(dispatcher: Dispatcher, now: int, attempts: int = 3) -> TickResult:
+    """A tick; again on fresh state when a request changed one of its records meanwhile."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return dispatcher.tick(now)
+        except StaleWrite:
+            if attempt == attempts:
+                raise
+            log.info("dispatch tick raced with a request (attempt %d); ticking again", attempt)
+    raise AssertionError("unreachable")

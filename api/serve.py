@@ -1,13 +1,16 @@
-"""``dispatch serve``: the HTTP API on uvicorn, over the embedded in-memory state.
+"""``dispatch serve``: the HTTP API on uvicorn.
 
-One process holds the state, so run one worker (more workers would be more cities, not more
-capacity). Until the subcommand is wired into :mod:`dispatch.cli`, ``python -m api.serve`` runs
-the same function with the same options.
+Over the embedded in-memory state, one process holds the state, so it runs one worker (more
+would be more cities, not more capacity) and ``--workers`` above 1 is refused. With
+``DISPATCH_REDIS_URL`` set, ``--workers N`` runs N uvicorn worker processes over the shared
+state; one of them at a time (the lease holder) runs the background tick. ``python -m api.serve``
+runs the same function with the same options.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -21,11 +24,13 @@ def serve(
     tick_interval_s: float | None = None,
     log_level: str = "info",
     access_log: bool = False,
+    workers: int = 1,
 ) -> int:
     """Build the app from the environment (``DISPATCH_*``) and serve it until interrupted.
 
     ``tick_interval_s`` overrides ``DISPATCH_TICK_INTERVAL_S``. Returns the exit status: 2 when
-    the configuration is refused (no API keys, a short key ...), with the reason on stderr.
+    the configuration is refused (no API keys, a short key, several workers without Redis ...),
+    with the reason on stderr.
     """
     import uvicorn
     from pydantic import ValidationError
@@ -39,8 +44,31 @@ def serve(
         reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
         print(f"dispatch serve: configuration refused: {reasons}", file=sys.stderr)
         return 2
-    app = create_app(settings)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log, workers=1)
+    if workers < 1:
+        print(f"dispatch serve: --workers must be at least 1, got {workers}", file=sys.stderr)
+        return 2
+    if workers > 1 and settings.redis_url is None:
+        print(
+            f"dispatch serve: --workers {workers} needs shared state: set DISPATCH_REDIS_URL "
+            "(in-memory state lives in one process, so without Redis run one worker)",
+            file=sys.stderr,
+        )
+        return 2
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=access_log)
+        return 0
+    # Each worker process builds its own app from the environment (no state crosses processes).
+    if tick_interval_s is not None:
+        os.environ["DISPATCH_TICK_INTERVAL_S"] = str(tick_interval_s)
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=access_log,
+        workers=workers,
+    )
     return 0
 
 
@@ -62,6 +90,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="uvicorn log level",
     )
     parser.add_argument("--access-log", action="store_true", help="log every request")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes (default 1); more than 1 needs DISPATCH_REDIS_URL (shared state)",
+    )
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -72,6 +107,7 @@ def run_serve(args: argparse.Namespace) -> int:
         tick_interval_s=args.tick_interval,
         log_level=args.log_level,
         access_log=args.access_log,
+        workers=args.workers,
     )
 
 

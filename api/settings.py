@@ -28,7 +28,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, PrivateAttr, SecretStr, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["ID_PATTERN", "Principal", "Role", "Settings", "key_digest", "parse_api_keys"]
@@ -155,6 +155,15 @@ class Settings(BaseSettings):
     event_poll_s: float = Field(default=0.5, gt=0.0, le=60.0)
     #: Problem ``type`` URIs are this prefix plus the problem code (RFC 9457).
     problem_base: str = Field(default="/problems/", pattern=r"^(https://[^\s]+|/[^\s]*)/$")
+    #: Shared state in Redis (``redis://host:port/db``, ``rediss://`` or ``unix://``); unset: in-memory
+    #: state in this one process.
+    redis_url: SecretStr | None = Field(default=None, description="redis://host:port/db")
+    #: ``DISPATCH_REDIS_URL`` names one node of a Redis Cluster (the client finds the others).
+    redis_cluster: bool = False
+    #: A Redis call that takes longer fails (the API answers 503) instead of hanging.
+    redis_timeout_s: float = Field(default=2.0, gt=0.0, le=30.0)
+    #: The dispatcher lease: a holder that stops renewing is replaced after this long.
+    lease_ttl_s: float = Field(default=5.0, ge=0.5, le=120.0)
 
     _principals: dict[str, Principal] = PrivateAttr(default_factory=dict)
 
@@ -176,6 +185,21 @@ class Settings(BaseSettings):
             lines = [ln.strip() for ln in text.splitlines()]
             entries = [ln for ln in lines if ln and not ln.startswith("#")]
             self._principals = parse_api_keys(entries, str(self.api_keys_file))
+        return self
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _check_redis_url(self) -> Self:
+        if self.redis_url is not None:
+            scheme = self.redis_url.get_secret_value().partition("://")[0]
+            if scheme not in ("redis", "rediss", "unix"):
+                raise ValueError(
+                    f"DISPATCH_REDIS_URL must start with redis://, rediss:// or unix:// (got {scheme!r}://)"
+                )
         return self
 
     def principal_for(self, key: str) -> Principal | None:

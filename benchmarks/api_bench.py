@@ -17,7 +17,9 @@ Phases, in order:
 * closed loop order creations ``POST /v1/orders`` (a new external id and idempotency key each),
   last, because the orders it leaves make later background ticks heavier.
 
-Run: ``.venv/bin/python benchmarks/api_bench.py`` (``--help`` for the knobs).
+Run: ``.venv/bin/python benchmarks/api_bench.py`` (``--help`` for the knobs). With
+``--redis-url redis://...`` the server keeps its state in that Redis (flush it first: the city
+is set up from scratch) and ``--workers N`` runs N uvicorn workers over it.
 """
 
 from __future__ import annotations
@@ -275,6 +277,8 @@ def main() -> int:
     parser.add_argument("--open-seconds", type=float, default=10.0, help="length of each open-loop phase")
     parser.add_argument("--tick-interval", type=float, default=2.0, help="server's background tick, seconds")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--redis-url", default=None, help="serve over shared state in this Redis (empty)")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers (more than 1 needs Redis)")
     parser.add_argument("--generate", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate:
@@ -297,7 +301,10 @@ def main() -> int:
         env = {
             k: v for k, v in os.environ.items() if k not in ("DISPATCH_API_KEYS", "DISPATCH_API_KEYS_FILE")
         }
+        env.pop("DISPATCH_REDIS_URL", None)
         env.update(DISPATCH_API_KEYS_FILE=str(keys_file), PYTHONPATH=str(ROOT), DISPATCH_CITY="bench")
+        if args.redis_url:
+            env["DISPATCH_REDIS_URL"] = args.redis_url
         server = subprocess.Popen(
             [
                 *command,
@@ -307,6 +314,7 @@ def main() -> int:
                 str(args.tick_interval),
                 "--log-level",
                 "warning",
+                *(["--workers", str(args.workers)] if args.workers != 1 else []),
             ],
             cwd=ROOT,
             env=env,
@@ -352,7 +360,7 @@ def main() -> int:
             elapsed = time.monotonic() - started
         finally:
             server.terminate()
-            server.wait(timeout=10)
+            server.wait(timeout=30)
 
     def median(kind: str, field: str) -> float:
         return float(statistics.median(r[field] for r in rounds[kind]))
@@ -363,6 +371,8 @@ def main() -> int:
     report = {
         "benchmark": "api_bench",
         "server": " ".join(Path(c).name if i == 0 else c for i, c in enumerate(command)),
+        "state": "redis" if args.redis_url else "memory",
+        "workers": args.workers,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "setup": {
             "merchants": N_MERCHANTS,

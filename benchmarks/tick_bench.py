@@ -34,16 +34,18 @@ from dispatch import (
     Refused,
 )
 from dispatch.models import StopKind
+from dispatch.store import Store
 from simulations.city import offset
 
 CENTRE = Location(41.8781, -87.6298)
 
 
-def build(n_orders: int, n_couriers: int, seed: int) -> Dispatcher:
-    """A city sized so density stays realistic: ~1 merchant per 10 open orders."""
+def build(n_orders: int, n_couriers: int, seed: int, store: Store | None = None) -> Dispatcher:
+    """A city sized so density stays realistic: ~1 merchant per 10 open orders (in ``store``,
+    in-memory by default)."""
     rng = random.Random(seed)
     config = DispatchConfig(city="bench")
-    d = Dispatcher(config=config)
+    d = Dispatcher(store=store, config=config)
     side_m = 1000.0 * math.sqrt(max(n_couriers, 1) / 20.0)  # ~20 couriers per km^2
     n_merchants = max(5, n_orders // 10)
     merchants = []

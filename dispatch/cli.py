@@ -137,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
 
     from api.serve import add_serve_arguments
 
-    serve = sub.add_parser("serve", help="serve the HTTP API (uvicorn) over in-memory state")
+    serve = sub.add_parser("serve", help="serve the HTTP API (uvicorn); in-memory state, or Redis")
     add_serve_arguments(serve)
     serve.set_defaults(run=_serve)
 

@@ -399,26 +399,32 @@ class Dispatcher:
         courier = self._courier_on_shift(courier_id)
         route = self._route_with_stops(courier_id)
         first = route.stops[0]
-        change = Change()
+        # a plan is part of its courier: every write of one bumps the other (see _drop_from_plan)
         if first.kind is StopKind.REPOSITION:
             # arrived where it was sent to wait: the stop is done, whatever comes next
             rest = self._retime(courier, first.location, now, route.stops[1:])
             new_route = replace(route, stops=rest, arrived_at=None, planned_at=now)
-            if not rest:
-                change.couriers.append(_bump(courier, status=CourierStatus.IDLE, available_at=now))
+            if rest:
+                bumped = _bump(courier)
+            else:
+                bumped = _bump(courier, status=CourierStatus.IDLE, available_at=now)
         else:
             stops = self._retime(courier, first.location, now, route.stops)
             new_route = replace(route, stops=stops, arrived_at=now)
-        change.routes[courier_id] = new_route if new_route.stops else None
-        change.events.append(
-            NewEvent(
-                "courier.arrived",
-                now,
-                courier_id=courier_id,
-                merchant_id=first.merchant_id if first.kind is not StopKind.DROPOFF else None,
-                order_id=first.order_ids[0] if first.kind is StopKind.DROPOFF else None,
-                data={"stop": first.kind.value},
-            )
+            bumped = _bump(courier)
+        change = Change(
+            couriers=[bumped],
+            routes={courier_id: new_route if new_route.stops else None},
+            events=[
+                NewEvent(
+                    "courier.arrived",
+                    now,
+                    courier_id=courier_id,
+                    merchant_id=first.merchant_id if first.kind is not StopKind.DROPOFF else None,
+                    order_id=first.order_ids[0] if first.kind is StopKind.DROPOFF else None,
+                    data={"stop": first.kind.value},
+                )
+            ],
         )
         self.store.apply(change)
         return new_route
@@ -453,6 +459,7 @@ class Dispatcher:
         self.store.apply(
             Change(
                 orders=[picked],
+                couriers=[_bump(courier)],
                 routes={courier_id: new_route},
                 events=[NewEvent("order.picked_up", now, order_id=order_id, courier_id=courier_id)],
             )
@@ -482,6 +489,7 @@ class Dispatcher:
             new_stops = self._retime(courier, order.dropoff, now + rest, stops)
             new_route: Route | None = replace(route, stops=new_stops, arrived_at=None, planned_at=now)
             change.routes[courier_id] = new_route
+            change.couriers.append(_bump(courier))
         else:
             new_route = None
             change.routes[courier_id] = None
@@ -720,7 +728,8 @@ class Dispatcher:
 
     def _area(self, merchant: Merchant) -> tuple[Merchant, AreaIndex]:
         cached = self._areas.get(merchant.id)
-        if cached is None or cached[0] != merchant or cached[0].area.polygon is not merchant.area.polygon:
+        # polygons compare by value: a shared store hands out a fresh copy on every read
+        if cached is None or cached[0] != merchant or cached[0].area.polygon != merchant.area.polygon:
             cached = (merchant, AreaIndex(merchant.location, merchant.area, self.config.area_resolution))
             self._areas[merchant.id] = cached
         return cached
@@ -819,6 +828,11 @@ class Dispatcher:
                 start, start_at = courier.location, max(now, courier.seen_at, courier.available_at)
             kept = kept[:same] + self._retime(courier, start, start_at, kept[same:])
             change.routes[courier_id] = replace(route, stops=kept, planned_at=now)
+            # Every write of a plan bumps its courier's version (read before the plan), so two
+            # callers changing one courier's plan at once (a tick and a cancel, in two processes)
+            # cannot both win: the store refuses the second as a StaleWrite.
+            if write_courier:
+                change.couriers.append(_bump(courier))
         else:
             change.routes[courier_id] = None
             if write_courier:

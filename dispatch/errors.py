@@ -1,6 +1,7 @@
 """One error hierarchy for the whole engine.
 
-Callers catch a group (``InvalidInput``, ``NotFound``, ``Conflict``, ``Refused``) or the
+Callers catch a group (``InvalidInput``, ``NotFound``, ``Conflict``, ``Refused``,
+``StoreUnavailable``) or the
 root ``DispatchError``. Every error carries a stable ``code`` (the API turns it into a
 problem+json ``type``) and a human message that says what was wrong, in numbers where
 there are numbers. When one is raised, nothing has been written.
@@ -19,10 +20,13 @@ __all__ = [
     "InvalidInput",
     "InvalidLocation",
     "InvalidWindow",
+    "LeaseHeld",
+    "LeaseLost",
     "NotFound",
     "OutsideDeliveryArea",
     "Refused",
     "StaleWrite",
+    "StoreUnavailable",
     "UnknownCourier",
     "UnknownMerchant",
     "UnknownOrder",
@@ -122,6 +126,22 @@ class StaleWrite(Conflict):
     code = "stale-write"
 
 
+class LeaseLost(Conflict):
+    """A dispatch decision from a process that no longer holds the city's dispatcher lease.
+
+    Its fencing token is older than the lease's current one (or the lease expired): another
+    process may be deciding now, so the late write is refused whole.
+    """
+
+    code = "lease-lost"
+
+
+class LeaseHeld(Conflict):
+    """Another process holds the city's dispatcher lease: only it runs the tick."""
+
+    code = "lease-held"
+
+
 # -- admission refusals ---------------------------------------------------------------------
 
 
@@ -137,3 +157,20 @@ class OutsideDeliveryArea(Refused):
 
 class WindowInfeasible(Refused):
     code = "window-infeasible"
+
+
+# -- the state behind the engine --------------------------------------------------------------
+
+
+class StoreUnavailable(DispatchError):
+    """The shared state (Redis) cannot be reached now; nothing was decided. Retry shortly.
+
+    A write whose reply was lost may have been applied: a retry then meets its own write
+    (``DuplicateId`` or ``StaleWrite``), never a second copy of it.
+    """
+
+    code = "store-unavailable"
+
+    def __init__(self, message: str, *, retry_after_s: int = 1, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.retry_after_s = retry_after_s

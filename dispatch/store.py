@@ -3,7 +3,9 @@
 A write is a :class:`Change`, applied whole or not at all. Orders and couriers carry a
 ``version``; a change that writes version ``v`` of a record applies only if the stored one
 is ``v - 1`` (or absent for ``v == 1``), so two deciders racing on the same record cannot
-both win. Courier positions are telemetry: last write wins, no version, no event.
+both win. A courier's plan (its route) is part of the courier: a change that writes a plan
+writes the courier too, with its version bumped, so two deciders rewriting one plan cannot both
+win either. Courier positions are telemetry: last write wins, no version, no event.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, Protocol
 from dispatch.errors import DuplicateId, StaleWrite
 from dispatch.models import Courier, CourierStatus, Event, Location, Merchant, Order, OrderStatus, Route
 
-__all__ = ["Change", "MemoryStore", "NewEvent", "Store"]
+__all__ = ["Change", "MemoryStore", "NewEvent", "Store", "check_plan_owners", "version_error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +134,8 @@ class MemoryStore:
         if courier is None:
             return
         self._couriers[courier_id] = replace(courier, location=location, seen_at=seen_at)
-        self._move_to_cell(courier_id, cell)
+        if courier_id in self._cell_of:  # a courier taken out of the index (off shift) stays out
+            self._move_to_cell(courier_id, cell)
 
     def apply(self, change: Change) -> list[Event]:
         self._check(change)
@@ -189,6 +192,7 @@ class MemoryStore:
         self._cell_of[courier_id] = cell
 
     def _check(self, change: Change) -> None:
+        check_plan_owners(change)
         for mid in change.new_merchant_ids:
             if mid in self._merchants:
                 raise DuplicateId(f"merchant {mid!r} already exists", id=mid)
@@ -196,21 +200,46 @@ class MemoryStore:
         _check_versions(change.orders, self._orders, "order")
 
 
+def check_plan_owners(change: Change) -> None:
+    """Refuse a change that writes a courier's plan without writing (and so version-checking) the courier.
+
+    A plan read together with its courier is only safe to rewrite if nobody changed it since;
+    the courier's version is what says so. This is a rule for the engine's own code, so breaking
+    it is a ``ValueError``, not a user-facing error.
+    """
+    written = {c.id for c in change.couriers}
+    missing = sorted(cid for cid in change.routes if cid not in written)
+    if missing:
+        raise ValueError(
+            f"a change writes the plan of courier(s) {missing} without the courier record: "
+            "bump its version in the same change"
+        )
+
+
 def _check_versions(records: Sequence[Courier] | Sequence[Order], current: Any, what: str) -> None:
     seen: set[str] = set()
     for record in records:
         if record.id in seen:
-            raise StaleWrite(f"{what} {record.id!r} written twice in one change", id=record.id)
+            raise version_error(what, record.id, None, record.version, twice=True)
         seen.add(record.id)
         old = current.get(record.id)
         expected = 1 if old is None else old.version + 1
         if record.version != expected:
-            if old is not None and record.version == 1:
-                raise DuplicateId(f"{what} {record.id!r} already exists", id=record.id)
-            if old is None:
-                raise StaleWrite(f"{what} {record.id!r} does not exist any more", id=record.id)
-            raise StaleWrite(
-                f"{what} {record.id!r} changed since it was read (stored version {old.version}, "
-                f"write based on {record.version - 1})",
-                id=record.id,
-            )
+            raise version_error(what, record.id, None if old is None else old.version, record.version)
+
+
+def version_error(
+    what: str, record_id: str, stored: int | None, written: int, *, twice: bool = False
+) -> DuplicateId | StaleWrite:
+    """The error for writing version ``written`` over ``stored`` (``None``: absent), for every store."""
+    if twice:
+        return StaleWrite(f"{what} {record_id!r} written twice in one change", id=record_id)
+    if stored is not None and written == 1:
+        return DuplicateId(f"{what} {record_id!r} already exists", id=record_id)
+    if stored is None:
+        return StaleWrite(f"{what} {record_id!r} does not exist any more", id=record_id)
+    return StaleWrite(
+        f"{what} {record_id!r} changed since it was read (stored version {stored}, "
+        f"write based on {written - 1})",
+        id=record_id,
+    )

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import pytest
+import redis
 
-from dispatch import DeliveryArea, DispatchConfig, Dispatcher, Location, Merchant
+from dispatch import DeliveryArea, DispatchConfig, Dispatcher, Location, MemoryStore, Merchant
+from dispatch.store import Store
+from tests.redis_server import RedisClusterServers, RedisServer
 
 CENTRE = Location(52.5200, 13.4050)
 
@@ -27,8 +31,63 @@ def config() -> DispatchConfig:
     return DispatchConfig(city="test")
 
 
-@pytest.fixture
-def dispatcher(config: DispatchConfig) -> Dispatcher:
-    d = Dispatcher(config=config)
+@pytest.fixture(params=["memory", "redis"])
+def dispatcher(config: DispatchConfig, request: pytest.FixtureRequest) -> Dispatcher:
+    """The engine over each store: every engine test runs on both."""
+    d = Dispatcher(store=make_store(request.param, config.city, request), config=config)
     d.add_merchant(Merchant("m1", CENTRE, DeliveryArea(radius_m=3000), prep_s=600), now=0)
     return d
+
+
+# -- a real redis-server for the RedisStore tests ------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the whole session (its own port and directory), flushed per test."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> Iterator[str]:
+    """The session's redis-server, empty."""
+    if redis_server.process is None or redis_server.process.poll() is not None:
+        redis_server.start()  # a test that killed it left it down
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    yield redis_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
+    """A three-node Redis Cluster for the whole session, flushed per test."""
+    cluster = RedisClusterServers(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: RedisClusterServers) -> str:
+    redis_cluster.flush()
+    return redis_cluster.url
+
+
+def make_store(kind: str, city: str, request: pytest.FixtureRequest) -> Store:
+    """A store of ``kind`` for ``city``: one contract, two implementations ("memory", "redis"),
+    the second also on a Redis Cluster ("cluster")."""
+    if kind == "memory":
+        return MemoryStore(city)
+    from dispatch.redis_store import RedisStore, connect
+
+    if kind == "cluster":
+        return RedisStore(connect(request.getfixturevalue("redis_cluster_url"), cluster=True), city)
+    return RedisStore(request.getfixturevalue("redis_url"), city)

@@ -9,12 +9,15 @@ import pytest
 from dispatch import DispatchConfig, Dispatcher, GreedyPolicy, OptimizingPolicy
 from simulations.city import synthetic_city
 from simulations.world import World
+from tests.conftest import make_store
 
 
+@pytest.mark.parametrize("store_kind", ["memory", "redis"])
 @pytest.mark.parametrize("policy", [OptimizingPolicy(), GreedyPolicy()], ids=["optimizing", "greedy"])
-def test_a_city_is_served_end_to_end(policy: object) -> None:
+def test_a_city_is_served_end_to_end(policy: object, store_kind: str, request: pytest.FixtureRequest) -> None:
     plan = synthetic_city(seed=11, n_orders=48, n_couriers=8)
-    d = Dispatcher(config=DispatchConfig(city="e2e"), policy=policy)  # type: ignore[arg-type]
+    store = make_store(store_kind, "e2e", request)
+    d = Dispatcher(store=store, config=DispatchConfig(city="e2e"), policy=policy)  # type: ignore[arg-type]
     report = World(d, plan).run()
     accepted = report.placed
     assert accepted >= 30 and report.refusals, "the plan must exercise both acceptance and refusal"
@@ -36,3 +39,16 @@ def test_a_city_is_served_end_to_end(policy: object) -> None:
     for r in report.refusals:
         assert r.code in {"outside-delivery-area", "window-infeasible"}
         assert any(ch.isdigit() for ch in r.reason)
+
+
+def test_both_stores_make_the_same_decisions(request: pytest.FixtureRequest) -> None:
+    """The store holds state, it does not decide: the same city day gives the same event log,
+    in memory, in Redis and in a Redis Cluster."""
+    logs = []
+    for kind in ("memory", "redis", "cluster"):
+        plan = synthetic_city(seed=5, n_orders=30, n_couriers=6)
+        d = Dispatcher(store=make_store(kind, "same", request), config=DispatchConfig(city="same"))
+        World(d, plan).run()
+        logs.append([(e.seq, e.at, e.kind, e.order_id, e.courier_id, e.data) for e in d.store.events()])
+    assert len(logs[0]) > 100
+    assert logs[0] == logs[1] == logs[2]

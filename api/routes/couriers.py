@@ -20,7 +20,7 @@ from api.schemas.couriers import (
 )
 from api.settings import Role
 from dispatch.errors import UnknownOrder
-from dispatch.models import Location
+from dispatch.models import Location, Route
 
 router = APIRouter(prefix="/v1/couriers", tags=["couriers"])
 
@@ -32,9 +32,9 @@ router = APIRouter(prefix="/v1/couriers", tags=["couriers"])
     summary="Start a shift (this also registers a new courier)",
 )
 async def start_shift(courier_id: CourierIdDep, body: ShiftStart, runtime: RuntimeDep) -> CourierPublic:
-    async with runtime.lock:
-        now = runtime.now()
-        courier = runtime.dispatcher.start_shift(
+    now = runtime.now()
+    courier = await runtime.run(
+        lambda: runtime.dispatcher.start_shift(
             courier_id,
             body.location.to_location(),
             now,
@@ -42,6 +42,7 @@ async def start_shift(courier_id: CourierIdDep, body: ShiftStart, runtime: Runti
             speed_mps=body.speed_mps,
             capacity=body.capacity,
         )
+    )
     return CourierPublic.of(courier)
 
 
@@ -51,8 +52,7 @@ async def start_shift(courier_id: CourierIdDep, body: ShiftStart, runtime: Runti
     summary="End a shift: orders not picked up go back to the pool; picked-up ones are still delivered",
 )
 async def end_shift(courier_id: CourierIdDep, runtime: RuntimeDep) -> CourierPublic:
-    async with runtime.lock:
-        courier = runtime.dispatcher.end_shift(courier_id, runtime.now())
+    courier = await runtime.run(lambda: runtime.dispatcher.end_shift(courier_id, runtime.now()))
     return CourierPublic.of(courier)
 
 
@@ -67,8 +67,7 @@ async def update_position(courier_id: CourierIdDep, body: PositionUpdate, reques
     # the hot path: the runtime is read from the app, not through one more dependency
     runtime: Runtime = request.app.state.runtime
     location = Location(body.lat, body.lng)
-    async with runtime.lock:
-        runtime.dispatcher.update_position(courier_id, location, runtime.now())
+    await runtime.run(lambda: runtime.dispatcher.update_position(courier_id, location, runtime.now()))
     return Response(status_code=204)
 
 
@@ -80,23 +79,25 @@ async def update_position(courier_id: CourierIdDep, body: PositionUpdate, reques
 async def courier_event(
     courier_id: CourierIdDep, body: CourierEvent, principal: CallerDep, runtime: RuntimeDep
 ) -> CourierEventResult:
-    async with runtime.lock:
+    order_id = None if isinstance(body, Arrived) else body.order_id
+
+    def act() -> Route:
         d, now = runtime.dispatcher, runtime.now()
-        order_id = None if isinstance(body, Arrived) else body.order_id
         if order_id is not None:
             order = d.order(order_id)
             # another courier's order is not this courier's business: same answer as no order
             if principal.role is Role.COURIER and order.courier_id != courier_id:
                 raise UnknownOrder(f"no order {order_id!r}", id=order_id)
         if isinstance(body, Arrived):
-            route = d.arrived(courier_id, now)
-        elif isinstance(body, PickedUp):
-            route = d.picked_up(courier_id, body.order_id, now)
-        elif isinstance(body, Delivered):
-            route = d.delivered(courier_id, body.order_id, now)
-        else:
-            d.release(courier_id, body.order_id, now)
-            route = d.route(courier_id)
+            return d.arrived(courier_id, now)
+        if isinstance(body, PickedUp):
+            return d.picked_up(courier_id, body.order_id, now)
+        if isinstance(body, Delivered):
+            return d.delivered(courier_id, body.order_id, now)
+        d.release(courier_id, body.order_id, now)
+        return d.route(courier_id)
+
+    route = await runtime.run(act)
     return CourierEventResult(
         courier_id=courier_id, event=body.type, order_id=order_id, route=RoutePublic.of(route)
     )
@@ -108,8 +109,7 @@ async def courier_event(
     summary="A courier's status and position",
 )
 async def get_courier(courier_id: CourierIdDep, runtime: RuntimeDep) -> CourierPublic:
-    async with runtime.lock:
-        courier = runtime.dispatcher.courier(courier_id)
+    courier = await runtime.run(lambda: runtime.dispatcher.courier(courier_id))
     return CourierPublic.of(courier)
 
 
@@ -119,6 +119,5 @@ async def get_courier(courier_id: CourierIdDep, runtime: RuntimeDep) -> CourierP
     summary="The courier's next stops with planned times",
 )
 async def get_route(courier_id: CourierIdDep, runtime: RuntimeDep) -> RoutePublic:
-    async with runtime.lock:
-        route = runtime.dispatcher.route(courier_id)
+    route = await runtime.run(lambda: runtime.dispatcher.route(courier_id))
     return RoutePublic.of(route)

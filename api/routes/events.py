@@ -23,6 +23,7 @@ from api.problems import problem_responses
 from api.runtime import Runtime
 from api.schemas.ops import EventPage, EventPublic
 from api.settings import Principal, Role
+from dispatch.errors import StoreUnavailable
 from dispatch.models import Event
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
@@ -60,10 +61,13 @@ async def _read(
     runtime: Runtime, principal: Principal, after: int, limit: int
 ) -> tuple[list[EventPublic], int]:
     """Up to ``limit`` visible events after ``after``, and the seq to read on from."""
-    async with runtime.lock:
+
+    def read() -> tuple[list[EventPublic], int]:
         events = runtime.dispatcher.store.events(after, limit)
         visible = [_public(e) for e in events if _visible(principal, e, runtime)]
-    return visible, events[-1].seq if events else after
+        return visible, events[-1].seq if events else after
+
+    return await runtime.run(read)
 
 
 _SSE_EVENT = {
@@ -120,7 +124,10 @@ async def stream_events(
         quiet_since = time.monotonic()
         yield "retry: 1000\n\n"
         while True:
-            events, cursor_next = await _read(runtime, principal, cursor, _BATCH)
+            try:
+                events, cursor_next = await _read(runtime, principal, cursor, _BATCH)
+            except StoreUnavailable:
+                return  # the client reconnects (retry: 1000) and resumes from Last-Event-ID
             for event in events:
                 data = json.dumps(event.model_dump(mode="json"))
                 yield f"id: {event.seq}\nevent: {event.kind}\ndata: {data}\n\n"

@@ -18,8 +18,9 @@ from api.schemas.merchants import (
     Serviceability,
 )
 from api.views import external_id_of
+from dispatch.engine import Quote
 from dispatch.errors import OutsideDeliveryArea, WindowInfeasible
-from dispatch.models import Location, OrderStatus
+from dispatch.models import Location, Merchant, OrderStatus
 
 router = APIRouter(prefix="/v1/merchants", tags=["merchants"])
 
@@ -34,8 +35,7 @@ async def create_merchant(
     body: MerchantCreate, _: AdminDep, runtime: RuntimeDep, response: Response
 ) -> MerchantPublic:
     merchant = body.to_domain()
-    async with runtime.lock:
-        runtime.dispatcher.add_merchant(merchant, runtime.now())
+    await runtime.run(lambda: runtime.dispatcher.add_merchant(merchant, runtime.now()))
     response.headers["Location"] = f"/v1/merchants/{merchant.id}"
     return MerchantPublic.of(merchant)
 
@@ -44,8 +44,7 @@ async def create_merchant(
     "/{merchant_id}", responses=problem_responses(401, 403, 404, 422), summary="A merchant's settings"
 )
 async def get_merchant(merchant_id: MerchantIdDep, runtime: RuntimeDep) -> MerchantPublic:
-    async with runtime.lock:
-        merchant = runtime.dispatcher.merchant(merchant_id)
+    merchant = await runtime.run(lambda: runtime.dispatcher.merchant(merchant_id))
     return MerchantPublic.of(merchant)
 
 
@@ -57,11 +56,11 @@ async def get_merchant(merchant_id: MerchantIdDep, runtime: RuntimeDep) -> Merch
 async def update_merchant(
     merchant_id: MerchantEditorIdDep, body: MerchantUpdate, runtime: RuntimeDep
 ) -> MerchantPublic:
-    async with runtime.lock:
+    def update() -> Merchant:
         d = runtime.dispatcher
-        updated = body.apply_to(d.merchant(merchant_id))
-        d.update_merchant(updated, runtime.now())
-    return MerchantPublic.of(updated)
+        return d.update_merchant(body.apply_to(d.merchant(merchant_id)), runtime.now())
+
+    return MerchantPublic.of(await runtime.run(update))
 
 
 @router.get(
@@ -75,22 +74,24 @@ async def serviceability(
     lng: Annotated[Longitude, Query()],
     runtime: RuntimeDep,
 ) -> Serviceability:
-    async with runtime.lock:
+    def read() -> tuple[float | None, Quote]:
         radius_m = runtime.dispatcher.merchant(merchant_id).area.radius_m
-        try:
-            quote = runtime.dispatcher.quote(merchant_id, Location(lat, lng), runtime.now())
-        except (OutsideDeliveryArea, WindowInfeasible) as exc:
-            # each refusal fills the numbers it has: distance and radius, or lateness and deadline
-            return Serviceability(
-                merchant_id=merchant_id,
-                serviceable=False,
-                reason=exc.code,
-                detail=exc.message,
-                distance_m=exc.details.get("distance_m"),
-                radius_m=exc.details.get("radius_m"),
-                late_s=exc.details.get("late_s"),
-                deadline_at=exc.details.get("window_end"),
-            )
+        return radius_m, runtime.dispatcher.quote(merchant_id, Location(lat, lng), runtime.now())
+
+    try:
+        radius_m, quote = await runtime.run(read)
+    except (OutsideDeliveryArea, WindowInfeasible) as exc:
+        # each refusal fills the numbers it has: distance and radius, or lateness and deadline
+        return Serviceability(
+            merchant_id=merchant_id,
+            serviceable=False,
+            reason=exc.code,
+            detail=exc.message,
+            distance_m=exc.details.get("distance_m"),
+            radius_m=exc.details.get("radius_m"),
+            late_s=exc.details.get("late_s"),
+            deadline_at=exc.details.get("window_end"),
+        )
     return Serviceability(
         merchant_id=merchant_id,
         serviceable=True,
@@ -115,8 +116,10 @@ async def merchant_orders(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> MerchantOrders:
     board: list[BoardOrder] = []
-    async with runtime.lock:
-        d, now = runtime.dispatcher, runtime.now()
+    now = runtime.now()
+
+    def read() -> None:
+        d = runtime.dispatcher
         d.merchant(merchant_id)
         for order in d.store.orders_of_merchant(merchant_id):
             if len(board) >= limit:
@@ -137,4 +140,6 @@ async def merchant_orders(
                     estimated=eta.estimated if eta else False,
                 )
             )
+
+    await runtime.run(read)
     return MerchantOrders(merchant_id=merchant_id, now=now, orders=board)

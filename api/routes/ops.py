@@ -8,7 +8,7 @@ from fastapi.responses import PlainTextResponse
 from api.deps import AnalystDep, RuntimeDep
 from api.problems import problem_responses
 from api.schemas.ops import Health, Stats
-from dispatch.models import CourierStatus, OrderStatus
+from dispatch.models import Courier, CourierStatus, OrderStatus
 
 router = APIRouter(tags=["ops"])
 
@@ -23,6 +23,7 @@ async def healthz(runtime: RuntimeDep) -> Health:
         city=runtime.settings.city,
         background_tick=runtime.background is not None and not runtime.background.done(),
         last_tick_at=last.result.now if last else None,
+        dispatcher=runtime.role,
     )
 
 
@@ -47,13 +48,13 @@ async def metrics(_: AnalystDep, runtime: RuntimeDep) -> PlainTextResponse:
     "/v1/stats", responses=problem_responses(401, 403), summary="City-wide aggregates (admin, analyst)"
 )
 async def stats(_: AnalystDep, runtime: RuntimeDep) -> Stats:
-    async with runtime.lock:
+    def read() -> tuple[dict[str, int], list[Courier], int, int]:
         store = runtime.dispatcher.store
         orders = {s.value: len(store.orders_with_status(s)) for s in OrderStatus}
-        couriers = store.couriers_on_shift()
-        merchants = len(store.merchants())
-        events = runtime.event_count()
-        now = runtime.now()
+        return orders, store.couriers_on_shift(), len(store.merchants()), runtime.event_count()
+
+    now = runtime.now()
+    orders, couriers, merchants, events = await runtime.run(read)
     on_shift = {CourierStatus.IDLE.value: 0, CourierStatus.BUSY.value: 0}
     for c in couriers:
         on_shift[c.status.value] = on_shift.get(c.status.value, 0) + 1

@@ -23,7 +23,7 @@ from api.schemas.common import ORDER_ID_PATTERN
 from api.schemas.orders import OrderCreate, OrderCreateFromQuote, OrderPublic
 from api.settings import Principal
 from api.views import order_id_for, order_public
-from dispatch.errors import DispatchError, UnknownOrder
+from dispatch.errors import DispatchError, StoreUnavailable, UnknownOrder
 from dispatch.models import Location, Order, Window
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
@@ -50,37 +50,41 @@ def _visible_order(runtime: Runtime, principal: Principal, order_id: str) -> Ord
 
 
 async def _place(body: OrderCreate, principal: Principal, runtime: Runtime) -> JSONResponse:
-    async with runtime.lock:
-        now = runtime.now()
-        window: Window | None
-        if isinstance(body, OrderCreateFromQuote):
-            issued = runtime.quotes.get(body.quote_id, principal.key_id)
-            if issued is None:
-                raise ApiError("unknown-quote", f"no quote {body.quote_id!r}", id=body.quote_id)
-            quote = issued.quote
-            if now > quote.valid_until:
-                raise ApiError(
-                    "quote-expired",
-                    f"quote {body.quote_id!r} expired {now - quote.valid_until} s ago; ask for a new one",
-                    expired_at=quote.valid_until,
-                    now=now,
-                )
-            merchant_id, dropoff = quote.merchant_id, quote.dropoff
-            window = quote.window if quote.scheduled else None
-            ready_at = issued.requested_ready_at
-        else:
-            merchant_id, dropoff = body.merchant_id, Location(body.dropoff.lat, body.dropoff.lng)
-            window = body.dropoff_window.to_window() if body.dropoff_window is not None else None
-            ready_at = body.ready_at
-        if not principal.serves_merchant(merchant_id):
-            raise not_found_merchant(merchant_id)
-        order_id = order_id_for(merchant_id, body.external_id)
-        d = runtime.dispatcher
-        order = d.place_order(order_id, merchant_id, dropoff, now, window=window, ready_at=ready_at)
-        public = order_public(d, order, now)
+    public = await runtime.run(lambda: _place_now(body, principal, runtime))
     return JSONResponse(
-        public.model_dump(mode="json"), status_code=201, headers={"Location": f"/v1/orders/{order.id}"}
+        public.model_dump(mode="json"), status_code=201, headers={"Location": f"/v1/orders/{public.id}"}
     )
+
+
+def _place_now(body: OrderCreate, principal: Principal, runtime: Runtime) -> OrderPublic:
+    """The engine calls of an order placement, made as one block by :meth:`Runtime.run`."""
+    now = runtime.now()
+    window: Window | None
+    if isinstance(body, OrderCreateFromQuote):
+        issued = runtime.quotes.get(body.quote_id, principal.key_id)
+        if issued is None:
+            raise ApiError("unknown-quote", f"no quote {body.quote_id!r}", id=body.quote_id)
+        quote = issued.quote
+        if now > quote.valid_until:
+            raise ApiError(
+                "quote-expired",
+                f"quote {body.quote_id!r} expired {now - quote.valid_until} s ago; ask for a new one",
+                expired_at=quote.valid_until,
+                now=now,
+            )
+        merchant_id, dropoff = quote.merchant_id, quote.dropoff
+        window = quote.window if quote.scheduled else None
+        ready_at = issued.requested_ready_at
+    else:
+        merchant_id, dropoff = body.merchant_id, Location(body.dropoff.lat, body.dropoff.lng)
+        window = body.dropoff_window.to_window() if body.dropoff_window is not None else None
+        ready_at = body.ready_at
+    if not principal.serves_merchant(merchant_id):
+        raise not_found_merchant(merchant_id)
+    order_id = order_id_for(merchant_id, body.external_id)
+    d = runtime.dispatcher
+    order = d.place_order(order_id, merchant_id, dropoff, now, window=window, ready_at=ready_at)
+    return order_public(d, order, now)
 
 
 @router.post(
@@ -119,6 +123,8 @@ async def create_order(
     try:
         try:
             response = await _place(body, principal, runtime)
+        except StoreUnavailable:
+            raise  # not an answer to keep: the key is given back and a retry runs the request
         except DispatchError as exc:
             response = dispatch_problem(request, exc)
         except ApiError as exc:
@@ -139,9 +145,11 @@ async def create_order(
     summary="An order: status, ETAs, and the courier's position once assigned",
 )
 async def get_order(order_id: _OrderPath, principal: ReaderDep, runtime: RuntimeDep) -> OrderPublic:
-    async with runtime.lock:
+    def read() -> OrderPublic:
         order = _visible_order(runtime, principal, order_id)
         return order_public(runtime.dispatcher, order, runtime.now())
+
+    return await runtime.run(read)
 
 
 @router.post(
@@ -150,8 +158,10 @@ async def get_order(order_id: _OrderPath, principal: ReaderDep, runtime: Runtime
     summary="Cancel an order before it is picked up (409 after)",
 )
 async def cancel_order(order_id: _OrderPath, principal: OrderingDep, runtime: RuntimeDep) -> OrderPublic:
-    async with runtime.lock:
+    def cancel() -> OrderPublic:
         _visible_order(runtime, principal, order_id)
         now = runtime.now()
         cancelled = runtime.dispatcher.cancel_order(order_id, now)
         return order_public(runtime.dispatcher, cancelled, now)
+
+    return await runtime.run(cancel)

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from api.deps import OrderingDep, RuntimeDep, not_found_merchant
 from api.problems import problem_responses
+from api.quote_book import IssuedQuote
 from api.schemas.common import Point, TimeWindow
 from api.schemas.quotes import QuoteCreate, QuotePublic
 
@@ -26,12 +27,16 @@ async def create_quote(body: QuoteCreate, principal: OrderingDep, runtime: Runti
     if not principal.serves_merchant(body.merchant_id):
         raise not_found_merchant(body.merchant_id)
     window = body.dropoff_window.to_window() if body.dropoff_window is not None else None
-    async with runtime.lock:
-        now = runtime.now()
+    now = runtime.now()
+
+    def issue() -> IssuedQuote:
         quote = runtime.dispatcher.quote(
             body.merchant_id, body.dropoff.to_location(), now, window=window, ready_at=body.ready_at
         )
-        issued = runtime.quotes.issue(principal.key_id, quote, now, requested_ready_at=body.ready_at)
+        return runtime.quotes.issue(principal.key_id, quote, now, requested_ready_at=body.ready_at)
+
+    issued = await runtime.run(issue)
+    quote = issued.quote
     return QuotePublic(
         id=issued.id,
         merchant_id=quote.merchant_id,

@@ -72,3 +72,7 @@ class Health(PublicModel):
     city: str
     background_tick: bool
     last_tick_at: Timestamp | None
+    dispatcher: str = Field(
+        default="embedded",
+        description="embedded (in-memory state), leader (this process ticks the city) or standby",
+    )

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from api import Settings, create_app
 from dispatch import DispatchConfig, Dispatcher
+from tests.conftest import make_store
 
 T0 = 1_750_000_000  # a POSIX second in 2025
 
@@ -86,9 +87,10 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def dispatcher() -> Dispatcher:
-    return Dispatcher(config=DispatchConfig(city="test"))
+@pytest.fixture(params=["memory", "redis"])
+def dispatcher(request: pytest.FixtureRequest) -> Dispatcher:
+    """The engine over each store: the API tests run over in-memory state and over Redis."""
+    return Dispatcher(store=make_store(request.param, "test", request), config=DispatchConfig(city="test"))
 
 
 @pytest.fixture

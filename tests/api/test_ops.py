@@ -10,15 +10,23 @@ import pytest
 
 from api import create_app
 from dispatch import Dispatcher
+from dispatch.redis_store import RedisStore
 from tests.api.conftest import ADMIN, ANALYST, COURIER_2, MERCHANT_1, Clock, auth, make_settings, place, seed
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_healthz_needs_no_key(client: httpx.AsyncClient) -> None:
+async def test_healthz_needs_no_key(client: httpx.AsyncClient, dispatcher: Dispatcher) -> None:
     r = await client.get("/healthz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "city": "default", "background_tick": False, "last_tick_at": None}
+    assert r.json() == {
+        "status": "ok",
+        "city": "default",
+        "background_tick": False,
+        "last_tick_at": None,
+        # with shared state, a process that does not hold the city's lease is a standby
+        "dispatcher": "standby" if isinstance(dispatcher.store, RedisStore) else "embedded",
+    }
 
 
 async def test_metrics_in_prometheus_text_format(client: httpx.AsyncClient, clock: Clock) -> None:

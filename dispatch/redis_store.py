@@ -1,0 +1,766 @@
+"""State in Redis: the :class:`~dispatch.store.Store` protocol for many processes, and the city's
+dispatcher lease.
+
+The only module of :mod:`dispatch` that imports the Redis client. Every key of a city starts
+with ``dispatch:{<city>}:``: the hash tag ``{<city>}`` puts all of them in one slot, so each
+multi-key script below runs unchanged on Redis Cluster (the scripts build the names of the
+per-cell and per-status keys from that prefix, as BullMQ does; all stay in the city's slot).
+
+==============================  =======  ==================================================
+key (after the prefix)          type     holds
+==============================  =======  ==================================================
+``merchants``                   hash     merchant id -> record (JSON)
+``couriers``                    hash     courier id -> record (JSON, with ``version``)
+``positions``                   hash     courier id -> last ping newer than the record
+``on_shift``                    set      ids of couriers not off shift
+``cell_of``                     hash     courier id -> H3 cell of its position
+``cell:<h3>``                   set      couriers in that cell: candidate search is a lookup
+``orders``                      hash     order id -> record (JSON, with ``version``)
+``status:<status>``             zset     order ids by status, in the order they got it
+``merchant_orders:<id>``        zset     a merchant's order ids, in placement order
+``routes``                      hash     courier id -> plan (JSON)
+``events``                      stream   one entry per event, entry id ``<seq>-0``
+``seq``                         string   the last event seq (dense 1..n: the API pages on it)
+``ordinal``                     string   a counter that orders the zsets
+``lease`` / ``lease_token``     string   the dispatcher lease ``<token>:<owner>`` (PX) and
+                                         its monotonically increasing fencing token
+==============================  =======  ==================================================
+
+:meth:`RedisStore.apply` is one Lua script: it checks the fencing token, new ids and versions
+exactly like :class:`~dispatch.store.MemoryStore` (same errors, same messages), and only then
+writes records, indexes and events. A script runs alone on the server, and it writes nothing
+before every check has passed, so a change is applied whole or not at all.
+
+Position pings are telemetry (last write wins, no version): they go to ``positions`` without
+touching the versioned record, so a ping never makes a concurrent decision stale and a
+decision never loses a newer ping. Reads merge the two.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import re
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar
+from typing import Any, ParamSpec, TypeVar, cast
+
+import redis
+from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
+from redis.retry import Retry
+
+from dispatch.errors import DuplicateId, LeaseLost, StoreUnavailable
+from dispatch.models import (
+    Courier,
+    CourierStatus,
+    DeliveryArea,
+    Event,
+    Location,
+    Merchant,
+    Order,
+    OrderStatus,
+    Route,
+    Stop,
+    StopKind,
+    Window,
+)
+from dispatch.store import Change, check_plan_owners, version_error
+
+__all__ = ["Client", "Lease", "RedisStore", "city_prefix", "connect", "redis_errors_as_unavailable"]
+
+_CITY = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+#: Error replies that mean "not now" rather than "never": the server is loading its AOF, is a
+#: read-only replica after a failover, or cannot persist.
+_TRANSIENT_REPLIES = ("LOADING", "READONLY", "MISCONF", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
+_CHUNK = 1000  # ids per HMGET inside a script (Lua's unpack has a stack limit)
+_DECODED_MAX = 200_000  # decoded couriers kept per store before the cache starts over
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: A single Redis server or a Redis Cluster (every key of a city lives in one slot of it).
+Client = redis.Redis | RedisCluster
+
+#: (key prefix, token) of the lease the writes in this context are fenced with (see RedisStore.fencing)
+_FENCE: ContextVar[tuple[str, int] | None] = ContextVar("dispatch_redis_fence", default=None)
+
+
+def city_prefix(city: str) -> str:
+    """The prefix of every key of ``city``; ``{city}`` is the Redis Cluster hash tag.
+
+    >>> city_prefix("berlin")
+    'dispatch:{berlin}:'
+    """
+    if not isinstance(city, str) or not _CITY.match(city):
+        raise ValueError(f"a city name is 1-64 of A-Z a-z 0-9 . _ -, got {city!r}")
+    return f"dispatch:{{{city}}}:"
+
+
+def connect(url: str, *, timeout_s: float = 2.0, cluster: bool = False) -> Client:
+    """A client for ``url`` (``redis://host:port/db``) that fails fast instead of hanging.
+
+    Socket and connect timeouts are ``timeout_s``; a command is re-sent once on a dropped
+    connection (a restarted server), never after a timeout (it may have run). ``cluster``:
+    ``url`` names one node of a Redis Cluster, and the client finds the others.
+    """
+    if cluster:
+        return RedisCluster.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+        )
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        protocol=2,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
+    )
+
+
+def _unavailable(exc: Exception) -> StoreUnavailable:
+    # the client is told what kind of failure, not where the server is
+    return StoreUnavailable(
+        f"the shared state (Redis) is unavailable ({type(exc).__name__}); retry shortly",
+        retry_after_s=1,
+    )
+
+
+def redis_errors_as_unavailable(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn Redis connection failures, timeouts and transient replies into :class:`StoreUnavailable`."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise _unavailable(exc) from exc
+        except redis.exceptions.ResponseError as exc:
+            if str(exc).startswith(_TRANSIENT_REPLIES):
+                raise _unavailable(exc) from exc
+            raise
+
+    return wrapper
+
+
+# -- records <-> JSON ---------------------------------------------------------------------------
+# Compact and explicit: every field by name, floats as Python writes them (they read back equal).
+
+
+def _loc(loc: Location) -> list[float]:
+    if loc.x_m is None or loc.y_m is None:
+        return [loc.lat, loc.lng]
+    return [loc.lat, loc.lng, loc.x_m, loc.y_m]
+
+
+def _unloc(v: list[float]) -> Location:
+    return Location(v[0], v[1]) if len(v) == 2 else Location(v[0], v[1], v[2], v[3])
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def encode_merchant(m: Merchant) -> str:
+    area = {"radius_m": m.area.radius_m} if m.area.polygon is None else {"polygon": m.area.polygon}
+    return _dumps(
+        {"id": m.id, "loc": _loc(m.location), "area": area, "prep": m.prep_s, "promise": m.promise_s}
+    )
+
+
+def decode_merchant(raw: str | bytes) -> Merchant:
+    d = json.loads(raw)
+    return Merchant(d["id"], _unloc(d["loc"]), DeliveryArea(**d["area"]), d["prep"], d["promise"])
+
+
+def encode_courier(c: Courier) -> str:
+    return _dumps(
+        {
+            "id": c.id,
+            "loc": _loc(c.location),
+            "seen_at": c.seen_at,
+            "shift_end": c.shift_end,
+            "speed": c.speed_mps,
+            "cap": c.capacity,
+            "status": c.status.value,
+            "avail": c.available_at,
+            "version": c.version,
+        }
+    )
+
+
+def decode_courier(raw: str | bytes, position: str | bytes | None = None) -> Courier:
+    d = json.loads(raw)
+    loc, seen_at = _unloc(d["loc"]), d["seen_at"]
+    if position is not None:  # a ping newer than the record: [seen_at, cell, lat, lng(, x, y)]
+        p = json.loads(position)
+        loc, seen_at = _unloc(p[2:]), p[0]
+    return Courier(
+        d["id"],
+        loc,
+        seen_at,
+        d["shift_end"],
+        d["speed"],
+        d["cap"],
+        CourierStatus(d["status"]),
+        d["avail"],
+        d["version"],
+    )
+
+
+def encode_order(o: Order) -> str:
+    return _dumps(
+        {
+            "id": o.id,
+            "mid": o.merchant_id,
+            "drop": _loc(o.dropoff),
+            "placed": o.placed_at,
+            "ready": o.ready_at,
+            "win": [o.window.start, o.window.end],
+            "sched": o.scheduled,
+            "status": o.status.value,
+            "cid": o.courier_id,
+            "assigned": o.assigned_at,
+            "picked": o.picked_up_at,
+            "delivered": o.delivered_at,
+            "version": o.version,
+        }
+    )
+
+
+def decode_order(raw: str | bytes) -> Order:
+    d = json.loads(raw)
+    return Order(
+        d["id"],
+        d["mid"],
+        _unloc(d["drop"]),
+        d["placed"],
+        d["ready"],
+        Window(d["win"][0], d["win"][1]),
+        d["sched"],
+        OrderStatus(d["status"]),
+        d["cid"],
+        d["assigned"],
+        d["picked"],
+        d["delivered"],
+        d["version"],
+    )
+
+
+def encode_route(r: Route) -> str:
+    stops = [
+        [
+            s.kind.value,
+            list(s.order_ids),
+            _loc(s.location),
+            s.arrive_at,
+            s.service_at,
+            s.depart_at,
+            s.merchant_id,
+        ]
+        for s in r.stops
+    ]
+    return _dumps({"cid": r.courier_id, "stops": stops, "planned": r.planned_at, "arrived": r.arrived_at})
+
+
+def decode_route(raw: str | bytes) -> Route:
+    d = json.loads(raw)
+    stops = tuple(
+        Stop(StopKind(k), tuple(oids), _unloc(loc), arrive, service, depart, mid)
+        for k, oids, loc, arrive, service, depart, mid in d["stops"]
+    )
+    return Route(d["cid"], stops, d["planned"], d["arrived"])
+
+
+def _position(location: Location, cell: str, seen_at: int) -> str:
+    return _dumps([seen_at, cell, *_loc(location)])
+
+
+# -- scripts ------------------------------------------------------------------------------------
+
+_APPLY = """
+local K_MERCHANTS, K_COURIERS, K_ORDERS, K_ROUTES = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local K_POSITIONS, K_CELL_OF, K_ON_SHIFT, K_SEQ = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local K_EVENTS, K_ORDINAL, K_LEASE = KEYS[9], KEYS[10], KEYS[11]
+local prefix = ARGV[1]
+local c = cjson.decode(ARGV[2])
+
+-- checks first: nothing is written unless every one passes
+if c.fence >= 0 then
+  local holder = redis.call('GET', K_LEASE)
+  if (not holder) or string.match(holder, '^(%d+):') ~= tostring(c.fence) then
+    return {'lease', holder or ''}
+  end
+end
+for _, mid in ipairs(c.new_merchants) do
+  if redis.call('HEXISTS', K_MERCHANTS, mid) == 1 then return {'dup-merchant', mid} end
+end
+local function check(records, key, what)
+  local seen, olds = {}, {}
+  for i, r in ipairs(records) do
+    local id, version = r[1], r[2]
+    if seen[id] then return {'twice', what, id}, olds end
+    seen[id] = true
+    local raw = redis.call('HGET', key, id)
+    local stored = -1
+    if raw then
+      olds[i] = cjson.decode(raw)
+      stored = olds[i].version
+    end
+    local expected = 1
+    if stored >= 0 then expected = stored + 1 end
+    if version ~= expected then return {'version', what, id, stored, version}, olds end
+  end
+  return nil, olds
+end
+local failed, old_orders
+failed = check(c.couriers, K_COURIERS, 'courier')
+if failed then return failed end
+failed, old_orders = check(c.orders, K_ORDERS, 'order')
+if failed then return failed end
+
+local function move(id, cell)
+  local old = redis.call('HGET', K_CELL_OF, id)
+  if old == cell then return end
+  if old then redis.call('SREM', prefix .. 'cell:' .. old, id) end
+  if cell == '' then
+    redis.call('HDEL', K_CELL_OF, id)
+  else
+    redis.call('SADD', prefix .. 'cell:' .. cell, id)
+    redis.call('HSET', K_CELL_OF, id, cell)
+  end
+end
+
+for _, m in ipairs(c.merchants) do redis.call('HSET', K_MERCHANTS, m[1], m[2]) end
+for _, r in ipairs(c.couriers) do
+  local id = r[1]
+  redis.call('HSET', K_COURIERS, id, r[5])
+  if r[3] == 1 then redis.call('SADD', K_ON_SHIFT, id) else redis.call('SREM', K_ON_SHIFT, id) end
+  local pos = redis.call('HGET', K_POSITIONS, id)
+  if pos and cjson.decode(pos)[1] <= r[4] then redis.call('HDEL', K_POSITIONS, id) end
+end
+for i, r in ipairs(c.orders) do
+  local id, status, mid = r[1], r[3], r[4]
+  local old = old_orders[i]
+  if old then redis.call('ZREM', prefix .. 'status:' .. old.status, id) end
+  local n = redis.call('INCR', K_ORDINAL)
+  redis.call('ZADD', prefix .. 'status:' .. status, n, id)
+  if not old then redis.call('ZADD', prefix .. 'merchant_orders:' .. mid, n, id) end
+  redis.call('HSET', K_ORDERS, id, r[5])
+end
+for _, r in ipairs(c.cells) do
+  local id, cell = r[1], r[2]
+  if cell ~= '' then
+    -- a ping newer than the record written with this cell: the ping's cell stands
+    local pos = redis.call('HGET', K_POSITIONS, id)
+    if pos then cell = cjson.decode(pos)[2] end
+  end
+  move(id, cell)
+end
+for _, r in ipairs(c.routes) do
+  if r[2] == '' then redis.call('HDEL', K_ROUTES, r[1]) else redis.call('HSET', K_ROUTES, r[1], r[2]) end
+end
+local first = 0
+for i, e in ipairs(c.events) do
+  local seq = redis.call('INCR', K_SEQ)
+  if i == 1 then first = seq end
+  redis.call('XADD', K_EVENTS, seq .. '-0', 'e', e)
+end
+return {'ok', first}
+"""
+
+_SET_POSITION = """
+if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+local old = redis.call('HGET', KEYS[3], ARGV[2])
+-- a courier taken out of the index (off shift) stays out
+if old and old ~= ARGV[4] then
+  redis.call('SREM', ARGV[1] .. 'cell:' .. old, ARGV[2])
+  redis.call('SADD', ARGV[1] .. 'cell:' .. ARGV[4], ARGV[2])
+  redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
+end
+return 1
+"""
+
+# KEYS: couriers, positions, then the sets whose union names the couriers (or none: ids in ARGV)
+_COURIERS = """
+local ids = ARGV
+if #KEYS > 2 then ids = redis.call('SUNION', unpack(KEYS, 3)) end
+local recs, poss = {}, {}
+for i = 1, #ids, {chunk} do
+  local last = math.min(i + {chunk} - 1, #ids)
+  local r = redis.call('HMGET', KEYS[1], unpack(ids, i, last))
+  local p = redis.call('HMGET', KEYS[2], unpack(ids, i, last))
+  for j = 1, #r do recs[#recs + 1] = r[j]; poss[#poss + 1] = p[j] end
+end
+return {ids, recs, poss}
+""".replace("{chunk}", str(_CHUNK))
+
+# KEYS: an index zset, the records hash
+_INDEXED = """
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+local out = {}
+for i = 1, #ids, {chunk} do
+  local r = redis.call('HMGET', KEYS[2], unpack(ids, i, math.min(i + {chunk} - 1, #ids)))
+  for j = 1, #r do out[#out + 1] = r[j] end
+end
+return out
+""".replace("{chunk}", str(_CHUNK))
+
+_LEASE_ACQUIRE = """
+local v = redis.call('GET', KEYS[1])
+if v then
+  if ARGV[3] ~= '' and string.match(v, '^(%d+):') == ARGV[3] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[1])
+    return tonumber(ARGV[3])
+  end
+  return 0
+end
+local t = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], t .. ':' .. ARGV[2], 'PX', ARGV[1])
+return t
+"""
+
+_LEASE_RENEW = """
+local v = redis.call('GET', KEYS[1])
+if v and string.match(v, '^(%d+):') == ARGV[2] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+_LEASE_RELEASE = """
+local v = redis.call('GET', KEYS[1])
+if v and string.match(v, '^(%d+):') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class _Scripts:
+    """The scripts, registered once per client (EVALSHA; reloaded by redis-py after a restart)."""
+
+    def __init__(self, client: Client) -> None:
+        self.apply = client.register_script(_APPLY)
+        self.set_position = client.register_script(_SET_POSITION)
+        self.couriers = client.register_script(_COURIERS)
+        self.indexed = client.register_script(_INDEXED)
+
+
+class RedisStore:
+    """The :class:`~dispatch.store.Store` of one city in Redis, shared by any number of processes.
+
+    ``client`` is a URL (``redis://127.0.0.1:6379/0``) or a client made with
+    ``decode_responses=True`` (see :func:`connect`). A store made by :meth:`fenced` refuses
+    its writes with :class:`~dispatch.errors.LeaseLost` once ``token`` is no longer the
+    city's lease: that is the store a dispatcher ticks through.
+    """
+
+    def __init__(self, client: Client | str, city: str = "default", *, timeout_s: float = 2.0) -> None:
+        self.prefix = city_prefix(city)
+        if isinstance(client, str):
+            client = connect(client, timeout_s=timeout_s)
+        if not client.get_encoder().decode_responses:
+            raise ValueError("RedisStore needs a client made with decode_responses=True (see connect())")
+        self.client = client
+        self.city = city
+        self.fence: int | None = None
+        self._scripts = _Scripts(client)
+        # Records are immutable and a stored JSON string names exactly one record, so decoded
+        # couriers are kept by (record, ping): a candidate search decodes only what changed.
+        self._decoded: dict[tuple[str, str | None], Courier] = {}
+        k = self.key
+        self._apply_keys = [
+            k("merchants"),
+            k("couriers"),
+            k("orders"),
+            k("routes"),
+            k("positions"),
+            k("cell_of"),
+            k("on_shift"),
+            k("seq"),
+            k("events"),
+            k("ordinal"),
+            k("lease"),
+        ]
+
+    def key(self, name: str) -> str:
+        """The full name of one of this city's keys."""
+        return self.prefix + name
+
+    def fenced(self, token: int) -> RedisStore:
+        """The same store, whose writes apply only while ``token`` holds the city's lease."""
+        view = _view(self)
+        view.fence = token
+        return view
+
+    @contextlib.contextmanager
+    def fencing(self, token: int) -> Iterator[None]:
+        """Fence this store's writes with ``token`` within this context only.
+
+        Code run in the context (and threads started from it by ``asyncio.to_thread``, which
+        copies the context) is fenced; concurrent calls in other contexts, such as API requests
+        next to a tick, are not.
+        """
+        reset = _FENCE.set((self.prefix, token))
+        try:
+            yield
+        finally:
+            _FENCE.reset(reset)
+
+    def _fence(self) -> int | None:
+        if self.fence is not None:
+            return self.fence
+        context = _FENCE.get()
+        return context[1] if context is not None and context[0] == self.prefix else None
+
+    # -- reads ------------------------------------------------------------------------------
+
+    @redis_errors_as_unavailable
+    def get_merchant(self, merchant_id: str) -> Merchant | None:
+        raw = self.client.hget(self.key("merchants"), merchant_id)
+        return None if raw is None else decode_merchant(raw)
+
+    @redis_errors_as_unavailable
+    def get_courier(self, courier_id: str) -> Courier | None:
+        found = self._couriers([], [courier_id])
+        return found[0] if found else None
+
+    @redis_errors_as_unavailable
+    def get_order(self, order_id: str) -> Order | None:
+        raw = self.client.hget(self.key("orders"), order_id)
+        return None if raw is None else decode_order(raw)
+
+    @redis_errors_as_unavailable
+    def get_route(self, courier_id: str) -> Route | None:
+        raw = self.client.hget(self.key("routes"), courier_id)
+        return None if raw is None else decode_route(raw)
+
+    @redis_errors_as_unavailable
+    def merchants(self) -> list[Merchant]:
+        return [decode_merchant(raw) for raw in self.client.hvals(self.key("merchants"))]
+
+    @redis_errors_as_unavailable
+    def couriers_on_shift(self) -> list[Courier]:
+        return self._couriers([self.key("on_shift")], [])
+
+    @redis_errors_as_unavailable
+    def orders_with_status(self, status: OrderStatus) -> list[Order]:
+        return self._indexed(self.key(f"status:{OrderStatus(status).value}"))
+
+    @redis_errors_as_unavailable
+    def orders_of_merchant(self, merchant_id: str) -> list[Order]:
+        return self._indexed(self.key(f"merchant_orders:{merchant_id}"))
+
+    @redis_errors_as_unavailable
+    def routes(self, courier_ids: Sequence[str]) -> dict[str, Route]:
+        ids = list(courier_ids)
+        found: dict[str, Route] = {}
+        for i in range(0, len(ids), _CHUNK * 4):
+            chunk = ids[i : i + _CHUNK * 4]
+            for cid, raw in zip(chunk, self.client.hmget(self.key("routes"), chunk), strict=True):
+                if raw is not None:
+                    found[cid] = decode_route(raw)
+        return found
+
+    @redis_errors_as_unavailable
+    def couriers_in_cells(self, cells: Iterable[str]) -> list[Courier]:
+        keys = [self.key(f"cell:{cell}") for cell in dict.fromkeys(cells)]
+        return self._couriers(keys, []) if keys else []
+
+    @redis_errors_as_unavailable
+    def events(self, after_seq: int = 0, limit: int | None = None) -> list[Event]:
+        if limit is not None and limit <= 0:
+            return []
+        start = f"{max(after_seq, 0) + 1}-0"
+        entries = cast(
+            list[tuple[str, dict[str, str]]], self.client.xrange(self.key("events"), start, count=limit)
+        )
+        events = []
+        for entry_id, fields in entries:
+            seq = int(entry_id.split("-", 1)[0])
+            d = json.loads(fields["e"])
+            events.append(
+                Event(f"{self.city}-{seq}", seq, d["at"], d["kind"], d["o"], d["c"], d["m"], d["d"])
+            )
+        return events
+
+    @redis_errors_as_unavailable
+    def last_seq(self) -> int:
+        """The seq of the last event (the number of events): one read, not the log."""
+        return int(self.client.get(self.key("seq")) or 0)
+
+    def _couriers(self, set_keys: list[str], ids: list[str]) -> list[Courier]:
+        keys = [self.key("couriers"), self.key("positions"), *set_keys]
+        found_ids, records, positions = self._scripts.couriers(keys=keys, args=ids)
+        cache = self._decoded
+        if len(cache) > _DECODED_MAX:
+            cache.clear()
+        couriers = []
+        for _, raw, pos in sorted(zip(found_ids, records, positions, strict=True)):
+            if raw is None:
+                continue
+            courier = cache.get((raw, pos))
+            if courier is None:
+                courier = cache[(raw, pos)] = decode_courier(raw, pos)
+            couriers.append(courier)
+        return couriers
+
+    def _indexed(self, index_key: str) -> list[Order]:
+        raws = self._scripts.indexed(keys=[index_key, self.key("orders")])
+        return [decode_order(raw) for raw in raws if raw is not None]
+
+    # -- writes -----------------------------------------------------------------------------
+
+    @redis_errors_as_unavailable
+    def set_position(self, courier_id: str, location: Location, cell: str, seen_at: int) -> None:
+        self._scripts.set_position(
+            keys=[self.key("couriers"), self.key("positions"), self.key("cell_of")],
+            args=[self.prefix, courier_id, _position(location, cell, seen_at), cell],
+        )
+
+    @redis_errors_as_unavailable
+    def apply(self, change: Change) -> list[Event]:
+        check_plan_owners(change)
+        fence = self._fence()
+        payload = {
+            "fence": -1 if fence is None else fence,
+            "new_merchants": sorted(change.new_merchant_ids),
+            "merchants": [[m.id, encode_merchant(m)] for m in change.merchants],
+            "couriers": [
+                [c.id, c.version, int(c.status is not CourierStatus.OFF_SHIFT), c.seen_at, encode_courier(c)]
+                for c in change.couriers
+            ],
+            "orders": [
+                [o.id, o.version, o.status.value, o.merchant_id, encode_order(o)] for o in change.orders
+            ],
+            "cells": [[cid, cell or ""] for cid, cell in change.courier_cells.items()],
+            "routes": [[cid, "" if r is None else encode_route(r)] for cid, r in change.routes.items()],
+            "events": [
+                _dumps(
+                    {"at": e.at, "kind": e.kind, "o": e.order_id, "c": e.courier_id, "m": e.merchant_id}
+                    | {"d": e.data}
+                )
+                for e in change.events
+            ],
+        }
+        reply = self._scripts.apply(keys=self._apply_keys, args=[self.prefix, _dumps(payload)])
+        outcome = reply[0]
+        if outcome == "ok":
+            first = int(reply[1])
+            return [
+                Event(
+                    id=f"{self.city}-{first + i}",
+                    seq=first + i,
+                    at=new.at,
+                    kind=new.kind,
+                    order_id=new.order_id,
+                    courier_id=new.courier_id,
+                    merchant_id=new.merchant_id,
+                    data=dict(new.data),
+                )
+                for i, new in enumerate(change.events)
+            ]
+        if outcome == "lease":
+            holder = reply[1] or "nobody (it expired)"
+            raise LeaseLost(
+                f"this dispatcher's lease (token {fence}) of city {self.city!r} is gone; "
+                f"it is held by {holder}: the decision is dropped",
+                token=fence,
+            )
+        if outcome == "dup-merchant":
+            raise DuplicateId(f"merchant {reply[1]!r} already exists", id=reply[1])
+        if outcome == "twice":
+            raise version_error(reply[1], reply[2], None, 0, twice=True)
+        if outcome == "version":
+            stored = int(reply[3])
+            raise version_error(reply[1], reply[2], None if stored < 0 else stored, int(reply[4]))
+        raise RuntimeError(f"unexpected reply from the apply script: {reply!r}")
+
+
+def _view(store: RedisStore) -> RedisStore:
+    """A shallow copy sharing the client and scripts (for :meth:`RedisStore.fenced`)."""
+    view = object.__new__(RedisStore)
+    view.__dict__.update(store.__dict__)
+    return view
+
+
+class Lease:
+    """The city's dispatcher lease: one holder at a time, with an expiry and a fencing token.
+
+    :meth:`acquire` takes a free lease and gets a token larger than every earlier one;
+    :meth:`renew` extends it only while this holder still has it. When a holder dies its lease
+    expires after ``ttl_s`` and the next :meth:`acquire` elsewhere succeeds; a write made
+    through ``store.fenced(old_token)`` after that is refused by the store.
+    """
+
+    def __init__(self, client: Client, city: str, *, ttl_s: float = 5.0, owner: str | None = None) -> None:
+        if not ttl_s > 0:
+            raise ValueError(f"a lease lasts a positive number of seconds, got {ttl_s!r}")
+        prefix = city_prefix(city)
+        self.city = city
+        self.ttl_s = ttl_s
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self.token: int | None = None
+        self._keys = [prefix + "lease", prefix + "lease_token"]
+        self._valid_until = 0.0
+        self._acquire = client.register_script(_LEASE_ACQUIRE)
+        self._renew = client.register_script(_LEASE_RENEW)
+        self._release = client.register_script(_LEASE_RELEASE)
+        self._client = client
+
+    @property
+    def ttl_ms(self) -> int:
+        return max(1, round(self.ttl_s * 1000))
+
+    @property
+    def held(self) -> bool:
+        """Whether this process holds the lease, as far as it knows (it may have expired since)."""
+        return self.token is not None and time.monotonic() < self._valid_until
+
+    @redis_errors_as_unavailable
+    def acquire(self) -> bool:
+        """Take the lease if it is free (or extend it if this holder has it); whether it is held."""
+        started = time.monotonic()
+        mine = "" if self.token is None else str(self.token)
+        token = int(self._acquire(keys=self._keys, args=[self.ttl_ms, self.owner, mine]))
+        if token:
+            self.token, self._valid_until = token, started + self.ttl_s
+            return True
+        self.token = None
+        return False
+
+    @redis_errors_as_unavailable
+    def renew(self) -> bool:
+        """Extend the lease; ``False`` (and no token any more) when another process has it now."""
+        if self.token is None:
+            return False
+        started = time.monotonic()
+        if int(self._renew(keys=self._keys, args=[self.ttl_ms, str(self.token)])):
+            self._valid_until = started + self.ttl_s
+            return True
+        self.token = None
+        return False
+
+    @redis_errors_as_unavailable
+    def release(self) -> None:
+        """Give the lease up now (a clean shutdown), so another process takes over at once."""
+        token, self.token = self.token, None
+        if token is not None:
+            self._release(keys=self._keys, args=[str(token)])
+
+    @redis_errors_as_unavailable
+    def holder(self) -> tuple[int, str] | None:
+        """``(token, owner)`` of whoever holds the lease now, or ``None``."""
+        value = self._client.get(self._keys[0])
+        if value is None:
+            return None
+        token, _, owner = str(value).partition(":")
+        return int(token), owner
