@@ -404,10 +404,9 @@ class Dispatcher:
             # arrived where it was sent to wait: the stop is done, whatever comes next
             rest = self._retime(courier, first.location, now, route.stops[1:])
             new_route = replace(route, stops=rest, arrived_at=None, planned_at=now)
-            if rest:
-                bumped = _bump(courier)
-            else:
-                bumped = _bump(courier, status=CourierStatus.IDLE, available_at=now)
+            # with nothing after it, the courier waits here, idle
+            idle = {} if rest else {"status": CourierStatus.IDLE, "available_at": now}
+            bumped = _bump(courier, **idle)
         else:
             stops = self._retime(courier, first.location, now, route.stops)
             new_route = replace(route, stops=stops, arrived_at=now)
