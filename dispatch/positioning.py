@@ -95,26 +95,31 @@ def choose_repositions(
     waiting = np.array([waiting_at.get(m, 0) for m in known], dtype=np.int64)
     cap = np.maximum(1, np.ceil(share * max(len(idle), int(waiting.sum())))).astype(np.int64)
 
-    proposals = []
-    for courier_id, location, speed, at in idle:
-        to = travel.matrix_s([location], locations, speed)[0]
-        here = float(to @ share)  # E(L)
-        gain = here - (expected_from + config.reposition_travel_share * to)
-        gain[(to > config.max_reposition_travel_s) | (to == 0)] = -math.inf
-        best = float(gain.max())
-        if best >= config.min_reposition_gain_s:
-            proposals.append((-best, courier_id, to, gain, column.get(at) if at else None))
+    # t(L, m) for every idle courier, one matrix per speed
+    to = np.zeros((len(idle), len(known)), dtype=np.int64)
+    for speed in speeds:
+        rows = [i for i, (_, _, v, _) in enumerate(idle) if v == speed]
+        to[rows] = travel.matrix_s([idle[i][1] for i in rows], locations, speed)
+    here = to @ share  # E(L)
+    gain = here[:, None] - (expected_from[None, :] + config.reposition_travel_share * to)
+    gain[(to > config.max_reposition_travel_s) | (to == 0)] = -math.inf
+    best = gain.max(axis=1)
+    proposals = [
+        (-float(best[i]), courier_id, to[i], gain[i], column.get(at) if at else None)
+        for i, (courier_id, _, _, at) in enumerate(idle)
+        if best[i] >= config.min_reposition_gain_s
+    ]
     # the couriers that gain most choose first; a merchant with its share of waiting
     # couriers takes no more
     moves = []
-    for _, courier_id, to, gain, leaving in sorted(proposals, key=lambda p: (p[0], p[1])):
-        for m in np.argsort(-gain, kind="stable"):
-            if gain[m] < config.min_reposition_gain_s:
+    for _, courier_id, ride_s, gains, leaving in sorted(proposals, key=lambda p: (p[0], p[1])):
+        for m in np.argsort(-gains, kind="stable"):
+            if gains[m] < config.min_reposition_gain_s:
                 break
             if waiting[m] < cap[m]:
                 waiting[m] += 1
                 if leaving is not None:
                     waiting[leaving] -= 1
-                moves.append(Reposition(courier_id, known[m], int(to[m])))
+                moves.append(Reposition(courier_id, known[m], int(ride_s[m])))
                 break
     return moves
