@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test demo lint bench clean
+.PHONY: setup test demo lint bench clean redis-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,20 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+## The Redis tests start their own redis-server (7.x): install Debian's package when it is
+## missing and we may (root with apt-get); otherwise those tests skip and say why.
+redis-server:
+	@command -v redis-server >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's redis-server package for the Redis tests"; \
+	    apt-get install -y -qq redis-server >/dev/null 2>&1 || \
+	      { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }; \
+	  else \
+	    echo "no redis-server on PATH: the Redis tests will be skipped (install redis-server 7.x)"; \
+	  fi; }
+
 ## Run every test (unit, property, end-to-end), then lint and type checks.
-test: $(STAMP)
+test: $(STAMP) redis-server
 	$(BIN)/pytest
 	$(BIN)/ruff check dispatch simulations api tests benchmarks
 	$(BIN)/mypy
