@@ -39,6 +39,13 @@ def _demo(args: argparse.Namespace) -> int:
         if args.quiet:
             return
         for a in assignments:
+            if not a.order_ids:  # an idle courier sent to wait where orders are expected
+                stop = a.route.stops[0]
+                print(
+                    f"[{_clock(now)}] {a.courier_id} -> waits at {stop.merchant_id} from {_clock(stop.arrive_at)}",
+                    file=out,
+                )
+                continue
             stops = [s for s in a.route.stops if set(s.order_ids) & set(a.order_ids)]
             pickup = next(s for s in stops if s.kind.value == "pickup")
             drops = ", ".join(

@@ -13,7 +13,8 @@ expected to be picked up:
   ``E(m) + reposition_travel_share * t(L, m)``, when that beats ``E(L)`` by at least
   ``min_reposition_gain_s``. The share charges for orders that come while it is on its way:
   it cannot be diverted before it gets there;
-* no merchant draws more waiting couriers than its share of the demand.
+* no merchant draws more waiting couriers than its share of the demand, nor more than the
+  orders it had in the window.
 """
 
 from __future__ import annotations
@@ -93,7 +94,9 @@ def choose_repositions(
     typical_speed = speeds[len(speeds) // 2]
     expected_from = travel.matrix_s(locations, locations, typical_speed) @ share  # E(m)
     waiting = np.array([waiting_at.get(m, 0) for m in known], dtype=np.int64)
-    cap = np.maximum(1, np.ceil(share * max(len(idle), int(waiting.sum())))).astype(np.int64)
+    # a merchant's share of the waiting couriers, and never more than the orders it had
+    cap = np.minimum(np.maximum(1, np.ceil(share * max(len(idle), int(waiting.sum())))), weights)
+    cap = cap.astype(np.int64)
 
     # t(L, m) for every idle courier, one matrix per speed
     to = np.zeros((len(idle), len(known)), dtype=np.int64)

@@ -104,6 +104,7 @@ class World:
         self._open_pickups: dict[tuple[str, str], PickupLog] = {}
 
     def run(self, on_tick: Callable[[int, list[Assignment]], None] | None = None) -> ReplayReport:
+        """Play the whole day; ``on_tick`` sees each tick's decisions (repositions have no orders)."""
         d = self.dispatcher
         report = ReplayReport()
         for merchant in self.plan.merchants:
@@ -166,7 +167,7 @@ class World:
             for a in result.repositions:
                 self._schedule(a.courier_id)
             if on_tick is not None:
-                on_tick(now, list(result.assignments))
+                on_tick(now, [*result.assignments, *result.repositions])
             if now >= last and not self._busy():
                 break
             if now > last + 6 * 3600:  # a safety net: nothing in a city day takes this long

@@ -81,6 +81,10 @@ def test_no_merchant_draws_more_than_its_share_of_waiting_couriers() -> None:
     moves = choose_repositions(idle, {}, demand, MERCHANTS, TRAVEL, DispatchConfig())
     # both prefer m1 (nearer), but half the demand is at m2: one courier waits at each
     assert sorted(m.merchant_id for m in moves) == ["m1", "m2"]
+    # one order seen at m1 draws one courier, however many are idle
+    three = [(f"c{i}", destination(south, 50 * i, 90), SPEED, None) for i in range(3)]
+    assert len(choose_repositions(three, {}, {"m1": 1}, MERCHANTS, TRAVEL, DispatchConfig())) == 1
+    assert len(choose_repositions(three, {}, {"m1": 2}, MERCHANTS, TRAVEL, DispatchConfig())) == 2
     # with a courier already waiting at m1, the first to choose goes to m2 instead
     moves = choose_repositions(idle[:1], {"m1": 1}, demand, MERCHANTS, TRAVEL, DispatchConfig())
     assert [m.merchant_id for m in moves] == ["m2"]
