@@ -42,7 +42,8 @@ def _demo(args: argparse.Namespace) -> int:
             if not a.order_ids:  # an idle courier sent to wait where orders are expected
                 stop = a.route.stops[0]
                 print(
-                    f"[{_clock(now)}] {a.courier_id} -> waits at {stop.merchant_id} from {_clock(stop.arrive_at)}",
+                    f"[{_clock(now)}] {a.courier_id} -> waits at {stop.merchant_id} "
+                    f"from {_clock(stop.arrive_at)}",
                     file=out,
                 )
                 continue
