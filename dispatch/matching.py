@@ -93,7 +93,8 @@ class Bundle:
 
 
 class DispatchPolicy(Protocol):
-    """Decides, for one snapshot, which courier takes which orders."""
+    """Decides, for one snapshot, which courier takes which orders (and may send an idle
+    courier to wait at a merchant: a :class:`Decision` without orders, ``reposition_to`` set)."""
 
     name: str
 

@@ -655,19 +655,7 @@ class RedisStore:
         outcome = reply[0]
         if outcome == "ok":
             first = int(reply[1])
-            return [
-                Event(
-                    id=f"{self.city}-{first + i}",
-                    seq=first + i,
-                    at=new.at,
-                    kind=new.kind,
-                    order_id=new.order_id,
-                    courier_id=new.courier_id,
-                    merchant_id=new.merchant_id,
-                    data=dict(new.data),
-                )
-                for i, new in enumerate(change.events)
-            ]
+            return [new.numbered(self.city, first + i) for i, new in enumerate(change.events)]
         if outcome == "lease":
             holder = reply[1] or "nobody (it expired)"
             raise LeaseLost(

@@ -31,6 +31,19 @@ class NewEvent:
     merchant_id: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
 
+    def numbered(self, city: str, seq: int) -> Event:
+        """This event as the ``seq``-th of ``city``'s log."""
+        return Event(
+            id=f"{city}-{seq}",
+            seq=seq,
+            at=self.at,
+            kind=self.kind,
+            order_id=self.order_id,
+            courier_id=self.courier_id,
+            merchant_id=self.merchant_id,
+            data=dict(self.data),
+        )
+
 
 @dataclass(slots=True)
 class Change:
@@ -159,17 +172,7 @@ class MemoryStore:
                 self._routes[courier_id] = route
         appended = []
         for new in change.events:
-            seq = len(self._events) + 1
-            event = Event(
-                id=f"{self.city}-{seq}",
-                seq=seq,
-                at=new.at,
-                kind=new.kind,
-                order_id=new.order_id,
-                courier_id=new.courier_id,
-                merchant_id=new.merchant_id,
-                data=dict(new.data),
-            )
+            event = new.numbered(self.city, len(self._events) + 1)
             self._events.append(event)
             appended.append(event)
         return appended

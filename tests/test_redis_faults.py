@@ -31,7 +31,7 @@ import pytest
 
 from dispatch import OrderStatus
 from dispatch.redis_store import Lease, RedisStore, connect
-from tests.redis_server import RedisServer, free_port
+from tests.redis_server import RedisServer, free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN = "admin-fault-000000000001"
@@ -108,13 +108,7 @@ class Server:
         self.log.close()
 
     def stop(self) -> None:
-        if self.alive:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         self.log.close()
 
 
