@@ -369,6 +369,7 @@ class OptimizingPolicy:
                 s.idle
                 and s.free_at <= now
                 and s.courier.id not in reserved
+                # the shift lasts beyond the planning horizon: worth placing for later work
                 and s.courier.shift_end - now > config.free_horizon_s
             ):
                 idle.append((s.courier.id, s.free_location, s.courier.speed_mps, at))
