@@ -56,6 +56,13 @@ class DispatchConfig:
     min_reposition_gain_s: int = 60
     demand_window_s: int = 3600
     reposition_travel_share: float = 0.25
+    #: Assignment updates: a courier waiting at a merchant to collect may take more of that
+    #: merchant's open orders into the same pickup, when that costs less than any other courier.
+    pickup_updates: bool = True
+    #: ...keeping it waiting at most this much longer for the new food...
+    join_max_wait_s: int = 120
+    #: ...and handing none of its orders over more than this much later than planned.
+    join_max_delay_s: int = 600
     #: Sparsity of the assignment: cheapest couriers kept per bundle.
     candidates_per_bundle: int = 12
     #: Speed assumed for a customer's direct ride when judging a promise at admission.

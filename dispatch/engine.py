@@ -31,7 +31,14 @@ from dispatch.errors import (
     WindowInfeasible,
 )
 from dispatch.geo import AreaIndex, GreatCircleTravel, TravelModel, disk_k_for, location_to_cell
-from dispatch.matching import CourierSupply, Decision, DispatchPolicy, OptimizingPolicy, Snapshot
+from dispatch.matching import (
+    Collecting,
+    CourierSupply,
+    Decision,
+    DispatchPolicy,
+    OptimizingPolicy,
+    Snapshot,
+)
 from dispatch.models import (
     Assignment,
     Courier,
@@ -533,7 +540,15 @@ class Dispatcher:
             route = routes.get(courier.id)
             if route is not None and route.stops:
                 last = route.stops[-1]
-                supply.append(CourierSupply(courier, last.depart_at, last.location, len(route.order_ids)))
+                supply.append(
+                    CourierSupply(
+                        courier,
+                        last.depart_at,
+                        last.location,
+                        len(route.order_ids),
+                        collecting=self._collecting(route),
+                    )
+                )
             else:
                 supply.append(
                     CourierSupply(courier, max(now, courier.available_at), courier.location, 0, idle=True)
@@ -565,31 +580,34 @@ class Dispatcher:
                 if oid not in by_id:
                     raise RuntimeError(f"policy {self.policy.name} assigned order {oid!r} twice or not open")
                 orders.append(by_id.pop(oid))
-            planned = plan_stops(
-                self.config,
-                self.travel,
-                speed_mps=s.courier.speed_mps,
-                capacity=s.courier.capacity,
-                start=s.free_location,
-                start_at=max(now, s.free_at),
-                orders=orders,
-                on_board=frozenset(),
-                merchants=merchants,
-            )
             old = routes.get(s.courier.id)
-            before = old.stops if old else ()
-            if (
-                before
-                and before[-1].kind is StopKind.REPOSITION
-                and before[-1].location == planned.stops[0].location
-            ):
-                before = before[:-1]  # on its way to wait where its new work starts: just go there
-            route = Route(
-                courier_id=s.courier.id,
-                stops=before + planned.stops,
-                planned_at=now,
-                arrived_at=old.arrived_at if old else None,
-            )
+            if decision.join:
+                route = self._join_pickup(s, old, orders, merchants, now)
+            else:
+                planned = plan_stops(
+                    self.config,
+                    self.travel,
+                    speed_mps=s.courier.speed_mps,
+                    capacity=s.courier.capacity,
+                    start=s.free_location,
+                    start_at=max(now, s.free_at),
+                    orders=orders,
+                    on_board=frozenset(),
+                    merchants=merchants,
+                )
+                before = old.stops if old else ()
+                if (
+                    before
+                    and before[-1].kind is StopKind.REPOSITION
+                    and before[-1].location == planned.stops[0].location
+                ):
+                    before = before[:-1]  # on its way to wait where its new work starts: just go there
+                route = Route(
+                    courier_id=s.courier.id,
+                    stops=before + planned.stops,
+                    planned_at=now,
+                    arrived_at=old.arrived_at if old else None,
+                )
             change.routes[s.courier.id] = route
             change.couriers.append(_bump(s.courier, status=CourierStatus.BUSY))
             for order in orders:
@@ -621,6 +639,78 @@ class Dispatcher:
             available_couriers=len(supply),
             repositions=tuple(repositions),
         )
+
+    def _collecting(self, route: Route) -> Collecting | None:
+        """The pickup a courier waits for at a merchant, when nothing but its drop-offs follows."""
+        first = route.stops[0]
+        if route.arrived_at is None or first.kind is not StopKind.PICKUP or first.merchant_id is None:
+            return None
+        rest = route.stops[1:]
+        if len(rest) != len(first.order_ids) or any(
+            stop.kind is not StopKind.DROPOFF or stop.order_ids[0] not in first.order_ids for stop in rest
+        ):
+            return None
+        at_door = {stop.order_ids[0]: stop.service_at for stop in rest}
+        return Collecting(
+            first.merchant_id,
+            tuple(self._order(oid) for oid in first.order_ids),
+            first.service_at,
+            tuple(at_door[oid] for oid in first.order_ids),
+        )
+
+    def _join_pickup(
+        self,
+        supply: CourierSupply,
+        old: Route | None,
+        orders: list[Order],
+        merchants: dict[str, Merchant],
+        now: int,
+    ) -> Route:
+        """Add ``orders`` to the pickup the courier waits for; its drop-offs are planned again."""
+        held = supply.collecting
+        if (
+            held is None
+            or old is None
+            or old.arrived_at is None
+            or any(o.merchant_id != held.merchant_id for o in orders)
+        ):
+            raise RuntimeError(
+                f"policy {self.policy.name} joined orders to courier {supply.courier.id!r}, "
+                "which is not waiting at their merchant"
+            )
+        merchant = merchants[held.merchant_id]
+        # from the moment it arrived, as when it reported arriving: nothing of its wait is lost
+        planned = plan_stops(
+            self.config,
+            self.travel,
+            speed_mps=supply.courier.speed_mps,
+            capacity=supply.courier.capacity,
+            start=merchant.location,
+            start_at=old.arrived_at,
+            orders=[*held.orders, *orders],
+            on_board=frozenset(),
+            merchants=merchants,
+        )
+        stops = planned.stops
+        if sum(stop.kind is StopKind.PICKUP for stop in stops) > 1:
+            # The router would come back later for some of them; the decision was to collect
+            # them all in this pickup. One pickup, then the drop-offs in the router's sequence.
+            together = [*held.orders, *orders]
+            pickup = Stop(
+                StopKind.PICKUP, tuple(o.id for o in together), merchant.location, 0, 0, 0, merchant.id
+            )
+            stops = retime_stops(
+                self.config,
+                self.travel,
+                speed_mps=supply.courier.speed_mps,
+                start=merchant.location,
+                start_at=old.arrived_at,
+                stops=[pickup, *(stop for stop in stops if stop.kind is StopKind.DROPOFF)],
+                orders={o.id: o for o in together},
+                on_board=frozenset(),
+                merchants=merchants,
+            )
+        return Route(supply.courier.id, stops, planned_at=now, arrived_at=old.arrived_at)
 
     def _reposition(
         self,

@@ -31,6 +31,7 @@ from dispatch.positioning import DemandMemory, choose_repositions
 
 __all__ = [
     "Bundle",
+    "Collecting",
     "CourierSupply",
     "Decision",
     "DispatchPolicy",
@@ -47,6 +48,21 @@ UNASSIGNED_COST = 10**9
 
 
 @dataclass(frozen=True, slots=True)
+class Collecting:
+    """A courier at a merchant, waiting to collect ``orders``, with nothing else planned.
+
+    More of the merchant's orders may still join that pickup (an assignment update).
+    """
+
+    merchant_id: str
+    orders: tuple[Order, ...]
+    #: planned hand-over of the food at the merchant
+    pickup_at: int
+    #: planned hand-over at each customer's door, in ``orders`` order
+    dropoff_at: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class CourierSupply:
     """A courier as the matcher sees it: where and when it can start new work."""
 
@@ -56,6 +72,8 @@ class CourierSupply:
     load: int = 0  # orders in its current plan
     #: no plan at all: waiting where it is
     idle: bool = False
+    #: at a merchant waiting for food, with only that pickup's drop-offs planned after it
+    collecting: Collecting | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +86,18 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """Orders for a courier; or, with no orders, a merchant to go and wait at."""
+    """Orders for a courier; or, with no orders, a merchant to go and wait at.
+
+    With ``join``, the orders are added to the pickup the courier is waiting for (its
+    :class:`Collecting`), and its drop-offs are planned again; otherwise they come after
+    its plan.
+    """
 
     courier_id: str
     order_ids: tuple[str, ...]
     cost: int
     reposition_to: str | None = None
+    join: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,6 +426,15 @@ class OptimizingPolicy:
         by_merchant: dict[str, list[Order]] = {}
         for order in orders:
             by_merchant.setdefault(order.merchant_id, []).append(order)
+        # Couriers waiting at a merchant can take more of its orders into that pickup: each is
+        # one more right-hand node of the assignment, numbered after the supply.
+        joiners: dict[str, list[tuple[int, CourierSupply]]] = {}
+        if config.pickup_updates:
+            for s in snapshot.supply:
+                if s.collecting is not None and s.collecting.merchant_id in by_merchant:
+                    node = len(supply) + sum(len(v) for v in joiners.values())
+                    joiners.setdefault(s.collecting.merchant_id, []).append((node, s))
+        joining = {node: s for group in joiners.values() for node, s in group}
         target = max(1, min(config.max_bundle_size, math.ceil(len(orders) / len(supply))))
 
         hp = config.pickup_service_s // 2
@@ -446,16 +479,25 @@ class OptimizingPolicy:
                 )
                 ok = (service <= shift_end[cand]) & (capacity[cand] >= bundle.size)
                 idx = np.nonzero(ok)[0]
-                if idx.size == 0:
+                join_nodes, join_cost = _join_arcs(
+                    bundle, merchant, joiners.get(merchant_id, ()), config, travel
+                )
+                if idx.size == 0 and join_nodes.size == 0:
                     if bundle.size > 1:  # nobody can carry it together: offer its orders alone
                         pending.extend(Bundle(merchant_id, (o,)) for o in reversed(bundle.orders))
                     continue
                 reserve = min(idx.size, _RESERVE_ROUNDS * k)
                 if idx.size > reserve:
                     idx = idx[np.argpartition(cost[idx], reserve - 1)[:reserve]]
-                idx = idx[np.argsort(cost[idx], kind="stable")]
+                right = np.concatenate([cand[idx], join_nodes])
+                arc_cost = np.concatenate([cost[idx], join_cost])
+                # a courier already at the food is never too early
+                timely = np.concatenate(
+                    [arrive[idx] + hp >= ready - config.max_early_s, np.ones(join_nodes.size, dtype=bool)]
+                )
+                by_cost = np.argsort(arc_cost, kind="stable")
                 bundles.append(bundle)
-                options.append((cand[idx], cost[idx], arrive[idx] + hp >= ready - config.max_early_s))
+                options.append((right[by_cost], arc_cost[by_cost], timely[by_cost]))
         if not bundles:
             return [], set()
         # Leaving a bundle out costs more the longer its orders have waited. Arc costs count
@@ -469,18 +511,72 @@ class OptimizingPolicy:
             ],
             dtype=np.int64,
         )
-        matched = _assign_in_rounds(options, len(supply), unassigned, k)
+        matched = _assign_in_rounds(options, len(supply) + len(joining), unassigned, k)
         commit_by = now + config.commit_horizon_s
         decisions = []
+        joined = {joining[j].courier.id for j, _, _ in matched.values() if j in joining}
         for i, (j, arc_cost, timely) in matched.items():
+            order_ids = tuple(o.id for o in bundles[i].orders)
+            if j in joining:  # the courier is at the food: nothing to wait for
+                decisions.append(Decision(joining[j].courier.id, order_ids, arc_cost, join=True))
             # Commit only what cannot get better by waiting: the courier is free now and
             # would not reach the food too early. The rest is decided again next tick,
             # with this courier kept out of worse matches meanwhile.
-            if supply[j].free_at <= commit_by and timely:
-                decisions.append(
-                    Decision(supply[j].courier.id, tuple(o.id for o in bundles[i].orders), arc_cost)
-                )
-        return decisions, {supply[j].courier.id for j, _, _ in matched.values()}
+            elif supply[j].free_at <= commit_by and timely and supply[j].courier.id not in joined:
+                decisions.append(Decision(supply[j].courier.id, order_ids, arc_cost))
+        reserved = {supply[j].courier.id for j, _, _ in matched.values() if j < len(supply)}
+        return decisions, reserved | joined
+
+
+def _join_arcs(
+    bundle: Bundle,
+    merchant: Merchant,
+    joiners: Sequence[tuple[int, CourierSupply]],
+    config: DispatchConfig,
+    travel: TravelModel,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Arcs from a bundle to the couriers waiting at its merchant: join their pickup.
+
+    A courier qualifies when the bundle's food is ready at most ``join_max_wait_s`` after its
+    own, and none of its orders would reach its door more than ``join_max_delay_s`` later
+    than planned, and no promise is broken that was not already: the assignment leaves
+    nothing unserved while it can, so without these bounds it would rather load a waiting
+    courier with anything than leave an order for a later tick. The cost is the bundle's
+    own (click-to-door and food waiting, no ride to the merchant) plus what the courier's
+    orders lose.
+    """
+    nodes, costs = [], []
+    for node, s in joiners:
+        held = s.collecting
+        assert held is not None
+        together = (*held.orders, *bundle.orders)
+        if len(together) > min(config.max_bundle_size, s.courier.capacity):
+            continue
+        service = max(held.pickup_at, bundle.ready_at)
+        if service > s.courier.shift_end or service - held.pickup_at > config.join_max_wait_s:
+            continue
+        depart = service + config.pickup_service_s - config.pickup_service_s // 2
+        sequence, offsets = _drop_offsets(together, merchant, config, travel, [s.courier.speed_mps])
+        drop = {o.id: depart + int(off) for o, off in zip(sequence, offsets[0], strict=True)}
+        # the courier's own orders can only lose (an estimate better than their plan gains nothing)
+        for o, planned in zip(held.orders, held.dropoff_at, strict=True):
+            drop[o.id] = max(drop[o.id], planned)
+        # as for bundles: nobody's promise is broken by carrying them together
+        late = sum(max(0, drop[o.id] - o.window.end) for o in together)
+        if late > sum(max(0, d - o.window.end) for o, d in zip(held.orders, held.dropoff_at, strict=True)):
+            continue
+        if any(
+            drop[o.id] - d > config.join_max_delay_s
+            for o, d in zip(held.orders, held.dropoff_at, strict=True)
+        ):
+            continue
+        click_to_door = sum(drop[o.id] - o.placed_at for o in bundle.orders)
+        click_to_door += sum(drop[o.id] - d for o, d in zip(held.orders, held.dropoff_at, strict=True))
+        food_wait = sum(service - o.ready_at for o in bundle.orders)
+        food_wait += len(held.orders) * (service - held.pickup_at)
+        nodes.append(node)
+        costs.append(config.click_to_door_weight * click_to_door + config.food_wait_weight * food_wait)
+    return np.array(nodes, dtype=np.int64), np.array(costs, dtype=np.int64)
 
 
 #: Each bundle keeps this many times ``candidates_per_bundle`` candidates for later rounds.

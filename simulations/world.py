@@ -183,18 +183,36 @@ class World:
     def _record_assignment(self, report: ReplayReport, now: int, a: Assignment) -> None:
         report.assignments.append((now, a))
         new = set(a.order_ids)
+        updated: list[PickupLog] = []
         for stop in a.route.stops:
             ids = [o for o in stop.order_ids if o in new]
             if not ids:
                 continue
             if stop.kind is StopKind.PICKUP:
-                log = PickupLog(a.courier_id, now, stop.merchant_id or "", [])
+                held = [o for o in stop.order_ids if o not in new]
+                if held:
+                    # an assignment update: the orders join the pickup the courier waits for,
+                    # one instruction, given now
+                    log = self._open_pickups[(a.courier_id, held[0])]
+                    log.assigned_at = now
+                    updated.append(log)
+                else:
+                    log = PickupLog(a.courier_id, now, stop.merchant_id or "", [])
+                    report.pickups.append(log)
                 for oid in ids:
                     report.promised_pickup[oid] = stop.service_at
                     self._open_pickups[(a.courier_id, oid)] = log
-                report.pickups.append(log)
             else:
-                self._open_pickups[(a.courier_id, ids[0])].order_ids.append(ids[0])
+                log = self._open_pickups[(a.courier_id, ids[0])]
+                if log not in updated:
+                    log.order_ids.append(ids[0])
+        for log in updated:  # its drop-offs in their new sequence
+            log.order_ids = [
+                s.order_ids[0]
+                for s in a.route.stops
+                if s.kind is StopKind.DROPOFF
+                and self._open_pickups.get((a.courier_id, s.order_ids[0])) is log
+            ]
 
     def _busy(self) -> bool:
         store = self.dispatcher.store

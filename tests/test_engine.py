@@ -8,11 +8,13 @@ from dispatch import (
     Conflict,
     CourierOffShift,
     CourierStatus,
+    DeliveryArea,
     DispatchConfig,
     Dispatcher,
     GreedyPolicy,
     IllegalTransition,
     InvalidInput,
+    Merchant,
     OrderStatus,
     StopKind,
     UnknownCourier,
@@ -166,3 +168,59 @@ def test_greedy_policy_serves_first_come_first(config: DispatchConfig, dispatche
     # one idle courier: the order placed first gets it, immediately, alone
     assert [a.order_ids for a in d.tick(now=20).assignments] == [("o2",)]
     assert d.tick(now=30).assignments == ()
+
+
+def _waiting_at_merchant(d: Dispatcher) -> None:
+    """c1 stands at m1 for o1, whose food is ready at 600; it has arrived at 420."""
+    d.start_shift("c1", CENTRE, now=0, shift_end=4 * 3600)
+    d.place_order("o1", "m1", destination(CENTRE, 1200, 0), now=0)
+    assert [a.order_ids for a in d.tick(now=420).assignments] == [("o1",)]
+    d.arrived("c1", now=420)
+    d.place_order("o2", "m1", destination(CENTRE, 1600, 10), now=450, ready_at=600)
+
+
+def test_an_order_joins_the_pickup_its_merchant_courier_waits_for(dispatcher: Dispatcher) -> None:
+    _waiting_at_merchant(dispatcher)
+    result = dispatcher.tick(now=480)
+    assert [(a.courier_id, a.order_ids) for a in result.assignments] == [("c1", ("o2",))]
+    route = dispatcher.route("c1")
+    # one pickup of both, at the time o1's food was to be collected anyway, then both doors
+    assert [(s.kind, set(s.order_ids)) for s in route.stops] == [
+        (StopKind.PICKUP, {"o1", "o2"}),
+        (StopKind.DROPOFF, {"o1"}),
+        (StopKind.DROPOFF, {"o2"}),
+    ]
+    assert route.arrived_at == 420 and route.stops[0].service_at == 600
+    assert dispatcher.order("o2").status is OrderStatus.ASSIGNED
+    assert dispatcher.order("o2").courier_id == "c1"
+    assigned = [e for e in dispatcher.store.events() if e.kind == "order.assigned" and e.order_id == "o2"]
+    assert [e.data["pickup_at"] for e in assigned] == [600]
+    assert dispatcher.eta("o1", now=480).dropoff_at == route.stops[1].service_at
+    # the courier carries the plan out: both collected at once, both delivered
+    dispatcher.picked_up("c1", "o1", now=600)
+    dispatcher.picked_up("c1", "o2", now=600)
+    for stop in dispatcher.route("c1").stops:
+        dispatcher.arrived("c1", now=stop.arrive_at)
+        dispatcher.delivered("c1", stop.order_ids[0], now=stop.service_at)
+    assert {dispatcher.order(o).status for o in ("o1", "o2")} == {OrderStatus.DELIVERED}
+    assert dispatcher.courier("c1").status is CourierStatus.IDLE
+
+
+def test_a_cancelled_joined_order_leaves_the_pickup_as_it_was(dispatcher: Dispatcher) -> None:
+    _waiting_at_merchant(dispatcher)
+    dispatcher.tick(now=480)
+    dispatcher.cancel_order("o2", now=500)
+    route = dispatcher.route("c1")
+    assert [(s.kind, s.order_ids) for s in route.stops] == [
+        (StopKind.PICKUP, ("o1",)),
+        (StopKind.DROPOFF, ("o1",)),
+    ]
+    assert route.stops[0].service_at == 600
+
+
+def test_no_pickup_update_when_turned_off() -> None:
+    d = Dispatcher(config=DispatchConfig(city="test", pickup_updates=False))
+    d.add_merchant(Merchant("m1", CENTRE, DeliveryArea(radius_m=3000), prep_s=600), now=0)
+    _waiting_at_merchant(d)
+    assert d.tick(now=480).assignments == ()
+    assert d.order("o2").status is OrderStatus.PLACED

@@ -51,6 +51,30 @@ def test_a_bundle_that_breaks_a_promise_becomes_two_trips(tmp_path: Path) -> Non
     assert kpis["couriers_paid_guarantee_share"] == 1.0
 
 
+def test_an_order_placed_while_the_courier_waits_joins_its_pickup(tmp_path: Path) -> None:
+    instance, solution = _solve("update_at_restaurant", tmp_path)
+    # o1 is committed at 6 (6 + 2 >= 10 - 2); the courier is at r1 already, waiting for the
+    # food ready at 10. o2 is placed at 8, ready at 10 too: it joins the pickup (one
+    # instruction, given at 8). Leave 12, o1 500 m on: arrive 17, hand over 19, leave 21;
+    # o2 500 m further: arrive 26, hand over 28. o1 is not delayed at all.
+    assert solution.assignments == ((8, 10, "c1", ("o1", "o2")),)
+    assert solution.orders == {"o1": (0, 10, 10, 19, "c1"), "o2": (8, 10, 10, 28, "c1")}
+    assert solution.moves == {"c1": [(6, "0", "r1"), (12, "r1", "o1"), (21, "o1", "o2"), (30, "o2", "r1")]}
+    assert mdrp.check_solution(instance, solution) == []
+    assert mdrp.compute_kpis(instance, solution)["orders_per_bundle"] == 2.0
+
+
+def test_no_update_that_keeps_the_courier_waiting_too_long(tmp_path: Path) -> None:
+    instance, solution = _solve("update_waits_too_long", tmp_path)
+    # o2's food (ready 13) would hold o1's pickup 3 minutes, more than join_max_wait_s (2):
+    # o1 goes alone as above and is handed over at 19; the courier is free at 21, rides
+    # 5 minutes back, collects o2 at 28 (26 + 2), leaves at 30, rides 10 minutes, hands over
+    # at 42.
+    assert solution.assignments == ((6, 10, "c1", ("o1",)), (21, 28, "c1", ("o2",)))
+    assert solution.orders == {"o1": (0, 10, 10, 19, "c1"), "o2": (8, 13, 28, 42, "c1")}
+    assert mdrp.check_solution(instance, solution) == []
+
+
 def test_broken_instance_is_refused_with_file_and_line() -> None:
     with pytest.raises(InvalidInput, match=r"orders.txt:2: order 'o1' names unknown restaurant 'r9'"):
         mdrp.read_instance(DATA / "broken_unknown_restaurant")
