@@ -515,15 +515,15 @@ class OptimizingPolicy:
         commit_by = now + config.commit_horizon_s
         decisions = []
         joined = {joining[j].courier.id for j, _, _ in matched.values() if j in joining}
-        for i, (j, arc_cost, timely) in matched.items():
+        for i, (j, price, in_time) in matched.items():
             order_ids = tuple(o.id for o in bundles[i].orders)
             if j in joining:  # the courier is at the food: nothing to wait for
-                decisions.append(Decision(joining[j].courier.id, order_ids, arc_cost, join=True))
+                decisions.append(Decision(joining[j].courier.id, order_ids, price, join=True))
             # Commit only what cannot get better by waiting: the courier is free now and
             # would not reach the food too early. The rest is decided again next tick,
             # with this courier kept out of worse matches meanwhile.
-            elif supply[j].free_at <= commit_by and timely and supply[j].courier.id not in joined:
-                decisions.append(Decision(supply[j].courier.id, order_ids, arc_cost))
+            elif supply[j].free_at <= commit_by and in_time and supply[j].courier.id not in joined:
+                decisions.append(Decision(supply[j].courier.id, order_ids, price))
         reserved = {supply[j].courier.id for j, _, _ in matched.values() if j < len(supply)}
         return decisions, reserved | joined
 
