@@ -830,16 +830,33 @@ class Dispatcher:
         return cfg.pickup_service_s - cfg.pickup_service_s // 2 + ride_s + cfg.dropoff_service_s // 2
 
     def _supply_arrival(self, merchant: Merchant, now: int) -> int:
-        """When the nearest idle courier could be at the merchant (an estimate for quotes)."""
+        """When the nearest idle (or repositioning) courier could be at the merchant (for quotes)."""
         cfg = self.config
         cell = location_to_cell(merchant.location, cfg.h3_resolution)
         reach = self.travel.reach_m(cfg.max_pickup_travel_s, cfg.reference_speed_mps)
         cells = h3.grid_disk(cell, disk_k_for(cell, reach))
         best = None
+        moving = []
         for courier in self.store.couriers_in_cells(cells):
-            if courier.status is not CourierStatus.IDLE or courier.shift_end <= now:
+            if courier.shift_end <= now:
+                continue
+            if courier.status is not CourierStatus.IDLE:
+                moving.append(courier)
                 continue
             t = self.travel.travel_s(courier.location, merchant.location, courier.speed_mps)
+            if t <= cfg.max_pickup_travel_s and (best is None or t < best):
+                best = t
+        # A courier on its way to wait at a merchant is as good as idle there once it arrives:
+        # work given on the way starts where the move ends.
+        routes = self.store.routes([c.id for c in moving]) if moving else {}
+        for courier in moving:
+            route = routes.get(courier.id)
+            if route is None or len(route.stops) != 1 or route.stops[0].kind is not StopKind.REPOSITION:
+                continue
+            stop = route.stops[0]
+            t = max(0, stop.arrive_at - now) + self.travel.travel_s(
+                stop.location, merchant.location, courier.speed_mps
+            )
             if t <= cfg.max_pickup_travel_s and (best is None or t < best):
                 best = t
         # With nobody idle nearby, expect a courier to free up within the horizon.

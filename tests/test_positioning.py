@@ -166,3 +166,16 @@ def test_the_greedy_baseline_never_repositions(config: DispatchConfig) -> None:
     free = _delivered_far_away(d)
     assert d.tick(now=free).repositions == ()
     assert d.route("c1").stops == ()
+
+
+def test_a_quote_counts_a_courier_on_its_way_to_wait_at_the_merchant(dispatcher: Dispatcher) -> None:
+    free = _delivered_far_away(dispatcher)
+    [move] = dispatcher.tick(now=free).repositions
+    arrive = move.route.stops[0].arrive_at
+    now = free + 60
+    quote = dispatcher.quote("m1", destination(CENTRE, 800, 0), now=now)
+    # nobody is idle, but c1 will be at m1 at `arrive`: food (ready in 10 minutes) is collected
+    # half a pickup service after that, not after a courier frees up somewhere in 20 minutes
+    half = dispatcher.config.pickup_service_s // 2
+    assert arrive - now == 663
+    assert quote.pickup_eta == max(quote.ready_at, arrive + half) == now + 663 + half
