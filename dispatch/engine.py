@@ -535,18 +535,27 @@ class Dispatcher:
         placed = self.store.orders_with_status(OrderStatus.PLACED)
         couriers = self.store.couriers_on_shift()
         routes = self.store.routes([c.id for c in couriers])
+        waiting = {cid: r for cid, r in routes.items() if _waits_to_collect(r)}
+        # the orders of couriers waiting at a merchant, in one read
+        held = {o.id: o for o in self.store.orders_with_status(OrderStatus.ASSIGNED)} if waiting else {}
         supply = []
         for courier in couriers:
             route = routes.get(courier.id)
             if route is not None and route.stops:
                 last = route.stops[-1]
+                first = route.stops[0]
+                collecting = None
+                if courier.id in waiting and first.merchant_id is not None:
+                    at_door = {stop.order_ids[0]: stop.service_at for stop in route.stops[1:]}
+                    collecting = Collecting(
+                        first.merchant_id,
+                        tuple(held[oid] for oid in first.order_ids),
+                        first.service_at,
+                        tuple(at_door[oid] for oid in first.order_ids),
+                    )
                 supply.append(
                     CourierSupply(
-                        courier,
-                        last.depart_at,
-                        last.location,
-                        len(route.order_ids),
-                        collecting=self._collecting(route),
+                        courier, last.depart_at, last.location, len(route.order_ids), collecting=collecting
                     )
                 )
             else:
@@ -638,24 +647,6 @@ class Dispatcher:
             open_orders=len(placed) - sum(len(a.order_ids) for a in assignments),
             available_couriers=len(supply),
             repositions=tuple(repositions),
-        )
-
-    def _collecting(self, route: Route) -> Collecting | None:
-        """The pickup a courier waits for at a merchant, when nothing but its drop-offs follows."""
-        first = route.stops[0]
-        if route.arrived_at is None or first.kind is not StopKind.PICKUP or first.merchant_id is None:
-            return None
-        rest = route.stops[1:]
-        if len(rest) != len(first.order_ids) or any(
-            stop.kind is not StopKind.DROPOFF or stop.order_ids[0] not in first.order_ids for stop in rest
-        ):
-            return None
-        at_door = {stop.order_ids[0]: stop.service_at for stop in rest}
-        return Collecting(
-            first.merchant_id,
-            tuple(self._order(oid) for oid in first.order_ids),
-            first.service_at,
-            tuple(at_door[oid] for oid in first.order_ids),
         )
 
     def _join_pickup(
@@ -944,6 +935,19 @@ class Dispatcher:
             if write_courier:
                 change.couriers.append(_bump(courier, status=CourierStatus.IDLE))
         return kept
+
+
+def _waits_to_collect(route: Route) -> bool:
+    """At a merchant for a pickup, with only that pickup's drop-offs after it."""
+    if not route.stops or route.arrived_at is None:
+        return False
+    first, rest = route.stops[0], route.stops[1:]
+    return (
+        first.kind is StopKind.PICKUP
+        and first.merchant_id is not None
+        and len(rest) == len(first.order_ids)
+        and all(stop.kind is StopKind.DROPOFF and stop.order_ids[0] in first.order_ids for stop in rest)
+    )
 
 
 def _stops_of(route: Route, order_id: str) -> tuple[Stop | None, Stop | None]:
