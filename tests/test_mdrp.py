@@ -156,3 +156,27 @@ def test_a_shared_instance_end_to_end(tmp_path: Path, policy: GreedyPolicy | Non
     # no policy can beat the clairvoyant optimum the paper reports for this instance (27.49)
     assert kpis["click_to_door_mean"] > 27.49
     assert kpis["decision_s_p99"] < 1.0
+
+
+def test_a_shared_day_with_assignment_updates_is_feasible(tmp_path: Path) -> None:
+    # a day short of couriers, where couriers waiting at a restaurant take more of its orders
+    instance = mdrp.read_instance(SHARED / "4o50t75s1p100")
+    report = mdrp.replay(instance)
+    updates = [
+        a
+        for _, a in report.assignments
+        if any(s.kind.value == "pickup" and set(s.order_ids) - set(a.order_ids) for s in a.route.stops)
+    ]
+    assert updates, "this day should exercise assignment updates"
+    mdrp.write_solution(tmp_path, report)
+    solution = mdrp.read_solution(tmp_path)
+    assert mdrp.check_solution(instance, solution) == []
+    # each updated pickup is one instruction holding the old and the new orders, given at the
+    # update (or at a later one)
+    line_of = {oid: n for n, (_, _, _, orders) in enumerate(solution.assignments) for oid in orders}
+    for at, a in ((t, a) for t, a in report.assignments if a in updates):
+        pickup = next(s for s in a.route.stops if s.kind.value == "pickup")
+        [n] = {line_of[oid] for oid in pickup.order_ids}
+        assert solution.assignments[n][0] >= at // 60
+    kpis = mdrp.compute_kpis(instance, solution, report)
+    assert kpis["orders_delivered"] == len(instance.orders)
