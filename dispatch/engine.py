@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
 
 import h3
 
@@ -32,15 +31,10 @@ from dispatch.errors import (
 )
 from dispatch.geo import AreaIndex, GreatCircleTravel, TravelModel, disk_k_for, location_to_cell
 from dispatch.matching import (
-    Collecting,
-    CourierSupply,
-    Decision,
     DispatchPolicy,
     OptimizingPolicy,
-    Snapshot,
 )
 from dispatch.models import (
-    Assignment,
     Courier,
     CourierStatus,
     Location,
@@ -52,8 +46,9 @@ from dispatch.models import (
     StopKind,
     Window,
 )
-from dispatch.planning import plan_stops, retime_stops
-from dispatch.store import Change, MemoryStore, NewEvent, Store
+from dispatch.planning import retime_stops
+from dispatch.store import Change, MemoryStore, NewEvent, Store, next_version
+from dispatch.ticking import TickResult, run_tick, stops_of
 
 __all__ = ["Dispatcher", "Eta", "Quote", "TickResult"]
 
@@ -105,28 +100,10 @@ class _Admission:
     after_ready_s: int
 
 
-@dataclass(frozen=True, slots=True)
-class TickResult:
-    now: int
-    assignments: tuple[Assignment, ...]
-    open_orders: int
-    available_couriers: int
-    #: idle couriers sent to wait at a merchant (plans of one reposition stop, no orders)
-    repositions: tuple[Assignment, ...] = ()
-
-
 def _check_now(now: object) -> int:
     if isinstance(now, bool) or not isinstance(now, int) or now < 0:
         raise InvalidInput(f"now must be whole seconds >= 0, got {now!r}", field="now")
     return now
-
-
-_Versioned = TypeVar("_Versioned", Order, Courier)
-
-
-def _bump(record: _Versioned, **changes: Any) -> _Versioned:
-    """The next version of a record, for a :class:`Change`."""
-    return replace(record, version=record.version + 1, **changes)
 
 
 class Dispatcher:
@@ -316,7 +293,7 @@ class Dispatcher:
             raise IllegalTransition(
                 f"order {order_id!r} is {order.status.value}; it can no longer be cancelled"
             )
-        cancelled = _bump(order, status=OrderStatus.CANCELLED)
+        cancelled = next_version(order, status=OrderStatus.CANCELLED)
         change = Change(orders=[cancelled], events=[NewEvent("order.cancelled", now, order_id=order_id)])
         if order.courier_id is not None:
             self._drop_from_plan(change, order.courier_id, {order_id}, now)
@@ -383,7 +360,7 @@ class Dispatcher:
             change, courier_id, not_picked, now, courier=courier, write_courier=False
         )
         status = CourierStatus.BUSY if remaining else CourierStatus.OFF_SHIFT
-        updated = _bump(courier, shift_end=min(courier.shift_end, now), status=status)
+        updated = next_version(courier, shift_end=min(courier.shift_end, now), status=status)
         change.couriers.append(updated)
         if status is CourierStatus.OFF_SHIFT:
             change.courier_cells[courier_id] = None
@@ -413,11 +390,11 @@ class Dispatcher:
             new_route = replace(route, stops=rest, arrived_at=None, planned_at=now)
             # with nothing after it, the courier waits here, idle
             idle = {} if rest else {"status": CourierStatus.IDLE, "available_at": now}
-            bumped = _bump(courier, **idle)
+            bumped = next_version(courier, **idle)
         else:
             stops = self._retime(courier, first.location, now, route.stops)
             new_route = replace(route, stops=stops, arrived_at=now)
-            bumped = _bump(courier)
+            bumped = next_version(courier)
         change = Change(
             couriers=[bumped],
             routes={courier_id: new_route if new_route.stops else None},
@@ -456,7 +433,7 @@ class Dispatcher:
         merchant = self._merchant(order.merchant_id)
         rest = self.config.pickup_service_s - self.config.pickup_service_s // 2
         still_here = bool(stops) and stops[0].kind is StopKind.PICKUP and stops[0].merchant_id == merchant.id
-        picked = _bump(order, status=OrderStatus.PICKED_UP, picked_up_at=now)
+        picked = next_version(order, status=OrderStatus.PICKED_UP, picked_up_at=now)
         orders_now = {order_id: picked}
         # still at the merchant with more to collect: the next hand-over can be right now
         start_at = now - self.config.pickup_service_s // 2 if still_here else now + rest
@@ -465,7 +442,7 @@ class Dispatcher:
         self.store.apply(
             Change(
                 orders=[picked],
-                couriers=[_bump(courier)],
+                couriers=[next_version(courier)],
                 routes={courier_id: new_route},
                 events=[NewEvent("order.picked_up", now, order_id=order_id, courier_id=courier_id)],
             )
@@ -485,7 +462,7 @@ class Dispatcher:
                 f"order {order_id!r} is {order.status.value}; only picked-up orders are delivered"
             )
         stops = tuple(s for s in route.stops if not (s.kind is StopKind.DROPOFF and order_id in s.order_ids))
-        done = _bump(order, status=OrderStatus.DELIVERED, delivered_at=now)
+        done = next_version(order, status=OrderStatus.DELIVERED, delivered_at=now)
         rest = self.config.dropoff_service_s - self.config.dropoff_service_s // 2
         change = Change(
             orders=[done],
@@ -495,13 +472,13 @@ class Dispatcher:
             new_stops = self._retime(courier, order.dropoff, now + rest, stops)
             new_route: Route | None = replace(route, stops=new_stops, arrived_at=None, planned_at=now)
             change.routes[courier_id] = new_route
-            change.couriers.append(_bump(courier))
+            change.couriers.append(next_version(courier))
         else:
             new_route = None
             change.routes[courier_id] = None
             off = courier.shift_end <= now
             status = CourierStatus.OFF_SHIFT if off else CourierStatus.IDLE
-            change.couriers.append(_bump(courier, status=status, available_at=now + rest))
+            change.couriers.append(next_version(courier, status=status, available_at=now + rest))
             if off:
                 change.courier_cells[courier_id] = None
         self.store.apply(change)
@@ -530,212 +507,9 @@ class Dispatcher:
     # -- dispatch ----------------------------------------------------------------------------
 
     def tick(self, now: int) -> TickResult:
-        """Decide on the open orders and write every decision, or none."""
+        """Decide on the open orders and write every decision, or none (see :mod:`dispatch.ticking`)."""
         _check_now(now)
-        placed = self.store.orders_with_status(OrderStatus.PLACED)
-        couriers = self.store.couriers_on_shift()
-        routes = self.store.routes([c.id for c in couriers])
-        waiting = {cid: r for cid, r in routes.items() if _waits_to_collect(r)}
-        # the orders of couriers waiting at a merchant, in one read
-        held = {o.id: o for o in self.store.orders_with_status(OrderStatus.ASSIGNED)} if waiting else {}
-        supply = []
-        for courier in couriers:
-            route = routes.get(courier.id)
-            if route is not None and route.stops:
-                last = route.stops[-1]
-                first = route.stops[0]
-                collecting = None
-                if courier.id in waiting and first.merchant_id is not None:
-                    at_door = {stop.order_ids[0]: stop.service_at for stop in route.stops[1:]}
-                    collecting = Collecting(
-                        first.merchant_id,
-                        tuple(held[oid] for oid in first.order_ids),
-                        first.service_at,
-                        tuple(at_door[oid] for oid in first.order_ids),
-                    )
-                supply.append(
-                    CourierSupply(
-                        courier, last.depart_at, last.location, len(route.order_ids), collecting=collecting
-                    )
-                )
-            else:
-                supply.append(
-                    CourierSupply(courier, max(now, courier.available_at), courier.location, 0, idle=True)
-                )
-        supply.sort(key=lambda s: s.courier.id)
-        placed.sort(key=lambda o: o.id)
-        merchants = {m.id: m for m in self.store.merchants()}
-        snapshot = Snapshot(now=now, orders=tuple(placed), supply=tuple(supply), merchants=merchants)
-        decisions = self.policy.decide(snapshot, self.travel, self.config) if supply else []
-
-        by_id = {o.id: o for o in placed}
-        supply_of = {s.courier.id: s for s in supply}
-        change = Change()
-        assignments = []
-        repositions = []
-        taken: set[str] = set()
-        for decision in decisions:
-            if decision.courier_id in taken or decision.courier_id not in supply_of:
-                raise RuntimeError(
-                    f"policy {self.policy.name} gave courier {decision.courier_id!r} two plans"
-                )
-            taken.add(decision.courier_id)
-            s = supply_of[decision.courier_id]
-            if not decision.order_ids:
-                repositions.append(self._reposition(change, s, decision, merchants, now))
-                continue
-            orders = []
-            for oid in decision.order_ids:
-                if oid not in by_id:
-                    raise RuntimeError(f"policy {self.policy.name} assigned order {oid!r} twice or not open")
-                orders.append(by_id.pop(oid))
-            old = routes.get(s.courier.id)
-            if decision.join:
-                route = self._join_pickup(s, old, orders, merchants, now)
-            else:
-                planned = plan_stops(
-                    self.config,
-                    self.travel,
-                    speed_mps=s.courier.speed_mps,
-                    capacity=s.courier.capacity,
-                    start=s.free_location,
-                    start_at=max(now, s.free_at),
-                    orders=orders,
-                    on_board=frozenset(),
-                    merchants=merchants,
-                )
-                before = old.stops if old else ()
-                if (
-                    before
-                    and before[-1].kind is StopKind.REPOSITION
-                    and before[-1].location == planned.stops[0].location
-                ):
-                    before = before[:-1]  # on its way to wait where its new work starts: just go there
-                route = Route(
-                    courier_id=s.courier.id,
-                    stops=before + planned.stops,
-                    planned_at=now,
-                    arrived_at=old.arrived_at if old else None,
-                )
-            change.routes[s.courier.id] = route
-            change.couriers.append(_bump(s.courier, status=CourierStatus.BUSY))
-            for order in orders:
-                change.orders.append(
-                    _bump(order, status=OrderStatus.ASSIGNED, courier_id=s.courier.id, assigned_at=now)
-                )
-                pickup, dropoff = _stops_of(route, order.id)
-                change.events.append(
-                    NewEvent(
-                        "order.assigned",
-                        now,
-                        order_id=order.id,
-                        courier_id=s.courier.id,
-                        merchant_id=order.merchant_id,
-                        data={
-                            "courier_arrival_at": pickup.arrive_at if pickup else None,
-                            "pickup_at": pickup.service_at if pickup else None,
-                            "dropoff_at": dropoff.service_at if dropoff else None,
-                        },
-                    )
-                )
-            assignments.append(Assignment(s.courier.id, decision.order_ids, route, float(decision.cost)))
-        if assignments or repositions:
-            self.store.apply(change)
-        return TickResult(
-            now=now,
-            assignments=tuple(assignments),
-            open_orders=len(placed) - sum(len(a.order_ids) for a in assignments),
-            available_couriers=len(supply),
-            repositions=tuple(repositions),
-        )
-
-    def _join_pickup(
-        self,
-        supply: CourierSupply,
-        old: Route | None,
-        orders: list[Order],
-        merchants: dict[str, Merchant],
-        now: int,
-    ) -> Route:
-        """Add ``orders`` to the pickup the courier waits for; its drop-offs are planned again."""
-        held = supply.collecting
-        if (
-            held is None
-            or old is None
-            or old.arrived_at is None
-            or any(o.merchant_id != held.merchant_id for o in orders)
-        ):
-            raise RuntimeError(
-                f"policy {self.policy.name} joined orders to courier {supply.courier.id!r}, "
-                "which is not waiting at their merchant"
-            )
-        merchant = merchants[held.merchant_id]
-        # from the moment it arrived, as when it reported arriving: nothing of its wait is lost
-        planned = plan_stops(
-            self.config,
-            self.travel,
-            speed_mps=supply.courier.speed_mps,
-            capacity=supply.courier.capacity,
-            start=merchant.location,
-            start_at=old.arrived_at,
-            orders=[*held.orders, *orders],
-            on_board=frozenset(),
-            merchants=merchants,
-        )
-        stops = planned.stops
-        if sum(stop.kind is StopKind.PICKUP for stop in stops) > 1:
-            # The router would come back later for some of them; the decision was to collect
-            # them all in this pickup. One pickup, then the drop-offs in the router's sequence.
-            together = [*held.orders, *orders]
-            pickup = Stop(
-                StopKind.PICKUP, tuple(o.id for o in together), merchant.location, 0, 0, 0, merchant.id
-            )
-            stops = retime_stops(
-                self.config,
-                self.travel,
-                speed_mps=supply.courier.speed_mps,
-                start=merchant.location,
-                start_at=old.arrived_at,
-                stops=[pickup, *(stop for stop in stops if stop.kind is StopKind.DROPOFF)],
-                orders={o.id: o for o in together},
-                on_board=frozenset(),
-                merchants=merchants,
-            )
-        return Route(supply.courier.id, stops, planned_at=now, arrived_at=old.arrived_at)
-
-    def _reposition(
-        self,
-        change: Change,
-        supply: CourierSupply,
-        decision: Decision,
-        merchants: dict[str, Merchant],
-        now: int,
-    ) -> Assignment:
-        """Send an idle courier to wait at a merchant: a plan of one stop without orders."""
-        courier = supply.courier
-        merchant = merchants.get(decision.reposition_to or "")
-        if merchant is None or not supply.idle:
-            raise RuntimeError(
-                f"policy {self.policy.name} repositioned courier {courier.id!r} "
-                f"{'to an unknown merchant' if merchant is None else 'that has a plan'}"
-            )
-        arrive = max(now, supply.free_at) + self.travel.travel_s(
-            supply.free_location, merchant.location, courier.speed_mps
-        )
-        stop = Stop(StopKind.REPOSITION, (), merchant.location, arrive, arrive, arrive, merchant.id)
-        route = Route(courier.id, (stop,), planned_at=now)
-        change.routes[courier.id] = route
-        change.couriers.append(_bump(courier, status=CourierStatus.BUSY))
-        change.events.append(
-            NewEvent(
-                "courier.repositioned",
-                now,
-                courier_id=courier.id,
-                merchant_id=merchant.id,
-                data={"arrive_at": arrive},
-            )
-        )
-        return Assignment(courier.id, (), route, float(decision.cost))
+        return run_tick(self.store, self.policy, self.travel, self.config, now)
 
     # -- ETAs --------------------------------------------------------------------------------
 
@@ -759,7 +533,7 @@ class Dispatcher:
             if route.arrived_at is None and now > stops[0].arrive_at:
                 # running late on the first leg: replan from where the courier was last seen
                 stops = self._retime(courier, courier.location, max(now, courier.seen_at), stops)
-            pickup_stop, dropoff_stop = _stops_of(Route(courier.id, stops, now), order.id)
+            pickup_stop, dropoff_stop = stops_of(Route(courier.id, stops, now), order.id)
             if pickup_stop is not None:
                 arrival, pickup = pickup_stop.arrive_at, pickup_stop.service_at
             dropoff = dropoff_stop.service_at if dropoff_stop else None
@@ -900,7 +674,9 @@ class Dispatcher:
         in_change = {o.id for o in change.orders}
         for oid in sorted(order_ids - in_change):
             order = self._order(oid)
-            change.orders.append(_bump(order, status=OrderStatus.PLACED, courier_id=None, assigned_at=None))
+            change.orders.append(
+                next_version(order, status=OrderStatus.PLACED, courier_id=None, assigned_at=None)
+            )
             change.events.append(NewEvent("order.unassigned", now, order_id=oid, courier_id=courier_id))
         if route is None:
             return ()
@@ -929,33 +705,9 @@ class Dispatcher:
             # callers changing one courier's plan at once (a tick and a cancel, in two processes)
             # cannot both win: the store refuses the second as a StaleWrite.
             if write_courier:
-                change.couriers.append(_bump(courier))
+                change.couriers.append(next_version(courier))
         else:
             change.routes[courier_id] = None
             if write_courier:
-                change.couriers.append(_bump(courier, status=CourierStatus.IDLE))
+                change.couriers.append(next_version(courier, status=CourierStatus.IDLE))
         return kept
-
-
-def _waits_to_collect(route: Route) -> bool:
-    """At a merchant for a pickup, with only that pickup's drop-offs after it."""
-    if not route.stops or route.arrived_at is None:
-        return False
-    first, rest = route.stops[0], route.stops[1:]
-    return (
-        first.kind is StopKind.PICKUP
-        and first.merchant_id is not None
-        and len(rest) == len(first.order_ids)
-        and all(stop.kind is StopKind.DROPOFF and stop.order_ids[0] in first.order_ids for stop in rest)
-    )
-
-
-def _stops_of(route: Route, order_id: str) -> tuple[Stop | None, Stop | None]:
-    pickup = dropoff = None
-    for stop in route.stops:
-        if order_id in stop.order_ids:
-            if stop.kind is StopKind.PICKUP:
-                pickup = stop
-            else:
-                dropoff = stop
-    return pickup, dropoff

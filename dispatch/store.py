@@ -12,12 +12,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from dispatch.errors import DuplicateId, StaleWrite
 from dispatch.models import Courier, CourierStatus, Event, Location, Merchant, Order, OrderStatus, Route
 
-__all__ = ["Change", "MemoryStore", "NewEvent", "Store", "check_plan_owners", "version_error"]
+__all__ = [
+    "Change",
+    "MemoryStore",
+    "NewEvent",
+    "Store",
+    "check_plan_owners",
+    "next_version",
+    "version_error",
+]
+
+_Versioned = TypeVar("_Versioned", Order, Courier)
+
+
+def next_version(record: _Versioned, **changes: Any) -> _Versioned:
+    """The next version of a record, for a :class:`Change`."""
+    return replace(record, version=record.version + 1, **changes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,277 @@
+r"""The decision cycle: one tick reads the city, asks the policy, and writes every plan at once.
+
+The policy (:mod:`dispatch.matching`) decides who carries what; this module turns its
+:class:`~dispatch.matching.Decision`\ s into timed plans (:mod:`dispatch.planning`) and one
+:class:`~dispatch.store.Change`: new orders appended after a courier's plan, orders joining
+the pickup a courier waits for at a merchant, or a move to wait at a merchant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dispatch.config import DispatchConfig
+from dispatch.geo import TravelModel
+from dispatch.matching import Collecting, CourierSupply, Decision, DispatchPolicy, Snapshot
+from dispatch.models import (
+    Assignment,
+    CourierStatus,
+    Merchant,
+    Order,
+    OrderStatus,
+    Route,
+    Stop,
+    StopKind,
+)
+from dispatch.planning import plan_stops, retime_stops
+from dispatch.store import Change, NewEvent, Store, next_version
+
+__all__ = ["TickResult", "run_tick", "stops_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class TickResult:
+    """What one tick decided: the new plans, and what is still open."""
+
+    now: int
+    assignments: tuple[Assignment, ...]
+    open_orders: int
+    available_couriers: int
+    #: idle couriers sent to wait at a merchant (plans of one reposition stop, no orders)
+    repositions: tuple[Assignment, ...] = ()
+
+
+def run_tick(
+    store: Store, policy: DispatchPolicy, travel: TravelModel, config: DispatchConfig, now: int
+) -> TickResult:
+    """Decide on the open orders and write every decision, or none."""
+    placed = store.orders_with_status(OrderStatus.PLACED)
+    couriers = store.couriers_on_shift()
+    routes = store.routes([c.id for c in couriers])
+    waiting = {cid: r for cid, r in routes.items() if _waits_to_collect(r)}
+    # the orders of couriers waiting at a merchant, in one read
+    held = {o.id: o for o in store.orders_with_status(OrderStatus.ASSIGNED)} if waiting else {}
+    supply = []
+    for courier in couriers:
+        route = routes.get(courier.id)
+        if route is not None and route.stops:
+            last = route.stops[-1]
+            first = route.stops[0]
+            collecting = None
+            if courier.id in waiting and first.merchant_id is not None:
+                at_door = {stop.order_ids[0]: stop.service_at for stop in route.stops[1:]}
+                collecting = Collecting(
+                    first.merchant_id,
+                    tuple(held[oid] for oid in first.order_ids),
+                    first.service_at,
+                    tuple(at_door[oid] for oid in first.order_ids),
+                )
+            supply.append(
+                CourierSupply(
+                    courier, last.depart_at, last.location, len(route.order_ids), collecting=collecting
+                )
+            )
+        else:
+            supply.append(
+                CourierSupply(courier, max(now, courier.available_at), courier.location, 0, idle=True)
+            )
+    supply.sort(key=lambda s: s.courier.id)
+    placed.sort(key=lambda o: o.id)
+    merchants = {m.id: m for m in store.merchants()}
+    snapshot = Snapshot(now=now, orders=tuple(placed), supply=tuple(supply), merchants=merchants)
+    decisions = policy.decide(snapshot, travel, config) if supply else []
+
+    by_id = {o.id: o for o in placed}
+    supply_of = {s.courier.id: s for s in supply}
+    change = Change()
+    assignments = []
+    repositions = []
+    taken: set[str] = set()
+    for decision in decisions:
+        if decision.courier_id in taken or decision.courier_id not in supply_of:
+            raise RuntimeError(f"policy {policy.name} gave courier {decision.courier_id!r} two plans")
+        taken.add(decision.courier_id)
+        s = supply_of[decision.courier_id]
+        if not decision.order_ids:
+            repositions.append(_reposition(policy, travel, change, s, decision, merchants, now))
+            continue
+        orders = []
+        for oid in decision.order_ids:
+            if oid not in by_id:
+                raise RuntimeError(f"policy {policy.name} assigned order {oid!r} twice or not open")
+            orders.append(by_id.pop(oid))
+        old = routes.get(s.courier.id)
+        if decision.join:
+            route = _join_pickup(policy, travel, config, s, old, orders, merchants, now)
+        else:
+            planned = plan_stops(
+                config,
+                travel,
+                speed_mps=s.courier.speed_mps,
+                capacity=s.courier.capacity,
+                start=s.free_location,
+                start_at=max(now, s.free_at),
+                orders=orders,
+                on_board=frozenset(),
+                merchants=merchants,
+            )
+            before = old.stops if old else ()
+            if (
+                before
+                and before[-1].kind is StopKind.REPOSITION
+                and before[-1].location == planned.stops[0].location
+            ):
+                before = before[:-1]  # on its way to wait where its new work starts: just go there
+            route = Route(
+                courier_id=s.courier.id,
+                stops=before + planned.stops,
+                planned_at=now,
+                arrived_at=old.arrived_at if old else None,
+            )
+        change.routes[s.courier.id] = route
+        change.couriers.append(next_version(s.courier, status=CourierStatus.BUSY))
+        for order in orders:
+            change.orders.append(
+                next_version(order, status=OrderStatus.ASSIGNED, courier_id=s.courier.id, assigned_at=now)
+            )
+            pickup, dropoff = stops_of(route, order.id)
+            change.events.append(
+                NewEvent(
+                    "order.assigned",
+                    now,
+                    order_id=order.id,
+                    courier_id=s.courier.id,
+                    merchant_id=order.merchant_id,
+                    data={
+                        "courier_arrival_at": pickup.arrive_at if pickup else None,
+                        "pickup_at": pickup.service_at if pickup else None,
+                        "dropoff_at": dropoff.service_at if dropoff else None,
+                    },
+                )
+            )
+        assignments.append(Assignment(s.courier.id, decision.order_ids, route, float(decision.cost)))
+    if assignments or repositions:
+        store.apply(change)
+    return TickResult(
+        now=now,
+        assignments=tuple(assignments),
+        open_orders=len(placed) - sum(len(a.order_ids) for a in assignments),
+        available_couriers=len(supply),
+        repositions=tuple(repositions),
+    )
+
+
+def _join_pickup(
+    policy: DispatchPolicy,
+    travel: TravelModel,
+    config: DispatchConfig,
+    supply: CourierSupply,
+    old: Route | None,
+    orders: list[Order],
+    merchants: dict[str, Merchant],
+    now: int,
+) -> Route:
+    """Add ``orders`` to the pickup the courier waits for; its drop-offs are planned again."""
+    held = supply.collecting
+    if (
+        held is None
+        or old is None
+        or old.arrived_at is None
+        or any(o.merchant_id != held.merchant_id for o in orders)
+    ):
+        raise RuntimeError(
+            f"policy {policy.name} joined orders to courier {supply.courier.id!r}, "
+            "which is not waiting at their merchant"
+        )
+    merchant = merchants[held.merchant_id]
+    # from the moment it arrived, as when it reported arriving: nothing of its wait is lost
+    planned = plan_stops(
+        config,
+        travel,
+        speed_mps=supply.courier.speed_mps,
+        capacity=supply.courier.capacity,
+        start=merchant.location,
+        start_at=old.arrived_at,
+        orders=[*held.orders, *orders],
+        on_board=frozenset(),
+        merchants=merchants,
+    )
+    stops = planned.stops
+    if sum(stop.kind is StopKind.PICKUP for stop in stops) > 1:
+        # The router would come back later for some of them; the decision was to collect
+        # them all in this pickup. One pickup, then the drop-offs in the router's sequence.
+        together = [*held.orders, *orders]
+        pickup = Stop(StopKind.PICKUP, tuple(o.id for o in together), merchant.location, 0, 0, 0, merchant.id)
+        stops = retime_stops(
+            config,
+            travel,
+            speed_mps=supply.courier.speed_mps,
+            start=merchant.location,
+            start_at=old.arrived_at,
+            stops=[pickup, *(stop for stop in stops if stop.kind is StopKind.DROPOFF)],
+            orders={o.id: o for o in together},
+            on_board=frozenset(),
+            merchants=merchants,
+        )
+    return Route(supply.courier.id, stops, planned_at=now, arrived_at=old.arrived_at)
+
+
+def _reposition(
+    policy: DispatchPolicy,
+    travel: TravelModel,
+    change: Change,
+    supply: CourierSupply,
+    decision: Decision,
+    merchants: dict[str, Merchant],
+    now: int,
+) -> Assignment:
+    """Send an idle courier to wait at a merchant: a plan of one stop without orders."""
+    courier = supply.courier
+    merchant = merchants.get(decision.reposition_to or "")
+    if merchant is None or not supply.idle:
+        raise RuntimeError(
+            f"policy {policy.name} repositioned courier {courier.id!r} "
+            f"{'to an unknown merchant' if merchant is None else 'that has a plan'}"
+        )
+    arrive = max(now, supply.free_at) + travel.travel_s(
+        supply.free_location, merchant.location, courier.speed_mps
+    )
+    stop = Stop(StopKind.REPOSITION, (), merchant.location, arrive, arrive, arrive, merchant.id)
+    route = Route(courier.id, (stop,), planned_at=now)
+    change.routes[courier.id] = route
+    change.couriers.append(next_version(courier, status=CourierStatus.BUSY))
+    change.events.append(
+        NewEvent(
+            "courier.repositioned",
+            now,
+            courier_id=courier.id,
+            merchant_id=merchant.id,
+            data={"arrive_at": arrive},
+        )
+    )
+    return Assignment(courier.id, (), route, float(decision.cost))
+
+
+def _waits_to_collect(route: Route) -> bool:
+    """At a merchant for a pickup, with only that pickup's drop-offs after it."""
+    if not route.stops or route.arrived_at is None:
+        return False
+    first, rest = route.stops[0], route.stops[1:]
+    return (
+        first.kind is StopKind.PICKUP
+        and first.merchant_id is not None
+        and len(rest) == len(first.order_ids)
+        and all(stop.kind is StopKind.DROPOFF and stop.order_ids[0] in first.order_ids for stop in rest)
+    )
+
+
+def stops_of(route: Route, order_id: str) -> tuple[Stop | None, Stop | None]:
+    """The pickup and the drop-off of ``order_id`` in ``route`` (``None`` where there is none)."""
+    pickup = dropoff = None
+    for stop in route.stops:
+        if order_id in stop.order_ids:
+            if stop.kind is StopKind.PICKUP:
+                pickup = stop
+            else:
+                dropoff = stop
+    return pickup, dropoff
