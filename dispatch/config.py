@@ -89,6 +89,8 @@ class DispatchConfig:
             raise InvalidInput("H3 resolutions must be in 0..15", field="h3_resolution")
         for f in fields(self):
             value = getattr(self, f.name)
+            if isinstance(f.default, bool) and not isinstance(value, bool):
+                raise InvalidInput(f"{f.name} must be true or false, got {value!r}", field=f.name)
             if f.name.endswith(("_s", "_weight", "_size", "_bundle")) and (
                 isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
             ):

@@ -52,6 +52,10 @@ from dispatch.ticking import TickResult, run_tick, stops_of
 
 __all__ = ["Dispatcher", "Eta", "Quote", "TickResult"]
 
+#: A quote reads the plans of at most this many busy couriers near the merchant, to find one
+#: on its way to wait there (a read per quote, so it stays small).
+_QUOTE_BUSY_PLANS = 16
+
 
 @dataclass(frozen=True, slots=True)
 class Quote:
@@ -601,18 +605,20 @@ class Dispatcher:
         reach = self.travel.reach_m(cfg.max_pickup_travel_s, cfg.reference_speed_mps)
         cells = h3.grid_disk(cell, disk_k_for(cell, reach))
         best = None
-        moving = []
+        busy = []
         for courier in self.store.couriers_in_cells(cells):
             if courier.shift_end <= now:
                 continue
-            if courier.status is not CourierStatus.IDLE:
-                moving.append(courier)
-                continue
             t = self.travel.travel_s(courier.location, merchant.location, courier.speed_mps)
-            if t <= cfg.max_pickup_travel_s and (best is None or t < best):
+            if courier.status is not CourierStatus.IDLE:
+                busy.append((t, courier.id, courier))
+            elif t <= cfg.max_pickup_travel_s and (best is None or t < best):
                 best = t
         # A courier on its way to wait at a merchant is as good as idle there once it arrives:
-        # work given on the way starts where the move ends.
+        # work given on the way starts where the move ends. Its plan says so; only the plans of
+        # the few busy couriers nearest now, and nearer than the best idle one, are read.
+        limit = cfg.max_pickup_travel_s if best is None else best
+        moving = [c for t, _, c in sorted(busy)[:_QUOTE_BUSY_PLANS] if t < limit]
         routes = self.store.routes([c.id for c in moving]) if moving else {}
         for courier in moving:
             route = routes.get(courier.id)

@@ -429,12 +429,13 @@ class OptimizingPolicy:
         # Couriers waiting at a merchant can take more of its orders into that pickup: each is
         # one more right-hand node of the assignment, numbered after the supply.
         joiners: dict[str, list[tuple[int, CourierSupply]]] = {}
+        joining: dict[int, CourierSupply] = {}
         if config.pickup_updates:
             for s in snapshot.supply:
                 if s.collecting is not None and s.collecting.merchant_id in by_merchant:
-                    node = len(supply) + sum(len(v) for v in joiners.values())
+                    node = len(supply) + len(joining)
+                    joining[node] = s
                     joiners.setdefault(s.collecting.merchant_id, []).append((node, s))
-        joining = {node: s for group in joiners.values() for node, s in group}
         target = max(1, min(config.max_bundle_size, math.ceil(len(orders) / len(supply))))
 
         hp = config.pickup_service_s // 2
@@ -479,8 +480,10 @@ class OptimizingPolicy:
                 )
                 ok = (service <= shift_end[cand]) & (capacity[cand] >= bundle.size)
                 idx = np.nonzero(ok)[0]
-                join_nodes, join_cost = _join_arcs(
-                    bundle, merchant, joiners.get(merchant_id, ()), config, travel
+                join_nodes, join_cost = (
+                    _join_arcs(bundle, merchant, joiners[merchant_id], config, travel)
+                    if merchant_id in joiners
+                    else (_NO_ARCS, _NO_ARCS)
                 )
                 if idx.size == 0 and join_nodes.size == 0:
                     if bundle.size > 1:  # nobody can carry it together: offer its orders alone
@@ -489,12 +492,13 @@ class OptimizingPolicy:
                 reserve = min(idx.size, _RESERVE_ROUNDS * k)
                 if idx.size > reserve:
                     idx = idx[np.argpartition(cost[idx], reserve - 1)[:reserve]]
-                right = np.concatenate([cand[idx], join_nodes])
-                arc_cost = np.concatenate([cost[idx], join_cost])
-                # a courier already at the food is never too early
-                timely = np.concatenate(
-                    [arrive[idx] + hp >= ready - config.max_early_s, np.ones(join_nodes.size, dtype=bool)]
-                )
+                right, arc_cost = cand[idx], cost[idx]
+                timely = arrive[idx] + hp >= ready - config.max_early_s
+                if join_nodes.size:
+                    right = np.concatenate([right, join_nodes])
+                    arc_cost = np.concatenate([arc_cost, join_cost])
+                    # a courier already at the food is never too early
+                    timely = np.concatenate([timely, np.ones(join_nodes.size, dtype=bool)])
                 by_cost = np.argsort(arc_cost, kind="stable")
                 bundles.append(bundle)
                 options.append((right[by_cost], arc_cost[by_cost], timely[by_cost]))
@@ -558,26 +562,26 @@ def _join_arcs(
         depart = service + config.pickup_service_s - config.pickup_service_s // 2
         sequence, offsets = _drop_offsets(together, merchant, config, travel, [s.courier.speed_mps])
         drop = {o.id: depart + int(off) for o, off in zip(sequence, offsets[0], strict=True)}
+        planned = list(zip(held.orders, held.dropoff_at, strict=True))
         # the courier's own orders can only lose (an estimate better than their plan gains nothing)
-        for o, planned in zip(held.orders, held.dropoff_at, strict=True):
-            drop[o.id] = max(drop[o.id], planned)
+        delay = [max(0, drop[o.id] - d) for o, d in planned]
+        if max(delay) > config.join_max_delay_s:
+            continue
+        for (o, d), extra in zip(planned, delay, strict=True):
+            drop[o.id] = d + extra
         # as for bundles: nobody's promise is broken by carrying them together
         late = sum(max(0, drop[o.id] - o.window.end) for o in together)
-        if late > sum(max(0, d - o.window.end) for o, d in zip(held.orders, held.dropoff_at, strict=True)):
+        if late > sum(max(0, d - o.window.end) for o, d in planned):
             continue
-        if any(
-            drop[o.id] - d > config.join_max_delay_s
-            for o, d in zip(held.orders, held.dropoff_at, strict=True)
-        ):
-            continue
-        click_to_door = sum(drop[o.id] - o.placed_at for o in bundle.orders)
-        click_to_door += sum(drop[o.id] - d for o, d in zip(held.orders, held.dropoff_at, strict=True))
+        click_to_door = sum(drop[o.id] - o.placed_at for o in bundle.orders) + sum(delay)
         food_wait = sum(service - o.ready_at for o in bundle.orders)
         food_wait += len(held.orders) * (service - held.pickup_at)
         nodes.append(node)
         costs.append(config.click_to_door_weight * click_to_door + config.food_wait_weight * food_wait)
     return np.array(nodes, dtype=np.int64), np.array(costs, dtype=np.int64)
 
+
+_NO_ARCS = np.zeros(0, dtype=np.int64)
 
 #: Each bundle keeps this many times ``candidates_per_bundle`` candidates for later rounds.
 _RESERVE_ROUNDS = 3

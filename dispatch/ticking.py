@@ -48,24 +48,17 @@ def run_tick(
     placed = store.orders_with_status(OrderStatus.PLACED)
     couriers = store.couriers_on_shift()
     routes = store.routes([c.id for c in couriers])
-    waiting = {cid: r for cid, r in routes.items() if _waits_to_collect(r)}
-    # the orders of couriers waiting at a merchant, in one read
+    # Couriers waiting at a merchant that has open orders may take some into their pickup;
+    # only then are their orders read (in one read).
+    open_at = {o.merchant_id for o in placed} if config.pickup_updates else set()
+    waiting = {cid for cid, r in routes.items() if _waits_to_collect(r) and r.stops[0].merchant_id in open_at}
     held = {o.id: o for o in store.orders_with_status(OrderStatus.ASSIGNED)} if waiting else {}
     supply = []
     for courier in couriers:
         route = routes.get(courier.id)
         if route is not None and route.stops:
             last = route.stops[-1]
-            first = route.stops[0]
-            collecting = None
-            if courier.id in waiting and first.merchant_id is not None:
-                at_door = {stop.order_ids[0]: stop.service_at for stop in route.stops[1:]}
-                collecting = Collecting(
-                    first.merchant_id,
-                    tuple(held[oid] for oid in first.order_ids),
-                    first.service_at,
-                    tuple(at_door[oid] for oid in first.order_ids),
-                )
+            collecting = _collecting(route, held) if courier.id in waiting else None
             supply.append(
                 CourierSupply(
                     courier, last.depart_at, last.location, len(route.order_ids), collecting=collecting
@@ -184,6 +177,7 @@ def _join_pickup(
             "which is not waiting at their merchant"
         )
     merchant = merchants[held.merchant_id]
+    together = [*held.orders, *orders]
     # from the moment it arrived, as when it reported arriving: nothing of its wait is lost
     planned = plan_stops(
         config,
@@ -192,7 +186,7 @@ def _join_pickup(
         capacity=supply.courier.capacity,
         start=merchant.location,
         start_at=old.arrived_at,
-        orders=[*held.orders, *orders],
+        orders=together,
         on_board=frozenset(),
         merchants=merchants,
     )
@@ -200,7 +194,6 @@ def _join_pickup(
     if sum(stop.kind is StopKind.PICKUP for stop in stops) > 1:
         # The router would come back later for some of them; the decision was to collect
         # them all in this pickup. One pickup, then the drop-offs in the router's sequence.
-        together = [*held.orders, *orders]
         pickup = Stop(StopKind.PICKUP, tuple(o.id for o in together), merchant.location, 0, 0, 0, merchant.id)
         stops = retime_stops(
             config,
@@ -250,6 +243,19 @@ def _reposition(
         )
     )
     return Assignment(courier.id, (), route, float(decision.cost))
+
+
+def _collecting(route: Route, orders: dict[str, Order]) -> Collecting:
+    """The pickup a courier waits for (see :func:`_waits_to_collect`), for the policy."""
+    first = route.stops[0]
+    assert first.merchant_id is not None
+    at_door = {stop.order_ids[0]: stop.service_at for stop in route.stops[1:]}
+    return Collecting(
+        first.merchant_id,
+        tuple(orders[oid] for oid in first.order_ids),
+        first.service_at,
+        tuple(at_door[oid] for oid in first.order_ids),
+    )
 
 
 def _waits_to_collect(route: Route) -> bool:

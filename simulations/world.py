@@ -183,30 +183,25 @@ class World:
     def _record_assignment(self, report: ReplayReport, now: int, a: Assignment) -> None:
         report.assignments.append((now, a))
         new = set(a.order_ids)
-        updated: list[PickupLog] = []
+        touched: list[PickupLog] = []
         for stop in a.route.stops:
             ids = [o for o in stop.order_ids if o in new]
-            if not ids:
+            if stop.kind is not StopKind.PICKUP or not ids:
                 continue
-            if stop.kind is StopKind.PICKUP:
-                held = [o for o in stop.order_ids if o not in new]
-                if held:
-                    # an assignment update: the orders join the pickup the courier waits for,
-                    # one instruction, given now
-                    log = self._open_pickups[(a.courier_id, held[0])]
-                    log.assigned_at = now
-                    updated.append(log)
-                else:
-                    log = PickupLog(a.courier_id, now, stop.merchant_id or "", [])
-                    report.pickups.append(log)
-                for oid in ids:
-                    report.promised_pickup[oid] = stop.service_at
-                    self._open_pickups[(a.courier_id, oid)] = log
+            held = [o for o in stop.order_ids if o not in new]
+            if held:
+                # an assignment update: the orders join the pickup the courier waits for,
+                # one instruction, given now
+                log = self._open_pickups[(a.courier_id, held[0])]
+                log.assigned_at = now
             else:
-                log = self._open_pickups[(a.courier_id, ids[0])]
-                if log not in updated:
-                    log.order_ids.append(ids[0])
-        for log in updated:  # its drop-offs in their new sequence
+                log = PickupLog(a.courier_id, now, stop.merchant_id or "", [])
+                report.pickups.append(log)
+            for oid in ids:
+                report.promised_pickup[oid] = stop.service_at
+                self._open_pickups[(a.courier_id, oid)] = log
+            touched.append(log)
+        for log in touched:  # its orders in their drop-off sequence
             log.order_ids = [
                 s.order_ids[0]
                 for s in a.route.stops

@@ -224,3 +224,17 @@ def test_no_pickup_update_when_turned_off() -> None:
     _waiting_at_merchant(d)
     assert d.tick(now=480).assignments == ()
     assert d.order("o2").status is OrderStatus.PLACED
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"pickup_updates": "yes"}, "pickup_updates must be true or false, got 'yes'"),  # a string
+        ({"refuse_infeasible_promises": 1}, "refuse_infeasible_promises must be true or false"),  # a number
+        ({"join_max_wait_s": -1}, "join_max_wait_s must be a number >= 0"),
+        ({"join_max_delay_s": True}, "join_max_delay_s must be a number >= 0"),  # a bool is no duration
+    ],
+)
+def test_bad_config_is_refused_with_the_field_named(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        DispatchConfig(city="t", **overrides)  # type: ignore[arg-type]
