@@ -127,21 +127,12 @@ def run_tick(
             change.orders.append(
                 next_version(order, status=OrderStatus.ASSIGNED, courier_id=s.courier.id, assigned_at=now)
             )
-            pickup, dropoff = stops_of(route, order.id)
-            change.events.append(
-                NewEvent(
-                    "order.assigned",
-                    now,
-                    order_id=order.id,
-                    courier_id=s.courier.id,
-                    merchant_id=order.merchant_id,
-                    data={
-                        "courier_arrival_at": pickup.arrive_at if pickup else None,
-                        "pickup_at": pickup.service_at if pickup else None,
-                        "dropoff_at": dropoff.service_at if dropoff else None,
-                    },
-                )
-            )
+            change.events.append(_timed_event("order.assigned", now, order, s.courier.id, route))
+        if decision.join and old is not None and s.collecting is not None:
+            # the orders it already held may now be collected or handed over later: say so
+            for order in s.collecting.orders:
+                if _times_of(old, order.id)[1:] != _times_of(route, order.id)[1:]:  # collected, handed over
+                    change.events.append(_timed_event("order.rescheduled", now, order, s.courier.id, route))
         assignments.append(Assignment(s.courier.id, decision.order_ids, route, float(decision.cost)))
     if assignments or repositions:
         store.apply(change)
@@ -151,6 +142,29 @@ def run_tick(
         open_orders=len(placed) - sum(len(a.order_ids) for a in assignments),
         available_couriers=len(supply),
         repositions=tuple(repositions),
+    )
+
+
+def _times_of(route: Route, order_id: str) -> tuple[int | None, int | None, int | None]:
+    """When the courier reaches the food of ``order_id``, collects it and hands it over."""
+    pickup, dropoff = stops_of(route, order_id)
+    return (
+        pickup.arrive_at if pickup else None,
+        pickup.service_at if pickup else None,
+        dropoff.service_at if dropoff else None,
+    )
+
+
+def _timed_event(kind: str, now: int, order: Order, courier_id: str, route: Route) -> NewEvent:
+    """An event about ``order``'s place in ``route``, with its planned times."""
+    arrival, pickup, dropoff = _times_of(route, order.id)
+    return NewEvent(
+        kind,
+        now,
+        order_id=order.id,
+        courier_id=courier_id,
+        merchant_id=order.merchant_id,
+        data={"courier_arrival_at": arrival, "pickup_at": pickup, "dropoff_at": dropoff},
     )
 
 

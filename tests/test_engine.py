@@ -238,3 +238,27 @@ def test_no_pickup_update_when_turned_off() -> None:
 def test_bad_config_is_refused_with_the_field_named(overrides: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         DispatchConfig(city="t", **overrides)  # type: ignore[arg-type]
+
+
+def test_a_held_order_handed_over_later_after_an_update_is_rescheduled(dispatcher: Dispatcher) -> None:
+    _waiting_at_merchant(dispatcher)
+    # o3's door is on the way to o1's: o1 is handed over later, and its customer is told
+    dispatcher.place_order("o3", "m1", destination(CENTRE, 500, 0), now=460, ready_at=600)
+    before = dispatcher.route("c1").stops[1].service_at
+    dispatcher.tick(now=480)
+    route = dispatcher.route("c1")
+    assert [s.order_ids for s in route.stops] == [("o1", "o2", "o3"), ("o3",), ("o1",), ("o2",)]
+    after = route.stops[2].service_at
+    assert after > before
+    rescheduled = [e for e in dispatcher.store.events() if e.kind == "order.rescheduled"]
+    assert [(e.order_id, e.courier_id, e.data["pickup_at"], e.data["dropoff_at"]) for e in rescheduled] == [
+        ("o1", "c1", 600, after)
+    ]
+    assert dispatcher.eta("o1", now=480).dropoff_at == after
+
+
+def test_a_held_order_whose_times_stay_is_not_rescheduled(dispatcher: Dispatcher) -> None:
+    _waiting_at_merchant(dispatcher)
+    dispatcher.tick(now=480)  # o2's door lies beyond o1's: o1 keeps its times
+    assert [s.order_ids for s in dispatcher.route("c1").stops][1:] == [("o1",), ("o2",)]
+    assert not [e for e in dispatcher.store.events() if e.kind == "order.rescheduled"]
