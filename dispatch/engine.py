@@ -55,6 +55,9 @@ __all__ = ["Dispatcher", "Eta", "Quote", "TickResult"]
 #: A quote reads the plans of at most this many busy couriers near the merchant, to find one
 #: on its way to wait there (a read per quote, so it stays small).
 _QUOTE_BUSY_PLANS = 16
+#: A process that has not ticked for this long recalls the recent demand from the event log
+#: on its next tick (another process may have dispatched meanwhile).
+_RECALL_AFTER_S = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +139,7 @@ class Dispatcher:
         self.travel: TravelModel = travel or GreatCircleTravel()
         self.policy: DispatchPolicy = policy or OptimizingPolicy()
         self._areas: dict[str, tuple[Merchant, AreaIndex]] = {}
+        self._ticked_at: int | None = None  # this process's last tick
 
     # -- merchants ---------------------------------------------------------------------------
 
@@ -511,9 +515,19 @@ class Dispatcher:
     # -- dispatch ----------------------------------------------------------------------------
 
     def tick(self, now: int) -> TickResult:
-        """Decide on the open orders and write every decision, or none (see :mod:`dispatch.ticking`)."""
+        """Decide on the open orders and write every decision, or none (see :mod:`dispatch.ticking`).
+
+        On this process's first tick, and when it has not ticked for ``_RECALL_AFTER_S`` (it
+        was not the city's dispatcher meanwhile), the policy is also told the orders placed in
+        the demand window, from the event log: the orders another process assigned while this
+        one was not ticking are demand too.
+        """
         _check_now(now)
-        return run_tick(self.store, self.policy, self.travel, self.config, now)
+        last = self._ticked_at
+        recall = last is None or not 0 <= now - last <= _RECALL_AFTER_S
+        result = run_tick(self.store, self.policy, self.travel, self.config, now, recall=recall)
+        self._ticked_at = now
+        return result
 
     # -- ETAs --------------------------------------------------------------------------------
 

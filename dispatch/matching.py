@@ -82,6 +82,10 @@ class Snapshot:
     orders: tuple[Order, ...]
     supply: tuple[CourierSupply, ...]
     merchants: Mapping[str, Merchant]
+    #: orders placed earlier, as ``(placed_at, order id, merchant id)``, that this process
+    #: may not have seen open: given on its first tick and after a pause (see
+    #: :meth:`dispatch.engine.Dispatcher.tick`), so a new leader knows the recent demand
+    placements: tuple[tuple[int, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,6 +369,7 @@ class OptimizingPolicy:
     def decide(self, snapshot: Snapshot, travel: TravelModel, config: DispatchConfig) -> list[Decision]:
         if self._demand is None or self._demand.window_s != config.demand_window_s:
             self._demand = DemandMemory(config.demand_window_s)
+        self._demand.recall(snapshot.placements, snapshot.now)
         self._demand.observe(snapshot.orders, snapshot.now)
         decisions, reserved = self._assign(snapshot, travel, config)
         if config.max_reposition_travel_s > 0:

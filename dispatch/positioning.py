@@ -54,10 +54,21 @@ class DemandMemory:
         self._count: dict[str, int] = {}
 
     def observe(self, orders: Iterable[Order], now: int) -> None:
-        for order in sorted((o for o in orders if o.id not in self._seen), key=lambda o: (o.placed_at, o.id)):
-            self._seen.add(order.id)
-            self._log.append((order.placed_at, order.id, order.merchant_id))
-            self._count[order.merchant_id] = self._count.get(order.merchant_id, 0) + 1
+        self.recall(((o.placed_at, o.id, o.merchant_id) for o in orders), now)
+
+    def recall(self, placements: Iterable[tuple[int, str, str]], now: int) -> None:
+        """Count orders by ``(placed_at, order id, merchant id)``: those seen before are not
+        counted again, those placed before the window not at all."""
+        fresh = {p[1]: p for p in placements if p[1] not in self._seen and p[0] >= now - self.window_s}
+        new = sorted(fresh.values())
+        if new and self._log and new[0][0] < self._log[-1][0]:
+            # placed before orders counted already (recalled from the log): keep the time order
+            self._log = deque(sorted([*self._log, *new]))
+        else:
+            self._log.extend(new)
+        for _, oid, mid in new:
+            self._seen.add(oid)
+            self._count[mid] = self._count.get(mid, 0) + 1
         while self._log and self._log[0][0] < now - self.window_s:
             _, oid, mid = self._log.popleft()
             self._seen.discard(oid)

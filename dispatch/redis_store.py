@@ -583,14 +583,24 @@ class RedisStore:
         entries = cast(
             list[tuple[str, dict[str, str]]], self.client.xrange(self.key("events"), start, count=limit)
         )
-        events = []
-        for entry_id, fields in entries:
-            seq = int(entry_id.split("-", 1)[0])
-            d = json.loads(fields["e"])
-            events.append(
-                Event(f"{self.city}-{seq}", seq, d["at"], d["kind"], d["o"], d["c"], d["m"], d["d"])
-            )
-        return events
+        return [self._event(entry_id, fields) for entry_id, fields in entries]
+
+    @redis_errors_as_unavailable
+    def events_back(self, before_seq: int | None = None, limit: int = 1000) -> list[Event]:
+        """The log backwards from the newest event (or from ``before_seq``, exclusive)."""
+        if limit <= 0 or (before_seq is not None and before_seq <= 1):
+            return []
+        top = "+" if before_seq is None else f"{before_seq - 1}-0"
+        entries = cast(
+            list[tuple[str, dict[str, str]]],
+            self.client.xrevrange(self.key("events"), top, "-", count=limit),
+        )
+        return [self._event(entry_id, fields) for entry_id, fields in entries]
+
+    def _event(self, entry_id: str, fields: dict[str, str]) -> Event:
+        seq = int(entry_id.split("-", 1)[0])
+        d = json.loads(fields["e"])
+        return Event(f"{self.city}-{seq}", seq, d["at"], d["kind"], d["o"], d["c"], d["m"], d["d"])
 
     @redis_errors_as_unavailable
     def last_seq(self) -> int:

@@ -94,6 +94,7 @@ class Store(Protocol):
     def set_position(self, courier_id: str, location: Location, cell: str, seen_at: int) -> None: ...
     def apply(self, change: Change) -> list[Event]: ...
     def events(self, after_seq: int = 0, limit: int | None = None) -> list[Event]: ...
+    def events_back(self, before_seq: int | None = None, limit: int = 1000) -> list[Event]: ...
 
 
 class MemoryStore:
@@ -154,6 +155,10 @@ class MemoryStore:
     def events(self, after_seq: int = 0, limit: int | None = None) -> list[Event]:
         selected = self._events[after_seq:]  # seq n lives at index n - 1
         return selected if limit is None else selected[:limit]
+
+    def events_back(self, before_seq: int | None = None, limit: int = 1000) -> list[Event]:
+        end = len(self._events) if before_seq is None else min(max(before_seq - 1, 0), len(self._events))
+        return self._events[max(0, end - limit) : end][::-1] if limit > 0 else []
 
     # -- writes -----------------------------------------------------------------------------
 

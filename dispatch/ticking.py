@@ -26,7 +26,11 @@ from dispatch.models import (
 from dispatch.planning import plan_stops, retime_stops
 from dispatch.store import Change, NewEvent, Store, next_version
 
-__all__ = ["TickResult", "run_tick", "stops_of"]
+__all__ = ["TickResult", "recent_placements", "run_tick", "stops_of"]
+
+#: the event log is read back in pages of this many events, at most ``_RECALL_PAGES`` of them
+_RECALL_PAGE = 1000
+_RECALL_PAGES = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +46,19 @@ class TickResult:
 
 
 def run_tick(
-    store: Store, policy: DispatchPolicy, travel: TravelModel, config: DispatchConfig, now: int
+    store: Store,
+    policy: DispatchPolicy,
+    travel: TravelModel,
+    config: DispatchConfig,
+    now: int,
+    *,
+    recall: bool = False,
 ) -> TickResult:
-    """Decide on the open orders and write every decision, or none."""
+    """Decide on the open orders and write every decision, or none.
+
+    With ``recall``, the policy is also told the orders placed within the demand window,
+    read back from the event log (:func:`recent_placements`).
+    """
     placed = store.orders_with_status(OrderStatus.PLACED)
     couriers = store.couriers_on_shift()
     routes = store.routes([c.id for c in couriers])
@@ -71,7 +85,13 @@ def run_tick(
     supply.sort(key=lambda s: s.courier.id)
     placed.sort(key=lambda o: o.id)
     merchants = {m.id: m for m in store.merchants()}
-    snapshot = Snapshot(now=now, orders=tuple(placed), supply=tuple(supply), merchants=merchants)
+    snapshot = Snapshot(
+        now=now,
+        orders=tuple(placed),
+        supply=tuple(supply),
+        merchants=merchants,
+        placements=recent_placements(store, now, config.demand_window_s) if recall else (),
+    )
     decisions = policy.decide(snapshot, travel, config) if supply else []
 
     by_id = {o.id: o for o in placed}
@@ -143,6 +163,25 @@ def run_tick(
         available_couriers=len(supply),
         repositions=tuple(repositions),
     )
+
+
+def recent_placements(store: Store, now: int, window_s: int) -> tuple[tuple[int, str, str], ...]:
+    """``(placed_at, order id, merchant id)`` of the orders placed within ``window_s`` before
+    ``now``, newest first, from the ``order.placed`` events: the log is read backwards until an
+    event older than the window (or at most ``_RECALL_PAGES`` pages)."""
+    found: list[tuple[int, str, str]] = []
+    before: int | None = None
+    for _ in range(_RECALL_PAGES):
+        page = store.events_back(before, limit=_RECALL_PAGE)
+        for event in page:
+            if event.at < now - window_s:
+                return tuple(found)
+            if event.kind == "order.placed" and event.order_id and event.merchant_id and event.at <= now:
+                found.append((event.at, event.order_id, event.merchant_id))
+        if len(page) < _RECALL_PAGE:
+            break
+        before = page[-1].seq
+    return tuple(found)
 
 
 def _times_of(route: Route, order_id: str) -> tuple[int | None, int | None, int | None]:

@@ -48,6 +48,22 @@ def test_demand_memory_counts_each_order_once_within_its_window() -> None:
     assert memory.weights() == {"m1": 1, "m2": 1}
     memory.observe([], now=3801)
     assert memory.weights() == {}
+    # an order still open after its hour is not counted again, behind newer ones
+    memory.observe([_order("e", "m2", 3850)], now=3850)
+    memory.observe([_order("d", "m1", 0), _order("e", "m2", 3850)], now=3900)
+    assert memory.weights() == {"m2": 1}
+
+
+def test_demand_memory_recalls_orders_it_did_not_see_open() -> None:
+    memory = DemandMemory(window_s=3600)
+    memory.observe([_order("c", "m1", 3000)], now=3000)
+    # a new leader reads the log back: "a" is too old, "c" is counted already
+    memory.recall([(3000, "c", "m1"), (2000, "b", "m2"), (100, "a", "m1")], now=3900)
+    assert memory.weights() == {"m1": 1, "m2": 1}
+    memory.observe([], now=5601)  # "b" (placed at 2000) leaves the window first, then "c"
+    assert memory.weights() == {"m1": 1}
+    memory.observe([], now=6601)
+    assert memory.weights() == {}
 
 
 def test_an_idle_courier_far_from_the_demand_moves_to_it() -> None:
@@ -158,6 +174,22 @@ def test_work_at_the_merchant_it_is_heading_to_starts_there(dispatcher: Dispatch
     assert [s.kind for s in stops] == [StopKind.PICKUP, StopKind.DROPOFF]
     assert (stops[0].merchant_id, stops[0].arrive_at) == ("m1", t)
     assert assignment.route.stops == stops
+
+
+def test_a_new_dispatcher_on_the_same_store_knows_the_recent_demand(dispatcher: Dispatcher) -> None:
+    free = _delivered_far_away(dispatcher)
+    # another process takes over the city (as after a lease failover): it never saw o1 open
+    successor = Dispatcher(store=dispatcher.store, config=dispatcher.config)
+    [move] = successor.tick(now=free).repositions
+    assert (move.courier_id, move.route.stops[0].merchant_id) == ("c1", "m1")
+
+
+def test_a_dispatcher_back_from_a_pause_recalls_what_it_missed(dispatcher: Dispatcher) -> None:
+    successor = Dispatcher(store=dispatcher.store, config=dispatcher.config)
+    assert successor.tick(now=0).repositions == ()  # it ticks once, then another process leads
+    free = _delivered_far_away(dispatcher)
+    [move] = successor.tick(now=free).repositions
+    assert move.route.stops[0].merchant_id == "m1"
 
 
 def test_the_greedy_baseline_never_repositions(config: DispatchConfig) -> None:

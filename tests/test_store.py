@@ -256,3 +256,14 @@ def test_event_pages_cover_the_log_once(store: Store) -> None:
     assert pages == [[1, 2, 3], [4, 5, 6], [7]]
     assert store.events(after_seq=7) == [] and store.events(after_seq=100) == []
     assert store.apply(Change()) == []
+
+
+def test_the_log_reads_backwards_in_pages(store: Store) -> None:
+    assert store.events_back() == []
+    store.apply(Change(events=[NewEvent("order.placed", i, order_id=f"o{i}") for i in range(7)]))
+    assert [e.seq for e in store.events_back(limit=3)] == [7, 6, 5]
+    assert [e.seq for e in store.events_back(5, limit=3)] == [4, 3, 2]
+    assert [e.seq for e in store.events_back(2)] == [1]
+    assert store.events_back(1) == [] and store.events_back(limit=0) == []
+    assert [(e.order_id, e.at) for e in store.events_back(limit=1)] == [("o6", 6)]
+    assert store.events_back(100, limit=2) == store.events_back(limit=2)
