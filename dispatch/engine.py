@@ -526,7 +526,8 @@ class Dispatcher:
         last = self._ticked_at
         recall = last is None or not 0 <= now - last <= _RECALL_AFTER_S
         result = run_tick(self.store, self.policy, self.travel, self.config, now, recall=recall)
-        self._ticked_at = now
+        if result.available_couriers:  # the policy was asked (with no courier it is not)
+            self._ticked_at = now
         return result
 
     # -- ETAs --------------------------------------------------------------------------------

@@ -184,6 +184,16 @@ def test_a_new_dispatcher_on_the_same_store_knows_the_recent_demand(dispatcher: 
     assert (move.courier_id, move.route.stops[0].merchant_id) == ("c1", "m1")
 
 
+def test_the_recall_waits_for_a_tick_the_policy_is_asked_in(dispatcher: Dispatcher) -> None:
+    free = _delivered_far_away(dispatcher)
+    successor = Dispatcher(store=dispatcher.store, config=dispatcher.config)
+    dispatcher.end_shift("c1", now=free)
+    assert successor.tick(now=free).available_couriers == 0  # nobody to ask about
+    dispatcher.start_shift("c1", destination(CENTRE, 2500, 90), now=free + 60, shift_end=4 * 3600)
+    [move] = successor.tick(now=free + 60).repositions
+    assert move.route.stops[0].merchant_id == "m1"
+
+
 def test_a_dispatcher_back_from_a_pause_recalls_what_it_missed(dispatcher: Dispatcher) -> None:
     successor = Dispatcher(store=dispatcher.store, config=dispatcher.config)
     assert successor.tick(now=0).repositions == ()  # it ticks once, then another process leads
