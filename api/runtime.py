@@ -171,6 +171,7 @@ class Runtime:
                     "it runs the tick",
                 )
             borrowed = self.leasing is None  # no lease loop here to keep it
+            self.dispatcher.recall_demand()  # another process may have dispatched meanwhile
         assert lease.token is not None
         return store.fencing(lease.token), borrowed
 
@@ -203,6 +204,7 @@ class Runtime:
                     log.warning("lost the dispatcher lease of city %r", lease.city)
                 if lease.token is None and lease.acquire():
                     log.info("took the dispatcher lease of city %r (token %d)", lease.city, lease.token)
+                    self.dispatcher.recall_demand()
             except StoreUnavailable as exc:
                 log.warning("dispatcher lease not renewed: %s", exc)
             await asyncio.sleep(lease.ttl_s / 3)

@@ -517,10 +517,10 @@ class Dispatcher:
     def tick(self, now: int) -> TickResult:
         """Decide on the open orders and write every decision, or none (see :mod:`dispatch.ticking`).
 
-        On this process's first tick, and when it has not ticked for ``_RECALL_AFTER_S`` (it
-        was not the city's dispatcher meanwhile), the policy is also told the orders placed in
-        the demand window, from the event log: the orders another process assigned while this
-        one was not ticking are demand too.
+        On this process's first tick, after :meth:`recall_demand`, and when it has not ticked
+        for ``_RECALL_AFTER_S`` (it was not the city's dispatcher meanwhile), the policy is also
+        told the orders placed in the demand window, from the event log: the orders another
+        process assigned while this one was not ticking are demand too.
         """
         _check_now(now)
         last = self._ticked_at
@@ -529,6 +529,11 @@ class Dispatcher:
         if result.available_couriers:  # the policy was asked (with no courier it is not)
             self._ticked_at = now
         return result
+
+    def recall_demand(self) -> None:
+        """Have the next tick recall the demand window from the event log: call it when this
+        process becomes the city's dispatcher (another one may have dispatched meanwhile)."""
+        self._ticked_at = None
 
     # -- ETAs --------------------------------------------------------------------------------
 

@@ -16,6 +16,8 @@ from dispatch import (
     StopKind,
     Window,
 )
+from dispatch.geo import TravelModel
+from dispatch.matching import Decision, Snapshot
 from dispatch.positioning import DemandMemory, choose_repositions
 from tests.conftest import CENTRE, destination
 
@@ -200,6 +202,32 @@ def test_a_dispatcher_back_from_a_pause_recalls_what_it_missed(dispatcher: Dispa
     free = _delivered_far_away(dispatcher)
     [move] = successor.tick(now=free).repositions
     assert move.route.stops[0].merchant_id == "m1"
+
+
+class _Recorder(GreedyPolicy):
+    """The baseline, noting how many recalled placements each tick gave it."""
+
+    def __init__(self) -> None:
+        self.recalled: list[int] = []
+
+    def decide(self, snapshot: Snapshot, travel: TravelModel, config: DispatchConfig) -> list[Decision]:
+        self.recalled.append(len(snapshot.placements))
+        return super().decide(snapshot, travel, config)
+
+
+def test_the_demand_is_recalled_first_after_a_pause_and_when_asked(config: DispatchConfig) -> None:
+    policy = _Recorder()
+    d = Dispatcher(config=config, policy=policy)
+    d.add_merchant(Merchant("m1", CENTRE, DeliveryArea(radius_m=3000), prep_s=600), now=0)
+    d.start_shift("c1", destination(CENTRE, 4000, 90), now=0, shift_end=8 * 3600)
+    d.place_order("o1", "m1", destination(CENTRE, 800, 0), now=0)
+    for now in (60, 120, 420, 480):  # the first tick, the next, a tick 5 minutes on, and after
+        d.tick(now)
+    d.recall_demand()  # as when this process takes the city's lease
+    d.tick(540)
+    d.place_order("o2", "m1", destination(CENTRE, 800, 0), now=4000)
+    d.tick(5000)  # more than 5 minutes without a tick: o2 is recalled, o1 is over an hour old
+    assert policy.recalled == [1, 0, 0, 0, 1, 1]
 
 
 def test_the_greedy_baseline_never_repositions(config: DispatchConfig) -> None:

@@ -126,6 +126,28 @@ async def test_only_the_lease_holder_ticks(
     assert health["dispatcher"] == "standby"
 
 
+class _Recalling(Dispatcher):
+    """A Dispatcher that counts how often it is told to recall the demand."""
+
+    recalls = 0
+
+    def recall_demand(self) -> None:
+        self.recalls += 1
+        super().recall_demand()
+
+
+async def test_taking_the_lease_recalls_the_demand(redis_url: str, clock: Clock) -> None:
+    dispatcher = _Recalling(
+        store=RedisStore(redis_url, "test", timeout_s=0.5), config=DispatchConfig(city="test")
+    )
+    app = create_app(make_settings(), dispatcher=dispatcher, clock=clock)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        await seed(client)
+        for expected in (1, 2):  # each tick borrows the lease (no lease loop here) and gives it back
+            assert (await client.post("/v1/dispatch/tick", headers=auth(ADMIN))).status_code == 200
+            assert dispatcher.recalls == expected
+
+
 async def test_redis_down_is_503_with_retry_after_and_recovers(tmp_path: Path, clock: Clock) -> None:
     server = RedisServer(tmp_path / "redis")
     server.start()
