@@ -30,10 +30,7 @@ from dispatch.errors import (
     WindowInfeasible,
 )
 from dispatch.geo import AreaIndex, GreatCircleTravel, TravelModel, disk_k_for, location_to_cell
-from dispatch.matching import (
-    DispatchPolicy,
-    OptimizingPolicy,
-)
+from dispatch.matching import DispatchPolicy, OptimizingPolicy
 from dispatch.models import (
     Courier,
     CourierStatus,
@@ -524,7 +521,7 @@ class Dispatcher:
         """
         _check_now(now)
         last = self._ticked_at
-        recall = last is None or not 0 <= now - last <= _RECALL_AFTER_S
+        recall = last is None or not 0 <= now - last <= _RECALL_AFTER_S  # (or the clock went back)
         result = run_tick(self.store, self.policy, self.travel, self.config, now, recall=recall)
         if result.available_couriers:  # the policy was asked (with no courier it is not)
             self._ticked_at = now

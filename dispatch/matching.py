@@ -83,8 +83,8 @@ class Snapshot:
     supply: tuple[CourierSupply, ...]
     merchants: Mapping[str, Merchant]
     #: orders placed earlier, as ``(placed_at, order id, merchant id)``, that this process
-    #: may not have seen open: given on its first tick and after a pause (see
-    #: :meth:`dispatch.engine.Dispatcher.tick`), so a new leader knows the recent demand
+    #: may not have seen open: given on its first tick, after a pause and when it takes the
+    #: lease (see :meth:`dispatch.engine.Dispatcher.tick`), so a new leader knows the demand
     placements: tuple[tuple[int, str, str], ...] = ()
 
 

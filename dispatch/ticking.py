@@ -8,14 +8,18 @@ the pickup a courier waits for at a merchant, or a move to wait at a merchant.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from dispatch.config import DispatchConfig
 from dispatch.geo import TravelModel
 from dispatch.matching import Collecting, CourierSupply, Decision, DispatchPolicy, Snapshot
 from dispatch.models import (
     Assignment,
+    Courier,
     CourierStatus,
+    Location,
     Merchant,
     Order,
     OrderStatus,
@@ -114,33 +118,11 @@ def run_tick(
                 raise RuntimeError(f"policy {policy.name} assigned order {oid!r} twice or not open")
             orders.append(by_id.pop(oid))
         old = routes.get(s.courier.id)
+        moved: list[Order] = []  # orders it held whose pickup or hand-over the decision moves
         if decision.join:
-            route = _join_pickup(policy, travel, config, s, old, orders, merchants, now)
+            route, moved = _join_pickup(policy, travel, config, s, old, orders, merchants, now)
         else:
-            planned = plan_stops(
-                config,
-                travel,
-                speed_mps=s.courier.speed_mps,
-                capacity=s.courier.capacity,
-                start=s.free_location,
-                start_at=max(now, s.free_at),
-                orders=orders,
-                on_board=frozenset(),
-                merchants=merchants,
-            )
-            before = old.stops if old else ()
-            if (
-                before
-                and before[-1].kind is StopKind.REPOSITION
-                and before[-1].location == planned.stops[0].location
-            ):
-                before = before[:-1]  # on its way to wait where its new work starts: just go there
-            route = Route(
-                courier_id=s.courier.id,
-                stops=before + planned.stops,
-                planned_at=now,
-                arrived_at=old.arrived_at if old else None,
-            )
+            route = _after_plan(travel, config, s, old, orders, merchants, now)
         change.routes[s.courier.id] = route
         change.couriers.append(next_version(s.courier, status=CourierStatus.BUSY))
         for order in orders:
@@ -148,11 +130,8 @@ def run_tick(
                 next_version(order, status=OrderStatus.ASSIGNED, courier_id=s.courier.id, assigned_at=now)
             )
             change.events.append(_timed_event("order.assigned", now, order, s.courier.id, route))
-        if decision.join and old is not None and s.collecting is not None:
-            # the orders it already held may now be collected or handed over later: say so
-            for order in s.collecting.orders:
-                if _times_of(old, order.id)[1:] != _times_of(route, order.id)[1:]:  # collected, handed over
-                    change.events.append(_timed_event("order.rescheduled", now, order, s.courier.id, route))
+        for order in moved:
+            change.events.append(_timed_event("order.rescheduled", now, order, s.courier.id, route))
         assignments.append(Assignment(s.courier.id, decision.order_ids, route, float(decision.cost)))
     if assignments or repositions:
         store.apply(change)
@@ -184,10 +163,17 @@ def recent_placements(store: Store, now: int, window_s: int) -> tuple[tuple[int,
     return tuple(found)
 
 
-def _times_of(route: Route, order_id: str) -> tuple[int | None, int | None, int | None]:
-    """When the courier reaches the food of ``order_id``, collects it and hands it over."""
+class _Times(NamedTuple):
+    """When the courier reaches an order's food, collects it and hands it over."""
+
+    arrival: int | None
+    pickup: int | None
+    dropoff: int | None
+
+
+def _times_of(route: Route, order_id: str) -> _Times:
     pickup, dropoff = stops_of(route, order_id)
-    return (
+    return _Times(
         pickup.arrive_at if pickup else None,
         pickup.service_at if pickup else None,
         dropoff.service_at if dropoff else None,
@@ -196,15 +182,57 @@ def _times_of(route: Route, order_id: str) -> tuple[int | None, int | None, int 
 
 def _timed_event(kind: str, now: int, order: Order, courier_id: str, route: Route) -> NewEvent:
     """An event about ``order``'s place in ``route``, with its planned times."""
-    arrival, pickup, dropoff = _times_of(route, order.id)
+    times = _times_of(route, order.id)
     return NewEvent(
         kind,
         now,
         order_id=order.id,
         courier_id=courier_id,
         merchant_id=order.merchant_id,
-        data={"courier_arrival_at": arrival, "pickup_at": pickup, "dropoff_at": dropoff},
+        data={"courier_arrival_at": times.arrival, "pickup_at": times.pickup, "dropoff_at": times.dropoff},
     )
+
+
+def _plan_fresh(
+    config: DispatchConfig,
+    travel: TravelModel,
+    courier: Courier,
+    start: Location,
+    start_at: int,
+    orders: Sequence[Order],
+    merchants: dict[str, Merchant],
+) -> tuple[Stop, ...]:
+    """Stops for ``orders``, none of them on board yet, from ``start`` at ``start_at``."""
+    return plan_stops(
+        config,
+        travel,
+        speed_mps=courier.speed_mps,
+        capacity=courier.capacity,
+        start=start,
+        start_at=start_at,
+        orders=list(orders),
+        on_board=frozenset(),
+        merchants=merchants,
+    ).stops
+
+
+def _after_plan(
+    travel: TravelModel,
+    config: DispatchConfig,
+    supply: CourierSupply,
+    old: Route | None,
+    orders: list[Order],
+    merchants: dict[str, Merchant],
+    now: int,
+) -> Route:
+    """The courier's plan with ``orders`` after it, from where and when it is free."""
+    new = _plan_fresh(
+        config, travel, supply.courier, supply.free_location, max(now, supply.free_at), orders, merchants
+    )
+    before = old.stops if old else ()
+    if before and before[-1].kind is StopKind.REPOSITION and before[-1].location == new[0].location:
+        before = before[:-1]  # on its way to wait where its new work starts: just go there
+    return Route(supply.courier.id, before + new, planned_at=now, arrived_at=old.arrived_at if old else None)
 
 
 def _join_pickup(
@@ -216,8 +244,11 @@ def _join_pickup(
     orders: list[Order],
     merchants: dict[str, Merchant],
     now: int,
-) -> Route:
-    """Add ``orders`` to the pickup the courier waits for; its drop-offs are planned again."""
+) -> tuple[Route, list[Order]]:
+    """Add ``orders`` to the pickup the courier waits for; its drop-offs are planned again.
+
+    Returns the plan, and the orders it held whose pickup or hand-over moves.
+    """
     held = supply.collecting
     if (
         held is None
@@ -232,18 +263,8 @@ def _join_pickup(
     merchant = merchants[held.merchant_id]
     together = [*held.orders, *orders]
     # from the moment it arrived, as when it reported arriving: nothing of its wait is lost
-    planned = plan_stops(
-        config,
-        travel,
-        speed_mps=supply.courier.speed_mps,
-        capacity=supply.courier.capacity,
-        start=merchant.location,
-        start_at=old.arrived_at,
-        orders=together,
-        on_board=frozenset(),
-        merchants=merchants,
-    )
-    stops = planned.stops
+    start_at = old.arrived_at
+    stops = _plan_fresh(config, travel, supply.courier, merchant.location, start_at, together, merchants)
     if sum(stop.kind is StopKind.PICKUP for stop in stops) > 1:
         # The router would come back later for some of them; the decision was to collect
         # them all in this pickup. One pickup, then the drop-offs in the router's sequence.
@@ -259,7 +280,14 @@ def _join_pickup(
             on_board=frozenset(),
             merchants=merchants,
         )
-    return Route(supply.courier.id, stops, planned_at=now, arrived_at=old.arrived_at)
+    route = Route(supply.courier.id, stops, planned_at=now, arrived_at=old.arrived_at)
+
+    def handed_over(r: Route, order_id: str) -> tuple[int | None, int | None]:
+        times = _times_of(r, order_id)
+        return times.pickup, times.dropoff
+
+    moved = [o for o in held.orders if handed_over(old, o.id) != handed_over(route, o.id)]
+    return route, moved
 
 
 def _reposition(
