@@ -69,7 +69,9 @@ def make_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "api_keys": API_KEYS,
         "tick_interval_s": 0,
-        "event_stream_max_s": 0.2,
+        # long enough that an order placed over Redis 0.05 s after a stream opens arrives
+        # while it is open, on a loaded machine too
+        "event_stream_max_s": 0.5,
         "event_poll_s": 0.02,
         "max_body_bytes": 16 * 1024,
     }
