@@ -22,27 +22,37 @@ import bisect
 import json
 import statistics
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
-from dispatch.config import DispatchConfig
-from dispatch.geo import TravelModel
-from dispatch.matching import Decision, OptimizingPolicy, Snapshot
+from dispatch.errors import InvalidInput
+from dispatch.matching import OptimizingPolicy
+from dispatch.models import Order
 from dispatch.positioning import DemandMemory
 from simulations import mdrp
 from simulations.mdrp_bench import family_of
+from simulations.world import ReplayReport
 
 
 class _FutureDemand(DemandMemory):
-    """The orders each merchant will receive in the next ``horizon_s`` after ``now``."""
+    """The orders each merchant will receive in the next ``horizon_s`` after the tick's time
+    (which :meth:`observe` is told every tick); what the dispatcher saw is not used."""
 
     def __init__(self, window_s: int, placements: Sequence[tuple[int, str]], horizon_s: int) -> None:
         super().__init__(window_s)
-        self._times = [t for t, _ in placements]
-        self._merchants = [m for _, m in placements]
+        ordered = sorted(placements)
+        self._times = [t for t, _ in ordered]
+        self._merchants = [m for _, m in ordered]
         self._horizon_s = horizon_s
         self.now = 0
+
+    def observe(self, orders: Iterable[Order], now: int) -> None:
+        self.now = now
+
+    def recall(self, placements: Iterable[tuple[int, str, str]], now: int) -> None:
+        pass
 
     def weights(self) -> dict[str, int]:
         lo = bisect.bisect_right(self._times, self.now)
@@ -53,25 +63,32 @@ class _FutureDemand(DemandMemory):
         return counts
 
 
-class ForesightPolicy(OptimizingPolicy):
-    """The optimizing policy, its prepositioning told the next ``horizon_s`` of orders."""
-
-    name = "optimizing+foresight"
-
-    def __init__(self, placements: Sequence[tuple[int, str]], horizon_s: int) -> None:
-        super().__init__()
-        self._placements = sorted(placements)
-        self._horizon_s = horizon_s
-
-    def decide(self, snapshot: Snapshot, travel: TravelModel, config: DispatchConfig) -> list[Decision]:
-        if not isinstance(self._demand, _FutureDemand) or self._demand.window_s != config.demand_window_s:
-            self._demand = _FutureDemand(config.demand_window_s, self._placements, self._horizon_s)
-        self._demand.now = snapshot.now
-        return super().decide(snapshot, travel, config)
+def foresight_policy(placements: Sequence[tuple[int, str]], horizon_s: int) -> OptimizingPolicy:
+    """The optimizing policy, its prepositioning told the next ``horizon_s`` of
+    ``(placed_at, merchant id)``."""
+    return OptimizingPolicy(demand_memory=lambda window_s: _FutureDemand(window_s, placements, horizon_s))
 
 
-def _score(instance: mdrp.MdrpInstance, policy: OptimizingPolicy) -> tuple[float, bool]:
-    report = mdrp.replay(instance, policy)
+class Row(NamedTuple):
+    instance: str
+    seen: float  # mean click-to-door with the demand seen
+    foresight: float  # ... with foresight
+    feasible: bool  # both solutions
+
+
+def replays(directory: str, horizon_s: int) -> tuple[mdrp.MdrpInstance, ReplayReport, ReplayReport]:
+    """The instance, replayed as the engine does and with ``horizon_s`` of foresight."""
+    instance = mdrp.read_instance(directory)
+    placements = [(o.placement_min * 60, o.restaurant) for o in instance.orders]
+    return (
+        instance,
+        mdrp.replay(instance, OptimizingPolicy()),
+        mdrp.replay(instance, foresight_policy(placements, horizon_s)),
+    )
+
+
+def score(instance: mdrp.MdrpInstance, report: ReplayReport) -> tuple[float, bool]:
+    """Mean click-to-door of the written solution, and whether the checker accepts it."""
     with tempfile.TemporaryDirectory() as out:
         mdrp.write_solution(out, report)
         solution = mdrp.read_solution(out)
@@ -79,17 +96,18 @@ def _score(instance: mdrp.MdrpInstance, policy: OptimizingPolicy) -> tuple[float
     return float(mdrp.compute_kpis(instance, solution)["click_to_door_mean"]), feasible
 
 
-def _one(directory: str, horizon_s: int) -> dict[str, object]:
-    instance = mdrp.read_instance(directory)
-    placements = [(o.placement_min * 60, o.restaurant) for o in instance.orders]
-    seen, seen_ok = _score(instance, OptimizingPolicy())
-    told, told_ok = _score(instance, ForesightPolicy(placements, horizon_s))
-    return {"instance": instance.name, "seen": seen, "foresight": told, "feasible": seen_ok and told_ok}
+def row_of(instance: mdrp.MdrpInstance, seen: ReplayReport, told: ReplayReport) -> Row:
+    (seen_ctd, seen_ok), (told_ctd, told_ok) = score(instance, seen), score(instance, told)
+    return Row(instance.name, seen_ctd, told_ctd, seen_ok and told_ok)
 
 
-def _means(rows: Sequence[dict[str, object]]) -> dict[str, float]:
-    seen = statistics.fmean(float(str(r["seen"])) for r in rows)
-    told = statistics.fmean(float(str(r["foresight"])) for r in rows)
+def _one(directory: str, horizon_s: int) -> Row:
+    return row_of(*replays(directory, horizon_s))
+
+
+def _means(rows: Sequence[Row]) -> dict[str, float]:
+    seen = statistics.fmean(r.seen for r in rows)
+    told = statistics.fmean(r.foresight for r in rows)
     return {"ctd_seen": round(seen, 3), "ctd_foresight": round(told, 3), "gain": round(seen - told, 3)}
 
 
@@ -103,16 +121,19 @@ def main() -> None:
         parser.error("--minutes and --jobs must be positive")
     dirs = sorted(str(Path(d)) for d in args.instances)
     with ProcessPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(_one, dirs, [args.minutes * 60] * len(dirs)))
-    seeds: dict[str, list[dict[str, object]]] = {}
+        try:
+            rows = list(pool.map(_one, dirs, [args.minutes * 60] * len(dirs)))
+        except InvalidInput as exc:  # an instance that cannot be read: say which, no traceback
+            parser.error(str(exc))
+    seeds: dict[str, list[Row]] = {}
     for row in rows:
-        seeds.setdefault(family_of(str(row["instance"])).get("seed", "?"), []).append(row)
+        seeds.setdefault(family_of(row.instance).get("seed", "?"), []).append(row)
     print(
         json.dumps(
             {
                 "minutes": args.minutes,
                 "instances": len(rows),
-                "all_feasible": all(bool(r["feasible"]) for r in rows),
+                "all_feasible": all(r.feasible for r in rows),
                 **_means(rows),
                 "by_seed": {s: _means(v) for s, v in sorted(seeds.items())},
             }

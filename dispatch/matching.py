@@ -17,7 +17,7 @@ Two policies:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -358,17 +358,19 @@ class OptimizingPolicy:
     prepositioning of idle couriers toward the demand seen so far.
 
     It remembers the orders of earlier snapshots (:class:`~dispatch.positioning.DemandMemory`),
-    so one instance serves one city.
+    so one instance serves one city. ``demand_memory`` makes that memory from the demand
+    window (seconds); a measurement may give it another (``benchmarks/mdrp_foresight.py``).
     """
 
     name = "optimizing"
 
-    def __init__(self) -> None:
+    def __init__(self, demand_memory: Callable[[int], DemandMemory] = DemandMemory) -> None:
+        self._new_demand = demand_memory
         self._demand: DemandMemory | None = None
 
     def decide(self, snapshot: Snapshot, travel: TravelModel, config: DispatchConfig) -> list[Decision]:
         if self._demand is None or self._demand.window_s != config.demand_window_s:
-            self._demand = DemandMemory(config.demand_window_s)
+            self._demand = self._new_demand(config.demand_window_s)
         self._demand.recall(snapshot.placements, snapshot.now)
         self._demand.observe(snapshot.orders, snapshot.now)
         decisions, reserved = self._assign(snapshot, travel, config)

@@ -274,7 +274,7 @@ def _join_pickup(
             travel,
             speed_mps=supply.courier.speed_mps,
             start=merchant.location,
-            start_at=old.arrived_at,
+            start_at=start_at,
             stops=[pickup, *(stop for stop in stops if stop.kind is StopKind.DROPOFF)],
             orders={o.id: o for o in together},
             on_board=frozenset(),

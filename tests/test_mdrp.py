@@ -209,20 +209,17 @@ def test_foresight_demand_counts_only_the_orders_still_to_come() -> None:
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared MDRP instances not found at {SHARED}")
 def test_foresight_measurement_changes_only_prepositioning_and_stays_feasible() -> None:
     foresight = _foresight_module()
-    instance = mdrp.read_instance(SHARED / "0o50t75s1p100")
-    placements = [(o.placement_min * 60, o.restaurant) for o in instance.orders]
-    told = mdrp.replay(instance, foresight.ForesightPolicy(placements, 600))
-    seen = mdrp.replay(instance)
+    instance, seen, told = foresight.replays(str(SHARED / "0o50t75s1p100"), 600)
     # the forecast is used: idle couriers are sent elsewhere than with the demand seen
     assert [(m.courier_id, m.depart_at, m.destination) for m in told.moves] != [
         (m.courier_id, m.depart_at, m.destination) for m in seen.moves
     ]
-    row = foresight._one(str(SHARED / "0o50t75s1p100"), 600)
-    assert row["feasible"] is True
-    assert row["seen"] == mdrp.compute_kpis(instance, _solution_of(seen))["click_to_door_mean"]
+    row = foresight.row_of(instance, seen, told)
+    assert row.feasible is True
+    assert row.seen == mdrp.compute_kpis(instance, _solution_of(seen))["click_to_door_mean"]
     # not below the paper's clairvoyant optimum for this day (27.49, rounded): foresight of
     # where orders come from reaches it here
-    assert float(row["foresight"]) >= 27.485
+    assert row.foresight >= 27.485
 
 
 def _solution_of(report: ReplayReport) -> mdrp.Solution:
