@@ -63,6 +63,12 @@ class DispatchConfig:
     join_max_wait_s: int = 120
     #: ...and handing none of its orders over more than this much later than planned.
     join_max_delay_s: int = 600
+    #: Bundle choice: when some order waits (left out, or matched to a courier still busy),
+    #: the assignment may choose among overlapping bundles (pairs, larger bundles) instead of
+    #: one partition of each merchant's orders, in ticks of at most this many orders
+    #: (0 turns it off); the solver stops after this much deterministic time.
+    bundle_choice_max_orders: int = 400
+    bundle_choice_time_s: float = 0.5
     #: Sparsity of the assignment: cheapest couriers kept per bundle.
     candidates_per_bundle: int = 12
     #: Speed assumed for a customer's direct ride when judging a promise at admission.
@@ -91,7 +97,7 @@ class DispatchConfig:
             value = getattr(self, f.name)
             if isinstance(f.default, bool) and not isinstance(value, bool):
                 raise InvalidInput(f"{f.name} must be true or false, got {value!r}", field=f.name)
-            if f.name.endswith(("_s", "_weight", "_size", "_bundle")) and (
+            if f.name.endswith(("_s", "_weight", "_size", "_bundle", "_orders")) and (
                 isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
             ):
                 raise InvalidInput(f"{f.name} must be a number >= 0, got {value!r}", field=f.name)

@@ -8,7 +8,9 @@ Two policies:
 
 * :class:`OptimizingPolicy`: bundles orders of one merchant when couriers are scarce,
   prices every (bundle, candidate courier) pair, where candidates come from the H3 index,
-  and solves the assignment exactly with OR-Tools min-cost flow. It commits an order only
+  and solves the assignment exactly with OR-Tools min-cost flow. When that leaves an order
+  waiting, the assignment may choose among overlapping bundles instead (a set packing,
+  OR-Tools CP-SAT, started from the flow's answer). It commits an order only
   when the chosen courier would not reach the merchant much before the food is ready.
 * :class:`GreedyPolicy`: the baseline every benchmark compares against: first placed,
   first served, each order to the idle courier that reaches its merchant soonest.
@@ -23,6 +25,7 @@ from typing import Protocol
 
 import numpy as np
 from ortools.graph.python import min_cost_flow
+from ortools.sat.python import cp_model
 
 from dispatch.config import DispatchConfig
 from dispatch.geo import CourierIndex, TravelModel
@@ -445,13 +448,14 @@ class OptimizingPolicy:
                     joiners.setdefault(s.collecting.merchant_id, []).append((node, s))
         target = max(1, min(config.max_bundle_size, math.ceil(len(orders) / len(supply))))
 
-        hp = config.pickup_service_s // 2
-        rest_p = config.pickup_service_s - hp
-        bundles: list[Bundle] = []
-        # per bundle, its cheapest candidates by cost: (supply positions, costs, timely), where
-        # timely means the courier would not reach the food too early
-        options: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        tick = _Tick(config, travel, speed_values, speed_group, shift_end, capacity)
         k = config.candidates_per_bundle
+        # whether the assignment may choose among overlapping bundles this tick
+        packing = 0 < len(orders) <= config.bundle_choice_max_orders and config.max_bundle_size > 1
+        bundles: list[Bundle] = []
+        options: list[_Option] = []  # per bundle
+        # the bundles of the partition the ratio rule forms; the others are alternatives
+        partition: list[int] = []
         for merchant_id in sorted(by_merchant):
             merchant = snapshot.merchants[merchant_id]
             cand, to_merchant = candidates.near(
@@ -459,70 +463,58 @@ class OptimizingPolicy:
             )
             if cand.size == 0:
                 continue
-            arrive = free_at[cand] + to_merchant
-            pending = make_bundles(
-                by_merchant[merchant_id], merchant, target, config, travel, typical_speed, now
+            prices = _Prices(
+                merchant, cand, to_merchant, free_at[cand] + to_merchant, joiners.get(merchant_id, ()), tick
             )
+
+            mine = by_merchant[merchant_id]
+            offered: set[tuple[str, ...]] = set()
+            pending = make_bundles(mine, merchant, target, config, travel, typical_speed, now)
             pending.reverse()
             while pending:
                 bundle = pending.pop()
-                ready = bundle.ready_at
-                # each candidate rides at its own speed
-                seq, offsets = _drop_offsets(bundle.orders, merchant, config, travel, speed_values)
-                service = np.maximum(ready, arrive + hp)
-                depart = service + rest_p
-                late = np.zeros(len(cand), dtype=np.int64)
-                click_to_door = np.zeros(len(cand), dtype=np.int64)
-                food_wait = np.zeros(len(cand), dtype=np.int64)
-                for col, order in enumerate(seq):
-                    drop = depart + offsets[speed_group[cand], col]
-                    late += np.maximum(0, drop - order.window.end)
-                    click_to_door += drop - order.placed_at
-                    food_wait += service - order.ready_at
-                cost = (
-                    config.lateness_weight * late
-                    + config.click_to_door_weight * click_to_door
-                    + config.food_wait_weight * food_wait
-                    + config.travel_weight * to_merchant
-                )
-                ok = (service <= shift_end[cand]) & (capacity[cand] >= bundle.size)
-                idx = np.nonzero(ok)[0]
-                join_nodes, join_cost = (
-                    _join_arcs(bundle, merchant, joiners[merchant_id], config, travel)
-                    if merchant_id in joiners
-                    else (_NO_ARCS, _NO_ARCS)
-                )
-                if idx.size == 0 and join_nodes.size == 0:
+                option = prices.of(bundle)
+                if option is None:
                     if bundle.size > 1:  # nobody can carry it together: offer its orders alone
                         pending.extend(Bundle(merchant_id, (o,)) for o in reversed(bundle.orders))
                     continue
-                reserve = min(idx.size, _RESERVE_ROUNDS * k)
-                if idx.size > reserve:
-                    idx = idx[np.argpartition(cost[idx], reserve - 1)[:reserve]]
-                right, arc_cost = cand[idx], cost[idx]
-                timely = arrive[idx] + hp >= ready - config.max_early_s
-                if join_nodes.size:
-                    right = np.concatenate([right, join_nodes])
-                    arc_cost = np.concatenate([arc_cost, join_cost])
-                    # a courier already at the food is never too early
-                    timely = np.concatenate([timely, np.ones(join_nodes.size, dtype=bool)])
-                by_cost = np.argsort(arc_cost, kind="stable")
+                partition.append(len(bundles))
+                offered.add(tuple(sorted(o.id for o in bundle.orders)))
                 bundles.append(bundle)
-                options.append((right[by_cost], arc_cost[by_cost], timely[by_cost]))
+                options.append(option)
+            if packing and len(mine) > 1:
+                for bundle in _alternatives(mine, merchant, config, travel, typical_speed, now):
+                    key = tuple(sorted(o.id for o in bundle.orders))
+                    if key in offered:
+                        continue
+                    offered.add(key)
+                    option = prices.of(bundle)
+                    if option is not None:
+                        bundles.append(bundle)
+                        options.append(option)
         if not bundles:
             return [], set()
-        # Leaving a bundle out costs more the longer its orders have waited. Arc costs count
+        # Leaving an order out costs more the longer it has waited. Arc costs count
         # click-to-door from placement, so without this term a tick short of couriers would
         # serve the newest orders first and let the oldest wait.
+        priority = {o.id: 2 * config.click_to_door_weight * (now - o.placed_at) for o in orders}
         unassigned = np.array(
-            [
-                UNASSIGNED_COST * b.size
-                + 2 * config.click_to_door_weight * sum(now - o.placed_at for o in b.orders)
-                for b in bundles
-            ],
+            [UNASSIGNED_COST * b.size + sum(priority[o.id] for o in b.orders) for b in bundles],
             dtype=np.int64,
         )
-        matched = _assign_in_rounds(options, len(supply) + len(joining), unassigned, k)
+        n_right = len(supply) + len(joining)
+        in_partition = [options[i] for i in partition]
+        matched = {
+            partition[i]: m
+            for i, m in _assign_in_rounds(in_partition, n_right, unassigned[partition], k).items()
+        }
+        if len(partition) < len(bundles) and any(
+            i not in matched or (matched[i][0] < len(supply) and supply[matched[i][0]].free_at > now)
+            for i in partition
+        ):
+            # Someone waits: an order left out, or matched to a courier still busy. Choosing
+            # other bundles may carry it now; the partition's matching is the starting point.
+            matched = _pack(bundles, options, n_right, priority, matched, k, config)
         commit_by = now + config.commit_horizon_s
         decisions = []
         joined = {joining[j].courier.id for j, _, _ in matched.values() if j in joining}
@@ -537,6 +529,82 @@ class OptimizingPolicy:
                 decisions.append(Decision(supply[j].courier.id, order_ids, price))
         reserved = {supply[j].courier.id for j, _, _ in matched.values() if j < len(supply)}
         return decisions, reserved | joined
+
+
+#: A bundle's candidate couriers, cheapest first: (right-hand nodes, costs, timely), where
+#: timely means the courier would not reach the food too early.
+_Option = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True, slots=True)
+class _Tick:
+    """What pricing needs of the whole tick: the rules and the supply, by supply position."""
+
+    config: DispatchConfig
+    travel: TravelModel
+    speed_values: Sequence[float]
+    speed_group: np.ndarray
+    shift_end: np.ndarray
+    capacity: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class _Prices:
+    """Prices bundles of one merchant for its candidate couriers (and waiting joiners)."""
+
+    merchant: Merchant
+    cand: np.ndarray
+    to_merchant: np.ndarray
+    arrive: np.ndarray
+    joiners: Sequence[tuple[int, CourierSupply]]
+    tick: _Tick
+
+    def of(self, bundle: Bundle) -> _Option | None:
+        """The bundle's cheapest couriers, or None when nobody can carry it."""
+        config, cand = self.tick.config, self.cand
+        hp = config.pickup_service_s // 2
+        ready = bundle.ready_at
+        # each candidate rides at its own speed
+        seq, offsets = _drop_offsets(
+            bundle.orders, self.merchant, config, self.tick.travel, self.tick.speed_values
+        )
+        service = np.maximum(ready, self.arrive + hp)
+        depart = service + config.pickup_service_s - hp
+        late = np.zeros(len(cand), dtype=np.int64)
+        click_to_door = np.zeros(len(cand), dtype=np.int64)
+        food_wait = np.zeros(len(cand), dtype=np.int64)
+        for col, order in enumerate(seq):
+            drop = depart + offsets[self.tick.speed_group[cand], col]
+            late += np.maximum(0, drop - order.window.end)
+            click_to_door += drop - order.placed_at
+            food_wait += service - order.ready_at
+        cost = (
+            config.lateness_weight * late
+            + config.click_to_door_weight * click_to_door
+            + config.food_wait_weight * food_wait
+            + config.travel_weight * self.to_merchant
+        )
+        ok = (service <= self.tick.shift_end[cand]) & (self.tick.capacity[cand] >= bundle.size)
+        idx = np.nonzero(ok)[0]
+        join_nodes, join_cost = (
+            _join_arcs(bundle, self.merchant, self.joiners, config, self.tick.travel)
+            if self.joiners
+            else (_NO_ARCS, _NO_ARCS)
+        )
+        if idx.size == 0 and join_nodes.size == 0:
+            return None
+        reserve = min(idx.size, _RESERVE_ROUNDS * config.candidates_per_bundle)
+        if idx.size > reserve:
+            idx = idx[np.argpartition(cost[idx], reserve - 1)[:reserve]]
+        right, arc_cost = cand[idx], cost[idx]
+        timely = self.arrive[idx] + hp >= ready - config.max_early_s
+        if join_nodes.size:
+            right = np.concatenate([right, join_nodes])
+            arc_cost = np.concatenate([arc_cost, join_cost])
+            # a courier already at the food is never too early
+            timely = np.concatenate([timely, np.ones(join_nodes.size, dtype=bool)])
+        by_cost = np.argsort(arc_cost, kind="stable")
+        return right[by_cost], arc_cost[by_cost], timely[by_cost]
 
 
 def _join_arcs(
@@ -636,6 +704,92 @@ def _assign_in_rounds(
             break
         active = left_out
     return matched
+
+
+def _alternatives(
+    orders: Sequence[Order],
+    merchant: Merchant,
+    config: DispatchConfig,
+    travel: TravelModel,
+    speed_mps: float,
+    now: int,
+) -> list[Bundle]:
+    """Bundles the assignment may choose instead of the partition: every pair of the
+    merchant's first orders (by ready time) that is ready within ``bundle_ready_gap_s`` and
+    on time together, and the larger bundles :func:`make_bundles` forms."""
+
+    def ready(o: Order) -> int:
+        return max(o.ready_at, now)
+
+    pool = sorted(orders, key=lambda o: (ready(o), o.placed_at, o.id))[:_PAIR_POOL]
+    found = [Bundle(merchant.id, (o,)) for o in orders]
+    for i, first in enumerate(pool):
+        for second in pool[i + 1 :]:
+            if ready(second) - ready(first) <= config.bundle_ready_gap_s and _on_time_together(
+                (first, second), merchant, config, travel, speed_mps
+            ):
+                found.append(Bundle(merchant.id, (first, second)))
+    if config.max_bundle_size > 2:
+        larger = make_bundles(orders, merchant, config.max_bundle_size, config, travel, speed_mps, now)
+        found += [b for b in larger if b.size > 2]
+    return found
+
+
+def _pack(
+    bundles: Sequence[Bundle],
+    options: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    n_couriers: int,
+    priority: Mapping[str, int],
+    hint: Mapping[int, tuple[int, int, bool]],
+    k: int,
+    config: DispatchConfig,
+) -> dict[int, tuple[int, int, bool]]:
+    """The assignment over overlapping bundles: each order in at most one chosen bundle,
+    each courier carrying at most one (a set packing, solved with CP-SAT from ``hint``).
+
+    Each order carried is worth more than any arc costs (plus its ``priority``, from its
+    age), so as many orders are carried as can be, then at least cost; ``hint`` (a matching of some of
+    the bundles) is the starting point and is kept unless something better is found within
+    the solver's deterministic time limit.
+
+    Returns bundle -> (courier position, arc cost, timely), like :func:`_assign_in_rounds`.
+    """
+    arcs: list[tuple[int, int, int, bool]] = []  # (bundle, courier, cost, timely)
+    for i, (right, cost, timely) in enumerate(options):
+        kept = set(range(min(k, right.size)))
+        if i in hint:
+            kept.add(int(np.nonzero(right == hint[i][0])[0][0]))
+        arcs += [(i, int(right[a]), int(cost[a]), bool(timely[a])) for a in sorted(kept)]
+    worth = _PACK_WORTH * (1 + max(c for _, _, c, _ in arcs))
+    model = cp_model.CpModel()
+    x = [model.new_bool_var("") for _ in arcs]
+    by_courier: dict[int, list[cp_model.IntVar]] = {}
+    by_order: dict[str, list[cp_model.IntVar]] = {}
+    gain: list[int] = []
+    for var, (i, j, c, _) in zip(x, arcs, strict=True):
+        by_courier.setdefault(j, []).append(var)
+        for o in bundles[i].orders:
+            by_order.setdefault(o.id, []).append(var)
+        gain.append(c - sum(worth + priority[o.id] for o in bundles[i].orders))
+        model.add_hint(var, hint.get(i, (-1,))[0] == j)
+    for group in (*by_courier.values(), *by_order.values()):
+        if len(group) > 1:
+            model.add_at_most_one(group)
+    model.minimize(cp_model.LinearExpr.weighted_sum(x, gain))
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = 1
+    solver.parameters.max_deterministic_time = config.bundle_choice_time_s
+    status = solver.solve(model)
+    start = sum(g for g, (i, j, _, _) in zip(gain, arcs, strict=True) if hint.get(i, (-1,))[0] == j)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE) or solver.objective_value > start:
+        return dict(hint)
+    return {i: (j, c, t) for var, (i, j, c, t) in zip(x, arcs, strict=True) if solver.boolean_value(var)}
+
+
+#: Pairs are formed among a merchant's first orders, by ready time.
+_PAIR_POOL = 6
+#: An order carried is worth this many times the dearest arc of the packing.
+_PACK_WORTH = 64
 
 
 class GreedyPolicy:

@@ -233,6 +233,8 @@ def test_no_pickup_update_when_turned_off() -> None:
         ({"refuse_infeasible_promises": 1}, "refuse_infeasible_promises must be true or false"),  # a number
         ({"join_max_wait_s": -1}, "join_max_wait_s must be a number >= 0"),
         ({"join_max_delay_s": True}, "join_max_delay_s must be a number >= 0"),  # a bool is no duration
+        ({"bundle_choice_max_orders": -1}, "bundle_choice_max_orders must be a number >= 0"),
+        ({"bundle_choice_time_s": "fast"}, "bundle_choice_time_s must be a number >= 0"),
     ],
 )
 def test_bad_config_is_refused_with_the_field_named(overrides: dict[str, object], message: str) -> None:

@@ -176,3 +176,97 @@ def test_an_order_waits_for_a_better_courier_finishing_soon() -> None:
     # the best plan gives o2 to "busy" once it is free: nothing is committed to "far" meanwhile
     assert d.tick(now=60).assignments == ()
     assert d.order("o2").status.value == "placed"
+
+
+def _one_free_courier_and_one_busy(**overrides: object) -> Dispatcher:
+    d = _city(**overrides)
+    d.start_shift("busy", destination(CENTRE, 200, 0), now=0, shift_end=4 * 3600)
+    # a job that keeps "busy" away for about 15 minutes
+    d.place_order("first", "m1", destination(CENTRE, 2000, 180), now=0, ready_at=0)
+    assert [a.courier_id for a in d.tick(now=0).assignments] == ["busy"]
+    d.start_shift("free", destination(CENTRE, 300, 90), now=60, shift_end=4 * 3600)
+    d.place_order("o1", "m1", destination(CENTRE, 1000, 10), now=60, ready_at=60)
+    d.place_order("o2", "m1", destination(CENTRE, 1100, 20), now=60, ready_at=60)
+    return d
+
+
+def test_the_assignment_bundles_an_order_that_would_wait_for_a_busy_courier() -> None:
+    # two orders, two couriers: the ratio rule forms no bundle, and the flow alone gives o2 to
+    # the courier still busy far away; choosing the pair carries both now
+    d = _one_free_courier_and_one_busy()
+    result = d.tick(now=60)
+    assert [(a.courier_id, sorted(a.order_ids)) for a in result.assignments] == [("free", ["o1", "o2"])]
+    for oid in ("o1", "o2"):
+        assert d.order(oid).status.value == "assigned"
+
+
+def test_without_bundle_choice_the_second_order_waits_for_the_busy_courier() -> None:
+    d = _one_free_courier_and_one_busy(bundle_choice_max_orders=0)
+    result = d.tick(now=60)
+    assert [(a.courier_id, len(a.order_ids)) for a in result.assignments] == [("free", 1)]
+
+
+@st.composite
+def _packing_cases(
+    draw: st.DrawFn,
+) -> tuple[list[tuple[int, ...]], int, dict[tuple[int, int], int], list[int]]:
+    n_orders = draw(st.integers(1, 4))
+    subsets = [c for size in (1, 2, 3) for c in itertools.combinations(range(n_orders), size)]
+    chosen = draw(st.lists(st.sampled_from(subsets), min_size=1, max_size=5, unique=True))
+    n_couriers = draw(st.integers(1, 3))
+    arcs = {}
+    for b in range(len(chosen)):
+        for j in range(n_couriers):
+            if draw(st.booleans()):
+                arcs[(b, j)] = draw(st.integers(0, 1000))
+    waited = [draw(st.integers(0, 500)) for _ in range(n_orders)]
+    return chosen, n_couriers, arcs, waited
+
+
+@settings(max_examples=150, deadline=None)
+@given(_packing_cases())
+def test_bundle_choice_is_an_optimal_packing_against_brute_force(
+    case: tuple[list[tuple[int, ...]], int, dict[tuple[int, int], int], list[int]],
+) -> None:
+    from dispatch.matching import Bundle, _pack
+
+    members, n_couriers, arcs, waited = case
+    orders = [
+        Order(f"o{i}", "m1", destination(CENTRE, 500, 10), placed_at=0, ready_at=0, window=Window(0, 3600))
+        for i in range(len(waited))
+    ]
+    bundles = [Bundle("m1", tuple(orders[i] for i in m)) for m in members]
+    options = []
+    for b in range(len(bundles)):
+        mine = sorted((c, j) for (bb, j), c in arcs.items() if bb == b)
+        options.append(
+            (
+                np.array([j for _, j in mine], dtype=np.int64),
+                np.array([c for c, _ in mine], dtype=np.int64),
+                np.ones(len(mine), dtype=bool),
+            )
+        )
+    if not arcs:
+        return
+    worth = 64 * (1 + max(arcs.values()))
+
+    def value(choice: dict[int, int]) -> int:
+        covered = [i for b in choice for i in members[b]]
+        return sum(arcs[(b, j)] for b, j in choice.items()) - sum(worth + waited[i] for i in covered)
+
+    best = 0
+    for combo in itertools.product(
+        *[[-1] + [j for j in range(n_couriers) if (b, j) in arcs] for b in range(len(bundles))]
+    ):
+        choice = {b: j for b, j in enumerate(combo) if j >= 0}
+        covered = [i for b in choice for i in members[b]]
+        if len(set(choice.values())) == len(choice) and len(set(covered)) == len(covered):
+            best = min(best, value(choice))
+    waited_of = {o.id: w for o, w in zip(orders, waited, strict=True)}
+    packed = _pack(bundles, options, n_couriers, waited_of, {}, 10, DispatchConfig())
+    got = {b: j for b, (j, _, _) in packed.items()}
+    covered = [i for b in got for i in members[b]]
+    assert len(set(got.values())) == len(got), "a courier carries two bundles"
+    assert len(set(covered)) == len(covered), "an order is in two chosen bundles"
+    assert all(packed[b][1] == arcs[(b, j)] for b, j in got.items())
+    assert value(got) == best
