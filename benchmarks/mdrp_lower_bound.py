@@ -16,6 +16,7 @@ import json
 import statistics
 from pathlib import Path
 
+from dispatch.errors import InvalidInput
 from simulations.mdrp import read_instance
 from simulations.mdrp_bench import family_of
 
@@ -35,7 +36,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("instances", nargs="+")
     args = parser.parse_args()
-    per_instance = {Path(d).name: round(lower_bound_min(d), 3) for d in sorted(args.instances)}
+    try:
+        per_instance = {Path(d).name: round(lower_bound_min(d), 3) for d in sorted(args.instances)}
+    except InvalidInput as exc:  # an instance that cannot be read: say which, no traceback
+        parser.error(str(exc))
     seeds: dict[str, list[float]] = {}
     for name, value in per_instance.items():
         seeds.setdefault(family_of(name).get("seed", "?"), []).append(value)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType
@@ -226,3 +228,16 @@ def _solution_of(report: ReplayReport) -> mdrp.Solution:
     with tempfile.TemporaryDirectory() as out:
         mdrp.write_solution(out, report)
         return mdrp.read_solution(out)
+
+
+@pytest.mark.parametrize("script", ["mdrp_lower_bound.py", "mdrp_foresight.py"])
+def test_the_measurement_scripts_name_an_unreadable_instance_without_a_traceback(
+    script: str, tmp_path: Path
+) -> None:
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / script
+    done = subprocess.run(
+        [sys.executable, str(path), str(tmp_path / "missing")], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    assert f"{tmp_path / 'missing'}: not an instance directory" in done.stderr
+    assert "Traceback" not in done.stderr
