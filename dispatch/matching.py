@@ -503,19 +503,19 @@ class OptimizingPolicy:
             dtype=np.int64,
         )
         n_right = len(supply) + len(joining)
+        commit_by = now + config.commit_horizon_s
         in_partition = [options[i] for i in partition]
         matched = {
             partition[i]: m
             for i, m in _assign_in_rounds(in_partition, n_right, unassigned[partition], k).items()
         }
         if len(partition) < len(bundles) and any(
-            i not in matched or (matched[i][0] < len(supply) and supply[matched[i][0]].free_at > now)
+            i not in matched or (matched[i][0] < len(supply) and supply[matched[i][0]].free_at > commit_by)
             for i in partition
         ):
             # Someone waits: an order left out, or matched to a courier still busy. Choosing
             # other bundles may carry it now; the partition's matching is the starting point.
-            matched = _pack(bundles, options, n_right, priority, matched, k, config)
-        commit_by = now + config.commit_horizon_s
+            matched = _pack(bundles, options, priority, matched, k, config)
         decisions = []
         joined = {joining[j].courier.id for j, _, _ in matched.values() if j in joining}
         for i, (j, price, in_time) in matched.items():
@@ -738,7 +738,6 @@ def _alternatives(
 def _pack(
     bundles: Sequence[Bundle],
     options: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
-    n_couriers: int,
     priority: Mapping[str, int],
     hint: Mapping[int, tuple[int, int, bool]],
     k: int,
@@ -747,8 +746,9 @@ def _pack(
     """The assignment over overlapping bundles: each order in at most one chosen bundle,
     each courier carrying at most one (a set packing, solved with CP-SAT from ``hint``).
 
-    Each order carried is worth more than any arc costs (plus its ``priority``, from its
-    age), so as many orders are carried as can be, then at least cost; ``hint`` (a matching of some of
+    Each order carried is worth 64 times the dearest arc (plus its ``priority``, from its
+    age), so carrying more orders comes first unless that would cost more than that in all
+    (the flow's 10^9 per order makes CP-SAT far slower), then least cost; ``hint`` (a matching of some of
     the bundles) is the starting point and is kept unless something better is found within
     the solver's deterministic time limit.
 

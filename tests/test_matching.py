@@ -206,31 +206,34 @@ def test_without_bundle_choice_the_second_order_waits_for_the_busy_courier() -> 
     assert [(a.courier_id, len(a.order_ids)) for a in result.assignments] == [("free", 1)]
 
 
+_PackingCase = tuple[list[tuple[int, ...]], int, dict[tuple[int, int], tuple[int, bool]], list[int], int, int]
+
+
 @st.composite
-def _packing_cases(
-    draw: st.DrawFn,
-) -> tuple[list[tuple[int, ...]], int, dict[tuple[int, int], int], list[int]]:
+def _packing_cases(draw: st.DrawFn) -> _PackingCase:
     n_orders = draw(st.integers(1, 4))
     subsets = [c for size in (1, 2, 3) for c in itertools.combinations(range(n_orders), size)]
     chosen = draw(st.lists(st.sampled_from(subsets), min_size=1, max_size=5, unique=True))
     n_couriers = draw(st.integers(1, 3))
-    arcs = {}
+    arcs = {}  # (bundle, courier) -> (cost, timely)
     for b in range(len(chosen)):
         for j in range(n_couriers):
             if draw(st.booleans()):
-                arcs[(b, j)] = draw(st.integers(0, 1000))
+                arcs[(b, j)] = (draw(st.integers(0, 1000)), draw(st.booleans()))
     waited = [draw(st.integers(0, 500)) for _ in range(n_orders)]
-    return chosen, n_couriers, arcs, waited
+    return chosen, n_couriers, arcs, waited, draw(st.integers(1, 3)), draw(st.integers(0, 2**16))
 
 
 @settings(max_examples=150, deadline=None)
 @given(_packing_cases())
-def test_bundle_choice_is_an_optimal_packing_against_brute_force(
-    case: tuple[list[tuple[int, ...]], int, dict[tuple[int, int], int], list[int]],
-) -> None:
-    from dispatch.matching import Bundle, _pack
+def test_bundle_choice_is_an_optimal_packing_against_brute_force(case: _PackingCase) -> None:
+    import random
 
-    members, n_couriers, arcs, waited = case
+    from dispatch.matching import _PACK_WORTH, Bundle, _pack
+
+    members, n_couriers, arcs, waited, k, seed = case
+    if not arcs:
+        return
     orders = [
         Order(f"o{i}", "m1", destination(CENTRE, 500, 10), placed_at=0, ready_at=0, window=Window(0, 3600))
         for i in range(len(waited))
@@ -238,35 +241,43 @@ def test_bundle_choice_is_an_optimal_packing_against_brute_force(
     bundles = [Bundle("m1", tuple(orders[i] for i in m)) for m in members]
     options = []
     for b in range(len(bundles)):
-        mine = sorted((c, j) for (bb, j), c in arcs.items() if bb == b)
+        mine = sorted((c, j) for (bb, j), (c, _) in arcs.items() if bb == b)
         options.append(
             (
                 np.array([j for _, j in mine], dtype=np.int64),
                 np.array([c for c, _ in mine], dtype=np.int64),
-                np.ones(len(mine), dtype=bool),
+                np.array([arcs[(b, j)][1] for _, j in mine], dtype=bool),
             )
         )
-    if not arcs:
-        return
-    worth = 64 * (1 + max(arcs.values()))
+    worth = _PACK_WORTH * (1 + max(c for c, _ in arcs.values()))
+
+    def valid(choice: dict[int, int]) -> bool:
+        covered = [i for b in choice for i in members[b]]
+        return len(set(choice.values())) == len(choice) and len(set(covered)) == len(covered)
 
     def value(choice: dict[int, int]) -> int:
         covered = [i for b in choice for i in members[b]]
-        return sum(arcs[(b, j)] for b, j in choice.items()) - sum(worth + waited[i] for i in covered)
+        return sum(arcs[(b, j)][0] for b, j in choice.items()) - sum(worth + waited[i] for i in covered)
 
-    best = 0
-    for combo in itertools.product(
-        *[[-1] + [j for j in range(n_couriers) if (b, j) in arcs] for b in range(len(bundles))]
-    ):
-        choice = {b: j for b, j in enumerate(combo) if j >= 0}
-        covered = [i for b in choice for i in members[b]]
-        if len(set(choice.values())) == len(choice) and len(set(covered)) == len(covered):
-            best = min(best, value(choice))
+    choices = [
+        {b: j for b, j in enumerate(combo) if j >= 0}
+        for combo in itertools.product(
+            *[[-1] + [j for j in range(n_couriers) if (b, j) in arcs] for b in range(len(bundles))]
+        )
+    ]
+    feasible = [c for c in choices if valid(c)]
+    # a hint: any feasible matching, possibly poor and using arcs beyond the k cheapest
+    start = random.Random(seed).choice(feasible)
+    hint = {b: (j, arcs[(b, j)][0], arcs[(b, j)][1]) for b, j in start.items()}
     waited_of = {o.id: w for o, w in zip(orders, waited, strict=True)}
-    packed = _pack(bundles, options, n_couriers, waited_of, {}, 10, DispatchConfig())
+    packed = _pack(bundles, options, waited_of, hint, k, DispatchConfig())
     got = {b: j for b, (j, _, _) in packed.items()}
-    covered = [i for b in got for i in members[b]]
-    assert len(set(got.values())) == len(got), "a courier carries two bundles"
-    assert len(set(covered)) == len(covered), "an order is in two chosen bundles"
-    assert all(packed[b][1] == arcs[(b, j)] for b, j in got.items())
-    assert value(got) == best
+    assert valid(got), "a courier carries two bundles, or an order is in two"
+    assert all(packed[b][1:] == arcs[(b, j)] for b, j in got.items())
+    assert value(got) <= value(start)
+    # among the k cheapest arcs of each bundle and the hint's, nothing is better
+    allowed = {
+        (b, int(options[b][0][a])) for b in range(len(bundles)) for a in range(min(k, options[b][0].size))
+    }
+    allowed |= set(start.items())
+    assert value(got) == min(value(c) for c in feasible if set(c.items()) <= allowed)
