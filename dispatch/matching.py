@@ -122,6 +122,11 @@ class Bundle:
     def size(self) -> int:
         return len(self.orders)
 
+    @property
+    def key(self) -> tuple[str, ...]:
+        """Its orders' ids, sorted: two bundles of the same orders have the same key."""
+        return tuple(sorted(o.id for o in self.orders))
+
 
 class DispatchPolicy(Protocol):
     """Decides, for one snapshot, which courier takes which orders (and may send an idle
@@ -429,7 +434,6 @@ class OptimizingPolicy:
         shift_end = np.array([s.courier.shift_end for s in supply], dtype=np.int64)
         capacity = np.array([s.courier.capacity for s in supply], dtype=np.int64)
         speed_values = sorted({s.courier.speed_mps for s in supply})
-        typical_speed = speed_values[len(speed_values) // 2]
         group_of = {v: g for g, v in enumerate(speed_values)}
         speed_group = np.array([group_of[s.courier.speed_mps] for s in supply], dtype=np.int64)
 
@@ -450,26 +454,21 @@ class OptimizingPolicy:
 
         tick = _Tick(config, travel, speed_values, speed_group, shift_end, capacity)
         k = config.candidates_per_bundle
-        # whether the assignment may choose among overlapping bundles this tick
-        packing = 0 < len(orders) <= config.bundle_choice_max_orders and config.max_bundle_size > 1
+        # the partition of each merchant's orders the ratio rule forms, with its prices
         bundles: list[Bundle] = []
         options: list[_Option] = []  # per bundle
-        # the bundles of the partition the ratio rule forms; the others are alternatives
-        partition: list[int] = []
+        groups: list[_Group] = []
         for merchant_id in sorted(by_merchant):
             merchant = snapshot.merchants[merchant_id]
-            cand, to_merchant = candidates.near(
-                merchant.location, now, need=2 * k * len(by_merchant[merchant_id])
-            )
+            mine = by_merchant[merchant_id]
+            cand, to_merchant = candidates.near(merchant.location, now, need=2 * k * len(mine))
             if cand.size == 0:
                 continue
             prices = _Prices(
                 merchant, cand, to_merchant, free_at[cand] + to_merchant, joiners.get(merchant_id, ()), tick
             )
-
-            mine = by_merchant[merchant_id]
-            offered: set[tuple[str, ...]] = set()
-            pending = make_bundles(mine, merchant, target, config, travel, typical_speed, now)
+            first = len(bundles)
+            pending = make_bundles(mine, merchant, target, config, travel, tick.typical_speed, now)
             pending.reverse()
             while pending:
                 bundle = pending.pop()
@@ -478,20 +477,9 @@ class OptimizingPolicy:
                     if bundle.size > 1:  # nobody can carry it together: offer its orders alone
                         pending.extend(Bundle(merchant_id, (o,)) for o in reversed(bundle.orders))
                     continue
-                partition.append(len(bundles))
-                offered.add(tuple(sorted(o.id for o in bundle.orders)))
                 bundles.append(bundle)
                 options.append(option)
-            if packing and len(mine) > 1:
-                for bundle in _alternatives(mine, merchant, config, travel, typical_speed, now):
-                    key = tuple(sorted(o.id for o in bundle.orders))
-                    if key in offered:
-                        continue
-                    offered.add(key)
-                    option = prices.of(bundle)
-                    if option is not None:
-                        bundles.append(bundle)
-                        options.append(option)
+            groups.append(_Group(mine, prices, first, len(bundles)))
         if not bundles:
             return [], set()
         # Leaving an order out costs more the longer it has waited. Arc costs count
@@ -502,20 +490,20 @@ class OptimizingPolicy:
             [UNASSIGNED_COST * b.size + sum(priority[o.id] for o in b.orders) for b in bundles],
             dtype=np.int64,
         )
-        n_right = len(supply) + len(joining)
+        matched = _assign_in_rounds(options, len(supply) + len(joining), unassigned, k)
         commit_by = now + config.commit_horizon_s
-        in_partition = [options[i] for i in partition]
-        matched = {
-            partition[i]: m
-            for i, m in _assign_in_rounds(in_partition, n_right, unassigned[partition], k).items()
-        }
-        if len(partition) < len(bundles) and any(
-            i not in matched or (matched[i][0] < len(supply) and supply[matched[i][0]].free_at > commit_by)
-            for i in partition
+        if (
+            0 < len(orders) <= config.bundle_choice_max_orders
+            and config.max_bundle_size > 1
+            and any(
+                i not in matched
+                or (matched[i][0] < len(supply) and supply[matched[i][0]].free_at > commit_by)
+                for i in range(len(bundles))
+            )
         ):
             # Someone waits: an order left out, or matched to a courier still busy. Choosing
             # other bundles may carry it now; the partition's matching is the starting point.
-            matched = _pack(bundles, options, priority, matched, k, config)
+            bundles, matched = _choose_bundles(groups, bundles, options, matched, priority, config, now)
         decisions = []
         joined = {joining[j].courier.id for j, _, _ in matched.values() if j in joining}
         for i, (j, price, in_time) in matched.items():
@@ -546,6 +534,11 @@ class _Tick:
     speed_group: np.ndarray
     shift_end: np.ndarray
     capacity: np.ndarray
+
+    @property
+    def typical_speed(self) -> float:
+        """The median speed, for judging whether orders are on time together."""
+        return self.speed_values[len(self.speed_values) // 2]
 
 
 @dataclass(frozen=True, slots=True)
@@ -605,6 +598,57 @@ class _Prices:
             timely = np.concatenate([timely, np.ones(join_nodes.size, dtype=bool)])
         by_cost = np.argsort(arc_cost, kind="stable")
         return right[by_cost], arc_cost[by_cost], timely[by_cost]
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """One merchant's orders of a tick, their prices, and its bundles ``first:end`` of the
+    partition."""
+
+    orders: Sequence[Order]
+    prices: _Prices
+    first: int
+    end: int
+
+
+def _choose_bundles(
+    groups: Sequence[_Group],
+    bundles: Sequence[Bundle],
+    options: Sequence[_Option],
+    matched: Mapping[int, tuple[int, int, bool]],
+    priority: Mapping[str, int],
+    config: DispatchConfig,
+    now: int,
+) -> tuple[list[Bundle], dict[int, tuple[int, int, bool]]]:
+    """The partition's bundles with each merchant's :func:`_alternatives` after its own, and
+    the set packing over them all, from the partition's ``matched``; the partition as it is
+    when no merchant has an alternative anyone can carry."""
+    chosen_from: list[Bundle] = []
+    priced: list[_Option] = []
+    hint: dict[int, tuple[int, int, bool]] = {}
+    for group in groups:
+        offered = {bundles[i].key for i in range(group.first, group.end)}
+        for i in range(group.first, group.end):
+            if i in matched:
+                hint[len(chosen_from)] = matched[i]
+            chosen_from.append(bundles[i])
+            priced.append(options[i])
+        if len(group.orders) < 2:
+            continue
+        tick = group.prices.tick
+        for bundle in _alternatives(
+            group.orders, group.prices.merchant, config, tick.travel, tick.typical_speed, now
+        ):
+            if bundle.key in offered:
+                continue
+            offered.add(bundle.key)
+            option = group.prices.of(bundle)
+            if option is not None:
+                chosen_from.append(bundle)
+                priced.append(option)
+    if len(chosen_from) == len(bundles):
+        return list(bundles), dict(matched)
+    return chosen_from, _pack(chosen_from, priced, priority, hint, config.candidates_per_bundle, config)
 
 
 def _join_arcs(
@@ -737,7 +781,7 @@ def _alternatives(
 
 def _pack(
     bundles: Sequence[Bundle],
-    options: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    options: Sequence[_Option],
     priority: Mapping[str, int],
     hint: Mapping[int, tuple[int, int, bool]],
     k: int,
@@ -748,9 +792,9 @@ def _pack(
 
     Each order carried is worth 64 times the dearest arc (plus its ``priority``, from its
     age), so carrying more orders comes first unless that would cost more than that in all
-    (the flow's 10^9 per order makes CP-SAT far slower), then least cost; ``hint`` (a matching of some of
-    the bundles) is the starting point and is kept unless something better is found within
-    the solver's deterministic time limit.
+    (the flow's 10^9 per order makes CP-SAT far slower), then least cost. ``hint`` (a
+    matching of some of the bundles) is the starting point and is kept unless something
+    better is found within the solver's deterministic time limit.
 
     Returns bundle -> (courier position, arc cost, timely), like :func:`_assign_in_rounds`.
     """
