@@ -231,7 +231,7 @@ def make_bundles(
     def ready(o: Order) -> int:
         return max(o.ready_at, now)
 
-    ordered = sorted(orders, key=lambda o: (ready(o), o.placed_at, o.id))
+    ordered = _by_ready(orders, now)
     if target_size <= 1:
         return [Bundle(merchant.id, (o,)) for o in ordered]
     bundles: list[Bundle] = []
@@ -251,6 +251,11 @@ def make_bundles(
     if current:
         bundles.append(Bundle(merchant.id, tuple(current)))
     return bundles
+
+
+def _by_ready(orders: Sequence[Order], now: int) -> list[Order]:
+    """Orders by ready time (food ready already counts as ready ``now``), then placement."""
+    return sorted(orders, key=lambda o: (max(o.ready_at, now), o.placed_at, o.id))
 
 
 def _drop_offsets(
@@ -635,10 +640,7 @@ def _choose_bundles(
             priced.append(options[i])
         if len(group.orders) < 2:
             continue
-        tick = group.prices.tick
-        for bundle in _alternatives(
-            group.orders, group.prices.merchant, config, tick.travel, tick.typical_speed, now
-        ):
+        for bundle in _alternatives(group.orders, group.prices.merchant, group.prices.tick, now):
             if bundle.key in offered:
                 continue
             offered.add(bundle.key)
@@ -648,7 +650,7 @@ def _choose_bundles(
                 priced.append(option)
     if len(chosen_from) == len(bundles):
         return list(bundles), dict(matched)
-    return chosen_from, _pack(chosen_from, priced, priority, hint, config.candidates_per_bundle, config)
+    return chosen_from, _pack(chosen_from, priced, priority, hint, config)
 
 
 def _join_arcs(
@@ -750,26 +752,18 @@ def _assign_in_rounds(
     return matched
 
 
-def _alternatives(
-    orders: Sequence[Order],
-    merchant: Merchant,
-    config: DispatchConfig,
-    travel: TravelModel,
-    speed_mps: float,
-    now: int,
-) -> list[Bundle]:
-    """Bundles the assignment may choose instead of the partition: every pair of the
-    merchant's first orders (by ready time) that is ready within ``bundle_ready_gap_s`` and
-    on time together, and the larger bundles :func:`make_bundles` forms."""
-
-    def ready(o: Order) -> int:
-        return max(o.ready_at, now)
-
-    pool = sorted(orders, key=lambda o: (ready(o), o.placed_at, o.id))[:_PAIR_POOL]
+def _alternatives(orders: Sequence[Order], merchant: Merchant, tick: _Tick, now: int) -> list[Bundle]:
+    """Bundles the assignment may choose instead of the partition: each order alone, every
+    pair of the merchant's first orders (by ready time) that is ready within
+    ``bundle_ready_gap_s`` and on time together, and the larger bundles :func:`make_bundles`
+    forms."""
+    config, travel, speed_mps = tick.config, tick.travel, tick.typical_speed
+    pool = _by_ready(orders, now)[:_PAIR_POOL]
     found = [Bundle(merchant.id, (o,)) for o in orders]
     for i, first in enumerate(pool):
         for second in pool[i + 1 :]:
-            if ready(second) - ready(first) <= config.bundle_ready_gap_s and _on_time_together(
+            gap = max(second.ready_at, now) - max(first.ready_at, now)
+            if gap <= config.bundle_ready_gap_s and _on_time_together(
                 (first, second), merchant, config, travel, speed_mps
             ):
                 found.append(Bundle(merchant.id, (first, second)))
@@ -784,7 +778,6 @@ def _pack(
     options: Sequence[_Option],
     priority: Mapping[str, int],
     hint: Mapping[int, tuple[int, int, bool]],
-    k: int,
     config: DispatchConfig,
 ) -> dict[int, tuple[int, int, bool]]:
     """The assignment over overlapping bundles: each order in at most one chosen bundle,
@@ -796,8 +789,11 @@ def _pack(
     matching of some of the bundles) is the starting point and is kept unless something
     better is found within the solver's deterministic time limit.
 
+    Each bundle keeps its ``candidates_per_bundle`` cheapest arcs and the hint's.
+
     Returns bundle -> (courier position, arc cost, timely), like :func:`_assign_in_rounds`.
     """
+    k = config.candidates_per_bundle
     arcs: list[tuple[int, int, int, bool]] = []  # (bundle, courier, cost, timely)
     for i, (right, cost, timely) in enumerate(options):
         kept = set(range(min(k, right.size)))

@@ -270,7 +270,7 @@ def test_bundle_choice_is_an_optimal_packing_against_brute_force(case: _PackingC
     start = random.Random(seed).choice(feasible)
     hint = {b: (j, arcs[(b, j)][0], arcs[(b, j)][1]) for b, j in start.items()}
     waited_of = {o.id: w for o, w in zip(orders, waited, strict=True)}
-    packed = _pack(bundles, options, waited_of, hint, k, DispatchConfig())
+    packed = _pack(bundles, options, waited_of, hint, DispatchConfig(candidates_per_bundle=k))
     got = {b: j for b, (j, _, _) in packed.items()}
     assert valid(got), "a courier carries two bundles, or an order is in two"
     assert all(packed[b][1:] == arcs[(b, j)] for b, j in got.items())
