@@ -247,35 +247,47 @@ def _minutes(seconds: int) -> int:
     return seconds // 60
 
 
+#: The header line of each solution file, as the shared README and Grubhub's evaluator give them.
+SOLUTION_HEADERS = {
+    "solution_info_assignments.txt": "assignment_time pickup_time courier orders",
+    "solution_info_orders.txt": "order placement_time ready_time pickup_time dropoff_time courier",
+    "solution_info_couriers.txt": "courier departure_time origin destination",
+}
+
+
+def _write_rows(path: Path, rows: list[list[str]]) -> None:
+    # Exactly one space between fields: Grubhub's evaluator reads the orders file with
+    # pandas.read_table(sep=' '), for which a tab or a second space is another column.
+    header = SOLUTION_HEADERS[path.name]
+    path.write_text("\n".join([header, *(" ".join(row) for row in rows)]) + "\n")
+
+
 def write_solution(directory: str | Path, report: ReplayReport) -> None:
-    """Write the three solution files in the format Grubhub's evaluator reads."""
+    """Write the three solution files in the format Grubhub's evaluator reads.
+
+    Fields are separated by exactly one space, lines end in ``\\n``, times are whole
+    minutes, and each file starts with its header line (:data:`SOLUTION_HEADERS`).
+    """
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    lines = ["assignment_time\tpickup_time\tcourier\torders"]
+    rows: list[list[str]] = []
     for log in report.pickups:
         orders = [o for o in log.order_ids if report.delivered.get(o, ("",))[0] == log.courier_id]
         if log.pickup_at is None or not orders:
             continue  # handed back before pickup (shift end): not an instruction carried out
-        lines.append(
-            "\t".join([str(_minutes(log.assigned_at)), str(_minutes(log.pickup_at)), log.courier_id, *orders])
-        )
-    (out / "solution_info_assignments.txt").write_text("\n".join(lines) + "\n")
-    lines = ["order\tplacement_time\tready_time\tpickup_time\tdropoff_time\tcourier"]
+        rows.append([str(_minutes(log.assigned_at)), str(_minutes(log.pickup_at)), log.courier_id, *orders])
+    _write_rows(out / "solution_info_assignments.txt", rows)
+    rows = []
     for oid in sorted(report.delivered, key=lambda o: (report.delivered[o][1], o)):
         courier, placed, ready, picked, dropped = report.delivered[oid]
-        lines.append(
-            f"{oid}\t{_minutes(placed)}\t{_minutes(ready)}\t{_minutes(picked)}\t{_minutes(dropped)}\t{courier}"
-        )
-    (out / "solution_info_orders.txt").write_text("\n".join(lines) + "\n")
-    lines = ["courier\tdeparture_time\torigin\tdestination"]
-    by_courier: dict[str, list[str]] = {}
+        rows.append([oid, *(str(_minutes(t)) for t in (placed, ready, picked, dropped)), courier])
+    _write_rows(out / "solution_info_orders.txt", rows)
+    by_courier: dict[str, list[list[str]]] = {}
     for move in report.moves:
         by_courier.setdefault(move.courier_id, []).append(
-            f"{move.courier_id}\t{_minutes(move.depart_at)}\t{move.origin}\t{move.destination}"
+            [move.courier_id, str(_minutes(move.depart_at)), move.origin, move.destination]
         )
-    for courier in sorted(by_courier):
-        lines.extend(by_courier[courier])
-    (out / "solution_info_couriers.txt").write_text("\n".join(lines) + "\n")
+    _write_rows(out / "solution_info_couriers.txt", [r for c in sorted(by_courier) for r in by_courier[c]])
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,24 +297,84 @@ class Solution:
     moves: dict[str, list[tuple[int, str, str]]]  # courier -> [(departure, origin, destination)]
 
 
+_SOLUTION_FIELDS = {  # file -> (fields per line, at least or exactly)
+    "solution_info_assignments.txt": (4, "at least"),
+    "solution_info_orders.txt": (6, "exactly"),
+    "solution_info_couriers.txt": (4, "exactly"),
+}
+
+
+def _solution_rows(path: Path) -> list[list[str]]:
+    """The data lines of one solution file, each checked as Grubhub's evaluator will read it.
+
+    The evaluator reads the orders file with ``pandas.read_table(path, sep=' ')`` (a tab, two
+    spaces or a space at either end of a line make other columns) and skips the first line of
+    the assignments file as its header; so a file that would be misread is refused here, with
+    the file and line named, rather than checked with a more forgiving reader than theirs.
+    """
+    if not path.is_file():
+        raise InvalidInput(f"{path}: file is missing", field=path.name)
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path}: not ASCII text (byte {exc.start})", field=path.name) from None
+    if text and not text.endswith("\n"):
+        raise InvalidInput(f"{path}: the last line does not end with a newline", field=path.name)
+    lines = text.split("\n")[:-1] if text else []
+    header = SOLUTION_HEADERS[path.name]
+    if not lines or lines[0] != header:
+        got = repr(lines[0]) if lines else "an empty file"
+        raise InvalidInput(f"{path}:1: the header must be {header!r}, got {got}", field=path.name)
+    count, how = _SOLUTION_FIELDS[path.name]
+    rows: list[list[str]] = []
+    for number, line in enumerate(lines[1:], start=2):
+        where = f"{path}:{number}"
+        for bad, name in (("\r", "a carriage return (\\r\\n line ends)"), ("\t", "a tab")):
+            if bad in line:
+                raise InvalidInput(
+                    f"{where}: {name}; fields must be separated by exactly one space", field=path.name
+                )
+        if not line.strip():
+            raise InvalidInput(f"{where}: an empty line", field=path.name)
+        if line != line.strip(" ") or "  " in line:
+            raise InvalidInput(
+                f"{where}: fields must be separated by exactly one space, with none at either end",
+                field=path.name,
+            )
+        fields = line.split(" ")
+        if len(fields) < count or (how == "exactly" and len(fields) > count):
+            raise InvalidInput(
+                f"{where}: {len(fields)} fields, {how} {count} expected ({header})", field=path.name
+            )
+        rows.append(fields)
+    return rows
+
+
+def _minute_field(value: str, path: Path, line: int) -> int:
+    if not value.isdigit():
+        raise InvalidInput(f"{path}:{line}: time {value!r} is not a whole number of minutes", field=path.name)
+    return int(value)
+
+
 def read_solution(directory: str | Path) -> Solution:
+    """Read the three solution files, refusing any that Grubhub's evaluator would misread."""
     root = Path(directory)
 
-    def rows(name: str) -> list[list[str]]:
+    def rows(name: str, times: slice) -> list[tuple[list[str], list[int]]]:
         path = root / name
-        if not path.is_file():
-            raise InvalidInput(f"{path}: file is missing", field=name)
-        return [line.split() for line in path.read_text().splitlines()[1:] if line.strip()]
+        return [
+            (r, [_minute_field(v, path, n) for v in r[times]])
+            for n, r in enumerate(_solution_rows(path), start=2)
+        ]
 
     assignments = tuple(
-        (int(r[0]), int(r[1]), r[2], tuple(r[3:])) for r in rows("solution_info_assignments.txt")
+        (t[0], t[1], r[2], tuple(r[3:])) for r, t in rows("solution_info_assignments.txt", slice(0, 2))
     )
-    orders = {
-        r[0]: (int(r[1]), int(r[2]), int(r[3]), int(r[4]), r[5]) for r in rows("solution_info_orders.txt")
-    }
+    orders = {r[0]: (t[0], t[1], t[2], t[3], r[5]) for r, t in rows("solution_info_orders.txt", slice(1, 5))}
     moves: dict[str, list[tuple[int, str, str]]] = {}
-    for r in rows("solution_info_couriers.txt"):
-        moves.setdefault(r[0], []).append((int(r[1]), r[2], r[3]))
+    for r, t in rows("solution_info_couriers.txt", slice(1, 2)):
+        moves.setdefault(r[0], []).append((t[0], r[2], r[3]))
     return Solution(assignments, orders, moves)
 
 

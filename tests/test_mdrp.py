@@ -1,4 +1,4 @@
-"""The Grubhub MDRP replay: hand-worked tiny instances, the checker, one shared instance."""
+"""The Grubhub MDRP replay: hand-worked tiny instances, the checker, two published days."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from simulations import mdrp
 from simulations.world import ReplayReport
 
 DATA = Path(__file__).parent / "data" / "mdrp"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mdrp" / "instances"
+# two of Grubhub's published days, copied into the repository (see tests/data/mdrp/README.md)
+GRUBHUB = DATA / "grubhub"
 
 
 def _solve(name: str, tmp_path: Path) -> tuple[mdrp.MdrpInstance, mdrp.Solution]:
@@ -99,26 +100,26 @@ def _rewrite(root: Path, name: str, old: str, new: str) -> None:
         # the same order in two assignments
         (
             "solution_info_assignments.txt",
-            "c1\to1\to2\n",
-            "c1\to1\to2\n7\t11\tc1\to2\n",
+            "c1 o1 o2\n",
+            "c1 o1 o2\n7 11 c1 o2\n",
             "more than one assignment",
         ),
         # assigned before o2 was placed (at minute 1)
-        ("solution_info_assignments.txt", "7\t11", "0\t11", "before it was placed"),
+        ("solution_info_assignments.txt", "7 11", "0 11", "before it was placed"),
         # picked up before o2 is ready (and before the courier could be there)
-        ("solution_info_assignments.txt", "7\t11", "7\t10", "before it was ready"),
+        ("solution_info_assignments.txt", "7 11", "7 10", "before it was ready"),
         # drop-offs less than one service time apart
-        ("solution_info_orders.txt", "11\t29\tc1", "11\t21\tc1", "less than a service time"),
+        ("solution_info_orders.txt", "11 29 c1", "11 21 c1", "less than a service time"),
         # a move that does not start where the courier is
-        ("solution_info_couriers.txt", "c1\t22\to1\to2", "c1\t22\tr1\to2", "but is at o1"),
+        ("solution_info_couriers.txt", "c1 22 o1 o2", "c1 22 r1 o2", "but is at o1"),
         # leaving before arriving (times going backwards)
-        ("solution_info_couriers.txt", "c1\t22\to1", "c1\t17\to1", "before it can"),
+        ("solution_info_couriers.txt", "c1 22 o1", "c1 17 o1", "before it can"),
         # not at the customer at the drop-off time
-        ("solution_info_orders.txt", "11\t20\tc1", "11\t18\tc1", "not at the customer"),
+        ("solution_info_orders.txt", "11 20 c1", "11 18 c1", "not at the customer"),
         # leaving the customer at the hand-over, without the second half of the service
-        ("solution_info_couriers.txt", "c1\t22\to1", "c1\t20\to1", "for half a service after it"),
+        ("solution_info_couriers.txt", "c1 22 o1", "c1 20 o1", "for half a service after it"),
         # orders file disagrees with the assignment
-        ("solution_info_orders.txt", "o1\t0\t10\t11", "o1\t0\t10\t12", "assignment says"),
+        ("solution_info_orders.txt", "o1 0 10 11", "o1 0 10 12", "assignment says"),
     ],
 )
 def test_checker_rejects_each_kind_of_violation(
@@ -149,10 +150,9 @@ def test_checker_rejects_a_bundle_of_two_restaurants(tmp_path: Path) -> None:
     assert any("orders of 2 restaurants" in v for v in violations)
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared MDRP instances not found at {SHARED}")
 @pytest.mark.parametrize("policy", [None, GreedyPolicy()], ids=["optimizing", "greedy"])
 def test_a_shared_instance_end_to_end(tmp_path: Path, policy: GreedyPolicy | None) -> None:
-    instance = mdrp.read_instance(SHARED / "0o50t75s1p100")
+    instance = mdrp.read_instance(GRUBHUB / "0o50t75s1p100")
     report = mdrp.replay(instance, policy)
     mdrp.write_solution(tmp_path, report)
     solution = mdrp.read_solution(tmp_path)
@@ -166,7 +166,7 @@ def test_a_shared_instance_end_to_end(tmp_path: Path, policy: GreedyPolicy | Non
 
 def test_a_shared_day_with_assignment_updates_is_feasible(tmp_path: Path) -> None:
     # a day short of couriers, where couriers waiting at a restaurant take more of its orders
-    instance = mdrp.read_instance(SHARED / "4o50t75s1p100")
+    instance = mdrp.read_instance(GRUBHUB / "4o50t75s1p100")
     report = mdrp.replay(instance)
     updates = [
         a
@@ -208,10 +208,9 @@ def test_foresight_demand_counts_only_the_orders_still_to_come() -> None:
     assert demand.weights() == {}
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared MDRP instances not found at {SHARED}")
 def test_foresight_measurement_changes_only_prepositioning_and_stays_feasible() -> None:
     foresight = _foresight_module()
-    instance, seen, told = foresight.replays(str(SHARED / "0o50t75s1p100"), 600)
+    instance, seen, told = foresight.replays(str(GRUBHUB / "0o50t75s1p100"), 600)
     # the forecast is used: idle couriers are sent elsewhere than with the demand seen
     assert [(m.courier_id, m.depart_at, m.destination) for m in told.moves] != [
         (m.courier_id, m.depart_at, m.destination) for m in seen.moves

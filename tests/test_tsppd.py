@@ -25,11 +25,8 @@ from dispatch.tsppd import (
     with_windows,
 )
 
-# the project workspace keeps shared/ beside the checkout
-GRUBHUB = Path(__file__).resolve().parents[2] / "shared" / "data" / "tsppd" / "grubhub"
-needs_grubhub = pytest.mark.skipif(
-    not GRUBHUB.is_dir(), reason=f"Grubhub TSPPD instances not found at {GRUBHUB} (shared/ beside the repo)"
-)
+# Grubhub's instances with 2 to 12 pairs, copied into the repository (tests/data/tsppd/README.md)
+GRUBHUB = Path(__file__).parent / "data" / "tsppd" / "grubhub"
 
 # Two orders. +0 -> +1 -> +2 -> -1 -> -2 costs 1 + 2 + 2 + 1 = 6, the optimum.
 TINY: dict[str, Any] = {
@@ -181,7 +178,6 @@ def _grubhub(pairs: int) -> list[tuple[Path, int]]:
     return [(path, optima[path.stem]) for path in paths]
 
 
-@needs_grubhub
 @pytest.mark.parametrize("pairs", [2, 3, 4, 5, 6])
 def test_grubhub_optimum_is_reproduced_and_proven(pairs: int) -> None:
     cases = _grubhub(pairs)
@@ -221,7 +217,6 @@ def _check_route(problem: RoutingProblem, plan: RoutePlan) -> None:
     assert evaluate(problem, plan.sequence).cost == plan.cost
 
 
-@needs_grubhub
 @pytest.mark.parametrize(
     ("name", "seed", "kw"),
     [
@@ -245,7 +240,6 @@ def test_windows_exact_and_ortools_agree(name: str, seed: int, kw: dict[str, Any
         _check_route(problem, plan)
 
 
-@needs_grubhub
 @pytest.mark.parametrize("pairs", [5, 6, 7])
 def test_windows_are_honoured_on_every_route(pairs: int) -> None:
     for path, _ in _grubhub(pairs)[:4]:
@@ -263,7 +257,6 @@ def test_windows_are_honoured_on_every_route(pairs: int) -> None:
         assert plan.cost == plan.travel_s + 10 * plan.lateness_s
 
 
-@needs_grubhub
 def test_windows_beyond_the_exact_size_use_the_fallback() -> None:
     instance = read_instance(GRUBHUB / "grubhub-10-0.json")
     problem = with_windows(instance, seed=5, capacity=4, on_board=[2])
