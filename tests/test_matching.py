@@ -229,7 +229,8 @@ def _packing_cases(draw: st.DrawFn) -> _PackingCase:
 def test_bundle_choice_is_an_optimal_packing_against_brute_force(case: _PackingCase) -> None:
     import random
 
-    from dispatch.matching import _PACK_WORTH, Bundle, _pack
+    from dispatch.matching import Bundle
+    from dispatch.matching.packing import PACK_WORTH, pack
 
     members, n_couriers, arcs, waited, k, seed = case
     if not arcs:
@@ -249,7 +250,7 @@ def test_bundle_choice_is_an_optimal_packing_against_brute_force(case: _PackingC
                 np.array([arcs[(b, j)][1] for _, j in mine], dtype=bool),
             )
         )
-    worth = _PACK_WORTH * (1 + max(c for c, _ in arcs.values()))
+    worth = PACK_WORTH * (1 + max(c for c, _ in arcs.values()))
 
     def valid(choice: dict[int, int]) -> bool:
         covered = [i for b in choice for i in members[b]]
@@ -270,7 +271,7 @@ def test_bundle_choice_is_an_optimal_packing_against_brute_force(case: _PackingC
     start = random.Random(seed).choice(feasible)
     hint = {b: (j, arcs[(b, j)][0], arcs[(b, j)][1]) for b, j in start.items()}
     waited_of = {o.id: w for o, w in zip(orders, waited, strict=True)}
-    packed = _pack(bundles, options, waited_of, hint, DispatchConfig(candidates_per_bundle=k))
+    packed = pack(bundles, options, waited_of, hint, DispatchConfig(candidates_per_bundle=k))
     got = {b: j for b, (j, _, _) in packed.items()}
     assert valid(got), "a courier carries two bundles, or an order is in two"
     assert all(packed[b][1:] == arcs[(b, j)] for b, j in got.items())
