@@ -1,0 +1,295 @@
+"""The courier state machine: shifts, positions, arrivals, pickups, deliveries and releases
+(and cancellations, which take orders out of plans); every plan follows the events."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from dispatch.errors import Conflict, IllegalTransition, InvalidInput
+from dispatch.geo import location_to_cell
+from dispatch.lookups import (
+    Engine,
+    check_now,
+    courier_of,
+    courier_on_shift,
+    merchant_of,
+    order_of,
+    retime,
+    route_with_stops,
+)
+from dispatch.models import Courier, CourierStatus, Location, Order, OrderStatus, Route, Stop, StopKind
+from dispatch.store import Change, NewEvent, next_version
+
+__all__ = [
+    "arrived",
+    "cancel_order",
+    "delivered",
+    "drop_from_plan",
+    "end_shift",
+    "picked_up",
+    "release",
+    "start_shift",
+    "update_position",
+]
+
+
+def cancel_order(ctx: Engine, order_id: str, now: int) -> Order:
+    """Cancel an order not yet picked up; its courier's plan drops its stops."""
+    check_now(now)
+    order = order_of(ctx, order_id)
+    if order.status not in (OrderStatus.PLACED, OrderStatus.ASSIGNED):
+        raise IllegalTransition(f"order {order_id!r} is {order.status.value}; it can no longer be cancelled")
+    cancelled = next_version(order, status=OrderStatus.CANCELLED)
+    change = Change(orders=[cancelled], events=[NewEvent("order.cancelled", now, order_id=order_id)])
+    if order.courier_id is not None:
+        drop_from_plan(ctx, change, order.courier_id, {order_id}, now)
+    ctx.store.apply(change)
+    return cancelled
+
+
+def start_shift(
+    ctx: Engine,
+    courier_id: str,
+    location: Location,
+    now: int,
+    shift_end: int,
+    *,
+    speed_mps: float = 4.5,
+    capacity: int = 3,
+) -> Courier:
+    """Put a courier on shift at ``location`` until ``shift_end``."""
+    check_now(now)
+    if isinstance(shift_end, bool) or not isinstance(shift_end, int) or shift_end <= now:
+        raise InvalidInput(f"shift_end must be whole seconds after now ({now} s)", field="shift_end")
+    old = ctx.store.get_courier(courier_id)
+    if old is not None and old.on_shift:
+        raise Conflict(f"courier {courier_id!r} is already on shift")
+    courier = Courier(
+        id=courier_id,
+        location=location,
+        seen_at=now,
+        shift_end=shift_end,
+        speed_mps=speed_mps,
+        capacity=capacity,
+        status=CourierStatus.IDLE,
+        version=1 if old is None else old.version + 1,
+    )
+    ctx.store.apply(
+        Change(
+            couriers=[courier],
+            courier_cells={courier_id: location_to_cell(location, ctx.config.h3_resolution)},
+            events=[
+                NewEvent("courier.shift_started", now, courier_id=courier_id, data={"shift_end": shift_end})
+            ],
+        )
+    )
+    return courier
+
+
+def end_shift(ctx: Engine, courier_id: str, now: int) -> Courier:
+    """End a shift: orders not yet picked up go back to the pool; picked-up ones are still delivered."""
+    check_now(now)
+    courier = courier_on_shift(ctx, courier_id)
+    route = ctx.store.get_route(courier_id)
+    change = Change(events=[NewEvent("courier.shift_ended", now, courier_id=courier_id)])
+    not_picked = {
+        oid for oid in (route.order_ids if route else ()) if order_of(ctx, oid).status is OrderStatus.ASSIGNED
+    }
+    remaining = drop_from_plan(ctx, change, courier_id, not_picked, now, courier=courier, write_courier=False)
+    status = CourierStatus.BUSY if remaining else CourierStatus.OFF_SHIFT
+    updated = next_version(courier, shift_end=min(courier.shift_end, now), status=status)
+    change.couriers.append(updated)
+    if status is CourierStatus.OFF_SHIFT:
+        change.courier_cells[courier_id] = None
+    ctx.store.apply(change)
+    return updated
+
+
+def update_position(ctx: Engine, courier_id: str, location: Location, now: int) -> None:
+    """A position ping: the hot path. Updates the cell index; no event, no re-planning."""
+    check_now(now)
+    if not isinstance(location, Location):
+        raise InvalidInput("location must be a Location", field="location")
+    courier_on_shift(ctx, courier_id)
+    ctx.store.set_position(courier_id, location, location_to_cell(location, ctx.config.h3_resolution), now)
+
+
+def arrived(ctx: Engine, courier_id: str, now: int) -> Route:
+    """The courier reports being at its next stop."""
+    check_now(now)
+    courier = courier_on_shift(ctx, courier_id)
+    route = route_with_stops(ctx, courier_id)
+    first = route.stops[0]
+    # a plan is part of its courier: every write of one bumps the other (see _drop_from_plan)
+    if first.kind is StopKind.REPOSITION:
+        # arrived where it was sent to wait: the stop is done, whatever comes next
+        rest = retime(ctx, courier, first.location, now, route.stops[1:])
+        new_route = replace(route, stops=rest, arrived_at=None, planned_at=now)
+        # with nothing after it, the courier waits here, idle
+        idle = {} if rest else {"status": CourierStatus.IDLE, "available_at": now}
+        bumped = next_version(courier, **idle)
+    else:
+        stops = retime(ctx, courier, first.location, now, route.stops)
+        new_route = replace(route, stops=stops, arrived_at=now)
+        bumped = next_version(courier)
+    change = Change(
+        couriers=[bumped],
+        routes={courier_id: new_route if new_route.stops else None},
+        events=[
+            NewEvent(
+                "courier.arrived",
+                now,
+                courier_id=courier_id,
+                merchant_id=first.merchant_id if first.kind is not StopKind.DROPOFF else None,
+                order_id=first.order_ids[0] if first.kind is StopKind.DROPOFF else None,
+                data={"stop": first.kind.value},
+            )
+        ],
+    )
+    ctx.store.apply(change)
+    return new_route
+
+
+def picked_up(ctx: Engine, courier_id: str, order_id: str, now: int) -> Route:
+    """The courier collected ``order_id`` at its merchant."""
+    check_now(now)
+    courier = courier_on_shift(ctx, courier_id)
+    route = route_with_stops(ctx, courier_id)
+    order = order_of(ctx, order_id)
+    if order.courier_id != courier_id:
+        raise Conflict(f"order {order_id!r} is not assigned to courier {courier_id!r}")
+    if order.status is not OrderStatus.ASSIGNED:
+        raise IllegalTransition(f"order {order_id!r} is {order.status.value}, not waiting for pickup")
+    stops = []
+    for stop in route.stops:
+        if stop.kind is StopKind.PICKUP and order_id in stop.order_ids:
+            left = tuple(o for o in stop.order_ids if o != order_id)
+            if left:
+                stops.append(replace(stop, order_ids=left))
+        else:
+            stops.append(stop)
+    merchant = merchant_of(ctx, order.merchant_id)
+    rest = ctx.config.pickup_service_s - ctx.config.pickup_service_s // 2
+    still_here = bool(stops) and stops[0].kind is StopKind.PICKUP and stops[0].merchant_id == merchant.id
+    picked = next_version(order, status=OrderStatus.PICKED_UP, picked_up_at=now)
+    orders_now = {order_id: picked}
+    # still at the merchant with more to collect: the next hand-over can be right now
+    start_at = now - ctx.config.pickup_service_s // 2 if still_here else now + rest
+    new_stops = retime(ctx, courier, merchant.location, start_at, stops, overrides=orders_now)
+    new_route = replace(route, stops=new_stops, arrived_at=now if still_here else None, planned_at=now)
+    ctx.store.apply(
+        Change(
+            orders=[picked],
+            couriers=[next_version(courier)],
+            routes={courier_id: new_route},
+            events=[NewEvent("order.picked_up", now, order_id=order_id, courier_id=courier_id)],
+        )
+    )
+    return new_route
+
+
+def delivered(ctx: Engine, courier_id: str, order_id: str, now: int) -> Route:
+    """The courier handed ``order_id`` to its customer."""
+    check_now(now)
+    courier = courier_of(ctx, courier_id)
+    route = route_with_stops(ctx, courier_id)
+    order = order_of(ctx, order_id)
+    if order.courier_id != courier_id:
+        raise Conflict(f"order {order_id!r} is not assigned to courier {courier_id!r}")
+    if order.status is not OrderStatus.PICKED_UP:
+        raise IllegalTransition(
+            f"order {order_id!r} is {order.status.value}; only picked-up orders are delivered"
+        )
+    stops = tuple(s for s in route.stops if not (s.kind is StopKind.DROPOFF and order_id in s.order_ids))
+    done = next_version(order, status=OrderStatus.DELIVERED, delivered_at=now)
+    rest = ctx.config.dropoff_service_s - ctx.config.dropoff_service_s // 2
+    change = Change(
+        orders=[done],
+        events=[NewEvent("order.delivered", now, order_id=order_id, courier_id=courier_id)],
+    )
+    if stops:
+        new_stops = retime(ctx, courier, order.dropoff, now + rest, stops)
+        new_route: Route | None = replace(route, stops=new_stops, arrived_at=None, planned_at=now)
+        change.routes[courier_id] = new_route
+        change.couriers.append(next_version(courier))
+    else:
+        new_route = None
+        change.routes[courier_id] = None
+        off = courier.shift_end <= now
+        status = CourierStatus.OFF_SHIFT if off else CourierStatus.IDLE
+        change.couriers.append(next_version(courier, status=status, available_at=now + rest))
+        if off:
+            change.courier_cells[courier_id] = None
+    ctx.store.apply(change)
+    return new_route or Route(courier_id, (), now)
+
+
+def release(ctx: Engine, courier_id: str, order_id: str, now: int) -> Order:
+    """The courier turns down an order it has not picked up: it goes back to the pool."""
+    check_now(now)
+    courier = courier_on_shift(ctx, courier_id)
+    order = order_of(ctx, order_id)
+    if order.courier_id != courier_id or order.status is not OrderStatus.ASSIGNED:
+        raise IllegalTransition(f"order {order_id!r} is not waiting for pickup by courier {courier_id!r}")
+    change = Change(events=[NewEvent("order.released", now, order_id=order_id, courier_id=courier_id)])
+    drop_from_plan(ctx, change, courier_id, {order_id}, now, courier=courier)
+    ctx.store.apply(change)
+    return order_of(ctx, order_id)
+
+
+def drop_from_plan(
+    ctx: Engine,
+    change: Change,
+    courier_id: str,
+    order_ids: set[str],
+    now: int,
+    *,
+    courier: Courier | None = None,
+    write_courier: bool = True,
+) -> tuple[Stop, ...]:
+    """Take not-yet-picked-up orders out of a courier's plan; returns the stops left.
+
+    Orders other than the ones already in ``change`` go back to ``placed``.
+    """
+    courier = courier or courier_of(ctx, courier_id)
+    route = ctx.store.get_route(courier_id)
+    in_change = {o.id for o in change.orders}
+    for oid in sorted(order_ids - in_change):
+        order = order_of(ctx, oid)
+        change.orders.append(
+            next_version(order, status=OrderStatus.PLACED, courier_id=None, assigned_at=None)
+        )
+        change.events.append(NewEvent("order.unassigned", now, order_id=oid, courier_id=courier_id))
+    if route is None:
+        return ()
+    kept = tuple(
+        replace(s, order_ids=tuple(o for o in s.order_ids if o not in order_ids))
+        for s in route.stops
+        if s.kind is StopKind.REPOSITION or any(o not in order_ids for o in s.order_ids)
+    )
+    if kept == route.stops:
+        return kept  # nothing of this plan changes: its times stand
+    if kept:
+        # Stops before the first one that changed keep their times; the rest are re-timed
+        # from where and when the courier leaves the last unchanged stop.
+        same = 0
+        while same < len(kept) and kept[same] == route.stops[same]:
+            same += 1
+        if same:
+            start, start_at = kept[same - 1].location, kept[same - 1].depart_at
+        elif route.arrived_at is not None and kept[0].location == route.stops[0].location:
+            start, start_at = kept[0].location, route.arrived_at
+        else:
+            start, start_at = courier.location, max(now, courier.seen_at, courier.available_at)
+        kept = kept[:same] + retime(ctx, courier, start, start_at, kept[same:])
+        change.routes[courier_id] = replace(route, stops=kept, planned_at=now)
+        # Every write of a plan bumps its courier's version (read before the plan), so two
+        # callers changing one courier's plan at once (a tick and a cancel, in two processes)
+        # cannot both win: the store refuses the second as a StaleWrite.
+        if write_courier:
+            change.couriers.append(next_version(courier))
+    else:
+        change.routes[courier_id] = None
+        if write_courier:
+            change.couriers.append(next_version(courier, status=CourierStatus.IDLE))
+    return kept

@@ -1,0 +1,67 @@
+"""One ETA per order: from nearby supply while it waits, from its courier's plan once assigned."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dispatch.admission import after_pickup_s, supply_arrival
+from dispatch.lookups import Engine, check_now, courier_of, merchant_of, order_of, retime, route_with_stops
+from dispatch.models import OrderStatus, Route
+from dispatch.ticking import stops_of
+
+__all__ = ["Eta", "eta"]
+
+
+@dataclass(frozen=True, slots=True)
+class Eta:
+    """When things will happen for one order.
+
+    ``courier_arrival_at`` is when a courier reaches the restaurant (for the restaurant);
+    ``pickup_at`` and ``dropoff_at`` when the food changes hands. ``estimated`` is true
+    while no courier is assigned: then the times come from nearby supply and preparation.
+    """
+
+    order_id: str
+    status: OrderStatus
+    courier_id: str | None
+    courier_arrival_at: int | None
+    pickup_at: int | None
+    dropoff_at: int | None
+    deadline: int
+    estimated: bool
+
+
+def eta(ctx: Engine, order_id: str, now: int) -> Eta:
+    """When the courier reaches the restaurant, and when the food is picked up and delivered."""
+    check_now(now)
+    order = order_of(ctx, order_id)
+    arrival: int | None = None
+    pickup: int | None = order.picked_up_at
+    dropoff: int | None = order.delivered_at
+    if order.status is OrderStatus.PLACED:
+        merchant = merchant_of(ctx, order.merchant_id)
+        arrival = supply_arrival(ctx, merchant, now)
+        pickup = max(order.ready_at, arrival + ctx.config.pickup_service_s // 2)
+        dropoff = pickup + after_pickup_s(ctx, merchant, order.dropoff)
+    elif order.status in (OrderStatus.ASSIGNED, OrderStatus.PICKED_UP):
+        assert order.courier_id is not None
+        courier = courier_of(ctx, order.courier_id)
+        route = route_with_stops(ctx, courier.id)
+        stops = route.stops
+        if route.arrived_at is None and now > stops[0].arrive_at:
+            # running late on the first leg: replan from where the courier was last seen
+            stops = retime(ctx, courier, courier.location, max(now, courier.seen_at), stops)
+        pickup_stop, dropoff_stop = stops_of(Route(courier.id, stops, now), order.id)
+        if pickup_stop is not None:
+            arrival, pickup = pickup_stop.arrive_at, pickup_stop.service_at
+        dropoff = dropoff_stop.service_at if dropoff_stop else None
+    return Eta(
+        order_id=order.id,
+        status=order.status,
+        courier_id=order.courier_id if order.status is not OrderStatus.CANCELLED else None,
+        courier_arrival_at=arrival,
+        pickup_at=pickup,
+        dropoff_at=dropoff,
+        deadline=order.window.end,
+        estimated=order.status is OrderStatus.PLACED,
+    )
