@@ -1,286 +1,46 @@
-"""State in Redis: the :class:`~dispatch.store.Store` protocol for many processes, and the city's
-dispatcher lease.
-
-The only module of :mod:`dispatch` that imports the Redis client. Every key of a city starts
-with ``dispatch:{<city>}:``: the hash tag ``{<city>}`` puts all of them in one slot, so each
-multi-key script below runs unchanged on Redis Cluster (the scripts build the names of the
-per-cell and per-status keys from that prefix, as BullMQ does; all stay in the city's slot).
-
-==============================  =======  ==================================================
-key (after the prefix)          type     holds
-==============================  =======  ==================================================
-``merchants``                   hash     merchant id -> record (JSON)
-``couriers``                    hash     courier id -> record (JSON, with ``version``)
-``positions``                   hash     courier id -> last ping newer than the record
-``on_shift``                    set      ids of couriers not off shift
-``cell_of``                     hash     courier id -> H3 cell of its position
-``cell:<h3>``                   set      couriers in that cell: candidate search is a lookup
-``orders``                      hash     order id -> record (JSON, with ``version``)
-``status:<status>``             zset     order ids by status, in the order they got it
-``merchant_orders:<id>``        zset     a merchant's order ids, in placement order
-``routes``                      hash     courier id -> plan (JSON)
-``events``                      stream   one entry per event, entry id ``<seq>-0``
-``seq``                         string   the last event seq (dense 1..n: the API pages on it)
-``ordinal``                     string   a counter that orders the zsets
-``lease`` / ``lease_token``     string   the dispatcher lease ``<token>:<owner>`` (PX) and
-                                         its monotonically increasing fencing token
-==============================  =======  ==================================================
-
-:meth:`RedisStore.apply` is one Lua script: it checks the fencing token, new ids and versions
-exactly like :class:`~dispatch.store.MemoryStore` (same errors, same messages), and only then
-writes records, indexes and events. A script runs alone on the server, and it writes nothing
-before every check has passed, so a change is applied whole or not at all.
-
-Position pings are telemetry (last write wins, no version): they go to ``positions`` without
-touching the versioned record, so a ping never makes a concurrent decision stale and a
-decision never loses a newer ping. Reads merge the two.
-"""
+"""The :class:`~dispatch.store.Store` of one city in Redis (see :mod:`dispatch.redis_store`)."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
-import os
-import re
-import socket
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import cast
 
-import redis
-from redis.backoff import NoBackoff
-from redis.cluster import RedisCluster
-from redis.retry import Retry
-
-from dispatch.errors import DuplicateId, LeaseLost, StoreUnavailable
+from dispatch.errors import DuplicateId, LeaseLost
 from dispatch.models import (
     Courier,
     CourierStatus,
-    DeliveryArea,
     Event,
     Location,
     Merchant,
     Order,
     OrderStatus,
     Route,
-    Stop,
-    StopKind,
-    Window,
+)
+from dispatch.redis_store.client import Client, city_prefix, connect, redis_errors_as_unavailable
+from dispatch.redis_store.codec import (
+    decode_courier,
+    decode_merchant,
+    decode_order,
+    decode_route,
+    dumps,
+    encode_courier,
+    encode_merchant,
+    encode_order,
+    encode_position,
+    encode_route,
 )
 from dispatch.store import Change, check_plan_owners, version_error
 
-__all__ = ["Client", "Lease", "RedisStore", "city_prefix", "connect", "redis_errors_as_unavailable"]
+__all__ = ["RedisStore"]
 
-_CITY = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-#: Error replies that mean "not now" rather than "never": the server is loading its AOF, is a
-#: read-only replica after a failover, or cannot persist.
-_TRANSIENT_REPLIES = ("LOADING", "READONLY", "MISCONF", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
 _CHUNK = 1000  # ids per HMGET inside a script (Lua's unpack has a stack limit)
 _DECODED_MAX = 200_000  # decoded couriers kept per store before the cache starts over
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
-#: A single Redis server or a Redis Cluster (every key of a city lives in one slot of it).
-Client = redis.Redis | RedisCluster
-
 #: (key prefix, token) of the lease the writes in this context are fenced with (see RedisStore.fencing)
 _FENCE: ContextVar[tuple[str, int] | None] = ContextVar("dispatch_redis_fence", default=None)
-
-
-def city_prefix(city: str) -> str:
-    """The prefix of every key of ``city``; ``{city}`` is the Redis Cluster hash tag.
-
-    >>> city_prefix("berlin")
-    'dispatch:{berlin}:'
-    """
-    if not isinstance(city, str) or not _CITY.match(city):
-        raise ValueError(f"a city name is 1-64 of A-Z a-z 0-9 . _ -, got {city!r}")
-    return f"dispatch:{{{city}}}:"
-
-
-def connect(url: str, *, timeout_s: float = 2.0, cluster: bool = False) -> Client:
-    """A client for ``url`` (``redis://host:port/db``) that fails fast instead of hanging.
-
-    Socket and connect timeouts are ``timeout_s``; a command is re-sent once on a dropped
-    connection (a restarted server), never after a timeout (it may have run). ``cluster``:
-    ``url`` names one node of a Redis Cluster, and the client finds the others.
-    """
-    if cluster:
-        return RedisCluster.from_url(
-            url,
-            decode_responses=True,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-        )
-    return redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        protocol=2,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        retry=Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
-    )
-
-
-def _unavailable(exc: Exception) -> StoreUnavailable:
-    # the client is told what kind of failure, not where the server is
-    return StoreUnavailable(
-        f"the shared state (Redis) is unavailable ({type(exc).__name__}); retry shortly",
-        retry_after_s=1,
-    )
-
-
-def redis_errors_as_unavailable(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn Redis connection failures, timeouts and transient replies into :class:`StoreUnavailable`."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise _unavailable(exc) from exc
-        except redis.exceptions.ResponseError as exc:
-            if str(exc).startswith(_TRANSIENT_REPLIES):
-                raise _unavailable(exc) from exc
-            raise
-
-    return wrapper
-
-
-# -- records <-> JSON ---------------------------------------------------------------------------
-# Compact and explicit: every field by name, floats as Python writes them (they read back equal).
-
-
-def _loc(loc: Location) -> list[float]:
-    if loc.x_m is None or loc.y_m is None:
-        return [loc.lat, loc.lng]
-    return [loc.lat, loc.lng, loc.x_m, loc.y_m]
-
-
-def _unloc(v: list[float]) -> Location:
-    return Location(v[0], v[1]) if len(v) == 2 else Location(v[0], v[1], v[2], v[3])
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def encode_merchant(m: Merchant) -> str:
-    area = {"radius_m": m.area.radius_m} if m.area.polygon is None else {"polygon": m.area.polygon}
-    return _dumps(
-        {"id": m.id, "loc": _loc(m.location), "area": area, "prep": m.prep_s, "promise": m.promise_s}
-    )
-
-
-def decode_merchant(raw: str | bytes) -> Merchant:
-    d = json.loads(raw)
-    return Merchant(d["id"], _unloc(d["loc"]), DeliveryArea(**d["area"]), d["prep"], d["promise"])
-
-
-def encode_courier(c: Courier) -> str:
-    return _dumps(
-        {
-            "id": c.id,
-            "loc": _loc(c.location),
-            "seen_at": c.seen_at,
-            "shift_end": c.shift_end,
-            "speed": c.speed_mps,
-            "cap": c.capacity,
-            "status": c.status.value,
-            "avail": c.available_at,
-            "version": c.version,
-        }
-    )
-
-
-def decode_courier(raw: str | bytes, position: str | bytes | None = None) -> Courier:
-    d = json.loads(raw)
-    loc, seen_at = _unloc(d["loc"]), d["seen_at"]
-    if position is not None:  # a ping newer than the record: [seen_at, cell, lat, lng(, x, y)]
-        p = json.loads(position)
-        loc, seen_at = _unloc(p[2:]), p[0]
-    return Courier(
-        d["id"],
-        loc,
-        seen_at,
-        d["shift_end"],
-        d["speed"],
-        d["cap"],
-        CourierStatus(d["status"]),
-        d["avail"],
-        d["version"],
-    )
-
-
-def encode_order(o: Order) -> str:
-    return _dumps(
-        {
-            "id": o.id,
-            "mid": o.merchant_id,
-            "drop": _loc(o.dropoff),
-            "placed": o.placed_at,
-            "ready": o.ready_at,
-            "win": [o.window.start, o.window.end],
-            "sched": o.scheduled,
-            "status": o.status.value,
-            "cid": o.courier_id,
-            "assigned": o.assigned_at,
-            "picked": o.picked_up_at,
-            "delivered": o.delivered_at,
-            "version": o.version,
-        }
-    )
-
-
-def decode_order(raw: str | bytes) -> Order:
-    d = json.loads(raw)
-    return Order(
-        d["id"],
-        d["mid"],
-        _unloc(d["drop"]),
-        d["placed"],
-        d["ready"],
-        Window(d["win"][0], d["win"][1]),
-        d["sched"],
-        OrderStatus(d["status"]),
-        d["cid"],
-        d["assigned"],
-        d["picked"],
-        d["delivered"],
-        d["version"],
-    )
-
-
-def encode_route(r: Route) -> str:
-    stops = [
-        [
-            s.kind.value,
-            list(s.order_ids),
-            _loc(s.location),
-            s.arrive_at,
-            s.service_at,
-            s.depart_at,
-            s.merchant_id,
-        ]
-        for s in r.stops
-    ]
-    return _dumps({"cid": r.courier_id, "stops": stops, "planned": r.planned_at, "arrived": r.arrived_at})
-
-
-def decode_route(raw: str | bytes) -> Route:
-    d = json.loads(raw)
-    stops = tuple(
-        Stop(StopKind(k), tuple(oids), _unloc(loc), arrive, service, depart, mid)
-        for k, oids, loc, arrive, service, depart, mid in d["stops"]
-    )
-    return Route(d["cid"], stops, d["planned"], d["arrived"])
-
-
-def _position(location: Location, cell: str, seen_at: int) -> str:
-    return _dumps([seen_at, cell, *_loc(location)])
 
 
 # -- scripts ------------------------------------------------------------------------------------
@@ -413,35 +173,6 @@ for i = 1, #ids, {chunk} do
 end
 return out
 """.replace("{chunk}", str(_CHUNK))
-
-_LEASE_ACQUIRE = """
-local v = redis.call('GET', KEYS[1])
-if v then
-  if ARGV[3] ~= '' and string.match(v, '^(%d+):') == ARGV[3] then
-    redis.call('PEXPIRE', KEYS[1], ARGV[1])
-    return tonumber(ARGV[3])
-  end
-  return 0
-end
-local t = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], t .. ':' .. ARGV[2], 'PX', ARGV[1])
-return t
-"""
-
-_LEASE_RENEW = """
-local v = redis.call('GET', KEYS[1])
-if v and string.match(v, '^(%d+):') == ARGV[2] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  return 1
-end
-return 0
-"""
-
-_LEASE_RELEASE = """
-local v = redis.call('GET', KEYS[1])
-if v and string.match(v, '^(%d+):') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 class _Scripts:
@@ -633,7 +364,7 @@ class RedisStore:
     def set_position(self, courier_id: str, location: Location, cell: str, seen_at: int) -> None:
         self._scripts.set_position(
             keys=[self.key("couriers"), self.key("positions"), self.key("cell_of")],
-            args=[self.prefix, courier_id, _position(location, cell, seen_at), cell],
+            args=[self.prefix, courier_id, encode_position(location, cell, seen_at), cell],
         )
 
     @redis_errors_as_unavailable
@@ -654,14 +385,14 @@ class RedisStore:
             "cells": [[cid, cell or ""] for cid, cell in change.courier_cells.items()],
             "routes": [[cid, "" if r is None else encode_route(r)] for cid, r in change.routes.items()],
             "events": [
-                _dumps(
+                dumps(
                     {"at": e.at, "kind": e.kind, "o": e.order_id, "c": e.courier_id, "m": e.merchant_id}
                     | {"d": e.data}
                 )
                 for e in change.events
             ],
         }
-        reply = self._scripts.apply(keys=self._apply_keys, args=[self.prefix, _dumps(payload)])
+        reply = self._scripts.apply(keys=self._apply_keys, args=[self.prefix, dumps(payload)])
         outcome = reply[0]
         if outcome == "ok":
             first = int(reply[1])
@@ -688,77 +419,3 @@ def _view(store: RedisStore) -> RedisStore:
     view = object.__new__(RedisStore)
     view.__dict__.update(store.__dict__)
     return view
-
-
-class Lease:
-    """The city's dispatcher lease: one holder at a time, with an expiry and a fencing token.
-
-    :meth:`acquire` takes a free lease and gets a token larger than every earlier one;
-    :meth:`renew` extends it only while this holder still has it. When a holder dies its lease
-    expires after ``ttl_s`` and the next :meth:`acquire` elsewhere succeeds; a write made
-    through ``store.fenced(old_token)`` after that is refused by the store.
-    """
-
-    def __init__(self, client: Client, city: str, *, ttl_s: float = 5.0, owner: str | None = None) -> None:
-        if not ttl_s > 0:
-            raise ValueError(f"a lease lasts a positive number of seconds, got {ttl_s!r}")
-        prefix = city_prefix(city)
-        self.city = city
-        self.ttl_s = ttl_s
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
-        self.token: int | None = None
-        self._keys = [prefix + "lease", prefix + "lease_token"]
-        self._valid_until = 0.0
-        self._acquire = client.register_script(_LEASE_ACQUIRE)
-        self._renew = client.register_script(_LEASE_RENEW)
-        self._release = client.register_script(_LEASE_RELEASE)
-        self._client = client
-
-    @property
-    def ttl_ms(self) -> int:
-        return max(1, round(self.ttl_s * 1000))
-
-    @property
-    def held(self) -> bool:
-        """Whether this process holds the lease, as far as it knows (it may have expired since)."""
-        return self.token is not None and time.monotonic() < self._valid_until
-
-    @redis_errors_as_unavailable
-    def acquire(self) -> bool:
-        """Take the lease if it is free (or extend it if this holder has it); whether it is held."""
-        started = time.monotonic()
-        mine = "" if self.token is None else str(self.token)
-        token = int(self._acquire(keys=self._keys, args=[self.ttl_ms, self.owner, mine]))
-        if token:
-            self.token, self._valid_until = token, started + self.ttl_s
-            return True
-        self.token = None
-        return False
-
-    @redis_errors_as_unavailable
-    def renew(self) -> bool:
-        """Extend the lease; ``False`` (and no token any more) when another process has it now."""
-        if self.token is None:
-            return False
-        started = time.monotonic()
-        if int(self._renew(keys=self._keys, args=[self.ttl_ms, str(self.token)])):
-            self._valid_until = started + self.ttl_s
-            return True
-        self.token = None
-        return False
-
-    @redis_errors_as_unavailable
-    def release(self) -> None:
-        """Give the lease up now (a clean shutdown), so another process takes over at once."""
-        token, self.token = self.token, None
-        if token is not None:
-            self._release(keys=self._keys, args=[str(token)])
-
-    @redis_errors_as_unavailable
-    def holder(self) -> tuple[int, str] | None:
-        """``(token, owner)`` of whoever holds the lease now, or ``None``."""
-        value = self._client.get(self._keys[0])
-        if value is None:
-            return None
-        token, _, owner = str(value).partition(":")
-        return int(token), owner

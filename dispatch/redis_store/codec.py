@@ -1,0 +1,173 @@
+"""Records <-> JSON, as stored in Redis."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dispatch.models import (
+    Courier,
+    CourierStatus,
+    DeliveryArea,
+    Location,
+    Merchant,
+    Order,
+    OrderStatus,
+    Route,
+    Stop,
+    StopKind,
+    Window,
+)
+
+__all__ = [
+    "decode_courier",
+    "decode_location",
+    "decode_merchant",
+    "decode_order",
+    "decode_route",
+    "dumps",
+    "encode_courier",
+    "encode_location",
+    "encode_merchant",
+    "encode_order",
+    "encode_position",
+    "encode_route",
+]
+
+# -- records <-> JSON ---------------------------------------------------------------------------
+# Compact and explicit: every field by name, floats as Python writes them (they read back equal).
+
+
+def encode_location(loc: Location) -> list[float]:
+    if loc.x_m is None or loc.y_m is None:
+        return [loc.lat, loc.lng]
+    return [loc.lat, loc.lng, loc.x_m, loc.y_m]
+
+
+def decode_location(v: list[float]) -> Location:
+    return Location(v[0], v[1]) if len(v) == 2 else Location(v[0], v[1], v[2], v[3])
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def encode_merchant(m: Merchant) -> str:
+    area = {"radius_m": m.area.radius_m} if m.area.polygon is None else {"polygon": m.area.polygon}
+    return dumps(
+        {
+            "id": m.id,
+            "loc": encode_location(m.location),
+            "area": area,
+            "prep": m.prep_s,
+            "promise": m.promise_s,
+        }
+    )
+
+
+def decode_merchant(raw: str | bytes) -> Merchant:
+    d = json.loads(raw)
+    return Merchant(d["id"], decode_location(d["loc"]), DeliveryArea(**d["area"]), d["prep"], d["promise"])
+
+
+def encode_courier(c: Courier) -> str:
+    return dumps(
+        {
+            "id": c.id,
+            "loc": encode_location(c.location),
+            "seen_at": c.seen_at,
+            "shift_end": c.shift_end,
+            "speed": c.speed_mps,
+            "cap": c.capacity,
+            "status": c.status.value,
+            "avail": c.available_at,
+            "version": c.version,
+        }
+    )
+
+
+def decode_courier(raw: str | bytes, position: str | bytes | None = None) -> Courier:
+    d = json.loads(raw)
+    loc, seen_at = decode_location(d["loc"]), d["seen_at"]
+    if position is not None:  # a ping newer than the record: [seen_at, cell, lat, lng(, x, y)]
+        p = json.loads(position)
+        loc, seen_at = decode_location(p[2:]), p[0]
+    return Courier(
+        d["id"],
+        loc,
+        seen_at,
+        d["shift_end"],
+        d["speed"],
+        d["cap"],
+        CourierStatus(d["status"]),
+        d["avail"],
+        d["version"],
+    )
+
+
+def encode_order(o: Order) -> str:
+    return dumps(
+        {
+            "id": o.id,
+            "mid": o.merchant_id,
+            "drop": encode_location(o.dropoff),
+            "placed": o.placed_at,
+            "ready": o.ready_at,
+            "win": [o.window.start, o.window.end],
+            "sched": o.scheduled,
+            "status": o.status.value,
+            "cid": o.courier_id,
+            "assigned": o.assigned_at,
+            "picked": o.picked_up_at,
+            "delivered": o.delivered_at,
+            "version": o.version,
+        }
+    )
+
+
+def decode_order(raw: str | bytes) -> Order:
+    d = json.loads(raw)
+    return Order(
+        d["id"],
+        d["mid"],
+        decode_location(d["drop"]),
+        d["placed"],
+        d["ready"],
+        Window(d["win"][0], d["win"][1]),
+        d["sched"],
+        OrderStatus(d["status"]),
+        d["cid"],
+        d["assigned"],
+        d["picked"],
+        d["delivered"],
+        d["version"],
+    )
+
+
+def encode_route(r: Route) -> str:
+    stops = [
+        [
+            s.kind.value,
+            list(s.order_ids),
+            encode_location(s.location),
+            s.arrive_at,
+            s.service_at,
+            s.depart_at,
+            s.merchant_id,
+        ]
+        for s in r.stops
+    ]
+    return dumps({"cid": r.courier_id, "stops": stops, "planned": r.planned_at, "arrived": r.arrived_at})
+
+
+def decode_route(raw: str | bytes) -> Route:
+    d = json.loads(raw)
+    stops = tuple(
+        Stop(StopKind(k), tuple(oids), decode_location(loc), arrive, service, depart, mid)
+        for k, oids, loc, arrive, service, depart, mid in d["stops"]
+    )
+    return Route(d["cid"], stops, d["planned"], d["arrived"])
+
+
+def encode_position(location: Location, cell: str, seen_at: int) -> str:
+    return dumps([seen_at, cell, *encode_location(location)])
