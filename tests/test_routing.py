@@ -22,7 +22,7 @@ from dispatch.routing import (
     evaluate,
     solve,
 )
-from dispatch.routing.exact import _min_travel_sequence
+from dispatch.routing.exact import min_travel_sequence
 
 # Grubhub's instances with 2 to 12 pairs, copied into the repository (tests/data/tsppd/README.md)
 GRUBHUB = Path(__file__).parent / "data" / "tsppd" / "grubhub"
@@ -524,7 +524,7 @@ def test_bounded_search_matches_the_dense_table(problem: RoutingProblem) -> None
     # 10 tasks: solve() takes the bounded search, the dense table still runs in ~0.1 s
     plan = solve(problem, exact_max_tasks=6)
     assert plan.optimal
-    assert plan.cost == _sequence_travel(problem, _min_travel_sequence(problem))
+    assert plan.cost == _sequence_travel(problem, min_travel_sequence(problem))
     _check_feasible(problem, plan)
     _same_as_evaluate(problem, plan)
 
@@ -564,4 +564,4 @@ def test_bounded_search_with_orders_on_board_and_a_small_box() -> None:
     plan = solve(problem)
     assert plan.optimal
     _check_feasible(problem, plan)
-    assert plan.cost == _sequence_travel(problem, _min_travel_sequence(problem))
+    assert plan.cost == _sequence_travel(problem, min_travel_sequence(problem))

@@ -32,17 +32,15 @@ import time
 import numpy as np  # noqa: F401  (the doctests use it)
 
 from dispatch.errors import InvalidInput
+from dispatch.routing.bounded import BOUNDED_MAX_TASKS, MIN_SEARCH_SHARE, bounded_min_travel_sequence
 from dispatch.routing.exact import (
-    _BOUNDED_MAX_TASKS,
-    _DENSE_MAX_TASKS,
-    _MAX_LABEL_TASKS,
-    _MIN_SEARCH_SHARE,
-    _bounded_min_travel_sequence,
-    _label_sequence,
-    _min_travel_sequence,
+    DENSE_MAX_TASKS,
+    MAX_LABEL_TASKS,
     brute_force,
+    label_sequence,
+    min_travel_sequence,
 )
-from dispatch.routing.heuristic import _insertion_sequence, _ortools_sequence
+from dispatch.routing.heuristic import insertion_sequence, ortools_sequence
 from dispatch.routing.problem import (
     Objective,
     PlannedStop,
@@ -50,9 +48,9 @@ from dispatch.routing.problem import (
     RouteTask,
     RoutingProblem,
     Step,
-    _plan,
-    _whole,
     evaluate,
+    timed_plan,
+    whole_number,
 )
 
 __all__ = [
@@ -117,37 +115,37 @@ def solve(problem: RoutingProblem, *, time_limit_s: float = 1.0, exact_max_tasks
     """
     if not time_limit_s > 0:
         raise InvalidInput(f"time_limit_s must be positive, got {time_limit_s!r}", field="time_limit_s")
-    exact_max_tasks = _whole(exact_max_tasks, "exact_max_tasks")
+    exact_max_tasks = whole_number(exact_max_tasks, "exact_max_tasks")
     if not problem.tasks:
-        return _plan(problem, (), optimal=True)
+        return timed_plan(problem, (), optimal=True)
     n = len(problem.tasks)
     if exact_max_tasks and n == 1:
         # one order has exactly one feasible sequence: the common case of a dispatch tick
         only: tuple[Step, ...] = (
             (("dropoff", 0),) if problem.tasks[0].pickup is None else (("pickup", 0), ("dropoff", 0))
         )
-        return _plan(problem, only, optimal=True)
-    if exact_max_tasks and problem.objective.time_independent and n <= _BOUNDED_MAX_TASKS:
-        if n <= _DENSE_MAX_TASKS:
-            return _plan(problem, _min_travel_sequence(problem), optimal=True)
+        return timed_plan(problem, only, optimal=True)
+    if exact_max_tasks and problem.objective.time_independent and n <= BOUNDED_MAX_TASKS:
+        if n <= DENSE_MAX_TASKS:
+            return timed_plan(problem, min_travel_sequence(problem), optimal=True)
         started = time.perf_counter()
-        steps, proven = _bounded_min_travel_sequence(problem, time_limit_s)
+        steps, proven = bounded_min_travel_sequence(problem, time_limit_s)
         if proven:
-            return _plan(problem, steps, optimal=True)
+            return timed_plan(problem, steps, optimal=True)
         # Not proven: guided local search from the best route found, for the time left.
-        left_s = max(time_limit_s - (time.perf_counter() - started), _MIN_SEARCH_SHARE * time_limit_s)
-        found = _ortools_sequence(problem, steps, left_s, seeded=True)
-        plans = [_plan(problem, steps, optimal=False)]
+        left_s = max(time_limit_s - (time.perf_counter() - started), MIN_SEARCH_SHARE * time_limit_s)
+        found = ortools_sequence(problem, steps, left_s, seeded=True)
+        plans = [timed_plan(problem, steps, optimal=False)]
         if found is not None:
             plans.append(evaluate(problem, found))
         return min(plans, key=lambda plan: plan.cost)
-    if n <= min(exact_max_tasks, _MAX_LABEL_TASKS) and not problem.objective.time_independent:
-        return _plan(problem, _label_sequence(problem), optimal=True)
+    if n <= min(exact_max_tasks, MAX_LABEL_TASKS) and not problem.objective.time_independent:
+        return timed_plan(problem, label_sequence(problem), optimal=True)
 
-    constructed = _insertion_sequence(problem)
+    constructed = insertion_sequence(problem)
     plans = []
-    found = _ortools_sequence(problem, constructed, time_limit_s)
+    found = ortools_sequence(problem, constructed, time_limit_s)
     if found is not None:
         plans.append(evaluate(problem, found))
-    plans.append(_plan(problem, constructed, optimal=False))
+    plans.append(timed_plan(problem, constructed, optimal=False))
     return min(plans, key=lambda plan: plan.cost)

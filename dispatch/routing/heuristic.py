@@ -6,21 +6,21 @@ from collections.abc import Sequence
 
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
-from dispatch.routing.problem import RoutingProblem, Step, _dropoff_cost, _final_leg, _next_stop, _node
+from dispatch.routing.problem import RoutingProblem, Step, dropoff_cost, final_leg, next_stop, node_of
 
 __all__: list[str] = []
 
 # -- heuristics ------------------------------------------------------------------------------
 
 
-def _sequence_cost(problem: RoutingProblem, steps: Sequence[Step], bound: int | None = None) -> int | None:
+def sequence_cost(problem: RoutingProblem, steps: Sequence[Step], bound: int | None = None) -> int | None:
     """Cost of a precedence-feasible (possibly partial) sequence; ``None`` if the load goes
     over the capacity or the cost over ``bound``."""
     node, after_pickup, depart = 0, False, problem.start_at
     load = problem.onboard_load
     cost = 0
     for kind, task in steps:
-        _, travel, _, service, depart = _next_stop(problem, node, after_pickup, depart, kind, task)
+        _, travel, _, service, depart = next_stop(problem, node, after_pickup, depart, kind, task)
         cost += problem.objective.travel_weight * travel
         if kind == "pickup":
             load += problem.tasks[task].size
@@ -28,15 +28,15 @@ def _sequence_cost(problem: RoutingProblem, steps: Sequence[Step], bound: int | 
                 return None
         else:
             load -= problem.tasks[task].size
-            cost += _dropoff_cost(problem, task, service)[1]
+            cost += dropoff_cost(problem, task, service)[1]
         if bound is not None and cost > bound:
             return None
-        node, after_pickup = _node(problem, kind, task), kind == "pickup"
-    cost += problem.objective.travel_weight * _final_leg(problem, node)
+        node, after_pickup = node_of(problem, kind, task), kind == "pickup"
+    cost += problem.objective.travel_weight * final_leg(problem, node)
     return None if bound is not None and cost > bound else cost
 
 
-def _insertion_sequence(problem: RoutingProblem) -> list[Step]:
+def insertion_sequence(problem: RoutingProblem) -> list[Step]:
     """Cheapest insertion: on-board drop-offs first, then each order by ready time, each at the
     positions of least added cost. Always feasible: appending a pickup and its drop-off to
     a complete sequence is."""
@@ -58,7 +58,7 @@ def _insertion_sequence(problem: RoutingProblem) -> list[Step]:
                 for to in range(at, len(steps) + 1)
             ]
         for candidate in candidates:
-            cost = _sequence_cost(problem, candidate, None if best is None else best[0] - 1)
+            cost = sequence_cost(problem, candidate, None if best is None else best[0] - 1)
             if cost is not None and (best is None or cost < best[0]):
                 best = (cost, candidate)
         assert best is not None
@@ -66,7 +66,7 @@ def _insertion_sequence(problem: RoutingProblem) -> list[Step]:
     return steps
 
 
-def _ortools_sequence(
+def ortools_sequence(
     problem: RoutingProblem, initial: list[Step], time_limit_s: float, *, seeded: bool = False
 ) -> list[Step] | None:
     """An order of stops found by OR-Tools routing, or ``None`` if it finds none in time.
@@ -87,7 +87,7 @@ def _ortools_sequence(
         steps.append(("dropoff", task))
     size = len(steps) + 2
     end = size - 1
-    node = [0] + [_node(problem, kind, task) for kind, task in steps] + [0]
+    node = [0] + [node_of(problem, kind, task) for kind, task in steps] + [0]
     is_pickup = [False] + [kind == "pickup" for kind, _ in steps] + [False]
     hp = problem.pickup_service_s // 2
     hd = problem.dropoff_service_s // 2
@@ -107,10 +107,10 @@ def _ortools_sequence(
         for b in range(1, size - 1):
             if a == b or (is_pickup[a] and is_pickup[b] and node[a] == node[b]):
                 continue  # consecutive pickups at one node are one stop
-            hop = problem._travel[node[a]][node[b]]
+            hop = problem.travel_rows[node[a]][node[b]]
             time_matrix[a][b] = after[a] + hop + before[b]
             cost_matrix[a][b] = objective.travel_weight * hop
-        leg = _final_leg(problem, node[a])
+        leg = final_leg(problem, node[a])
         time_matrix[a][end] = after[a] + leg
         cost_matrix[a][end] = objective.travel_weight * leg
     opens = [problem.start_at] + [item.ready_at for item in tasks] + [item.window_start for item in tasks]

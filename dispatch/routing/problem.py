@@ -30,7 +30,7 @@ def _is_whole(value: object) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
 
 
-def _whole(value: object, name: str, *, minimum: int = 0) -> int:
+def whole_number(value: object, name: str, *, minimum: int = 0) -> int:
     if not isinstance(value, int | np.integer) or isinstance(value, bool) or int(value) < minimum:
         raise InvalidInput(f"{name} must be a whole number >= {minimum}, got {value!r}", field=name)
     return int(value)
@@ -74,11 +74,11 @@ class RouteTask:
 
     def __post_init__(self) -> None:
         if self.pickup is not None:
-            object.__setattr__(self, "pickup", _whole(self.pickup, "pickup"))
+            object.__setattr__(self, "pickup", whole_number(self.pickup, "pickup"))
         for name in ("dropoff", "ready_at", "window_start", "size"):
-            object.__setattr__(self, name, _whole(getattr(self, name), name))
+            object.__setattr__(self, name, whole_number(getattr(self, name), name))
         if self.deadline is not None:
-            object.__setattr__(self, "deadline", _whole(self.deadline, "deadline"))
+            object.__setattr__(self, "deadline", whole_number(self.deadline, "deadline"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +100,7 @@ class Objective:
 
     def __post_init__(self) -> None:
         for name in ("travel_weight", "lateness_weight", "completion_weight"):
-            object.__setattr__(self, name, _whole(getattr(self, name), name))
+            object.__setattr__(self, name, whole_number(getattr(self, name), name))
 
     @property
     def time_independent(self) -> bool:
@@ -154,7 +154,7 @@ class RoutingProblem:
     end: int | None = None
     # The matrix as nested lists: indexing them is several times faster than numpy's
     # scalar indexing in the per-stop loops.
-    _travel: list[list[int]] = field(init=False, repr=False)
+    travel_rows: list[list[int]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         matrix = np.asarray(self.travel_s)
@@ -174,7 +174,7 @@ class RoutingProblem:
         matrix = matrix.astype(np.int64, copy=True)
         matrix.flags.writeable = False
         object.__setattr__(self, "travel_s", matrix)
-        object.__setattr__(self, "_travel", matrix.tolist())
+        object.__setattr__(self, "travel_rows", matrix.tolist())
 
         tasks = tuple(self.tasks)
         object.__setattr__(self, "tasks", tasks)
@@ -190,17 +190,19 @@ class RoutingProblem:
                     )
 
         if self.end is not None:
-            end = _whole(self.end, "end")
+            end = whole_number(self.end, "end")
             if end >= nodes:
                 raise InvalidInput(f"end node {end} is outside the {nodes}-node matrix", field="end")
             object.__setattr__(self, "end", end)
-        object.__setattr__(self, "start_at", _whole(self.start_at, "start_at"))
-        object.__setattr__(self, "pickup_service_s", _whole(self.pickup_service_s, "pickup_service_s"))
-        object.__setattr__(self, "dropoff_service_s", _whole(self.dropoff_service_s, "dropoff_service_s"))
+        object.__setattr__(self, "start_at", whole_number(self.start_at, "start_at"))
+        object.__setattr__(self, "pickup_service_s", whole_number(self.pickup_service_s, "pickup_service_s"))
+        object.__setattr__(
+            self, "dropoff_service_s", whole_number(self.dropoff_service_s, "dropoff_service_s")
+        )
         if not isinstance(self.objective, Objective):
             raise InvalidInput(f"objective must be an Objective, got {self.objective!r}", field="objective")
         if self.capacity is not None:
-            capacity = _whole(self.capacity, "capacity")
+            capacity = whole_number(self.capacity, "capacity")
             object.__setattr__(self, "capacity", capacity)
             for index, task in enumerate(tasks):
                 if task.size > capacity:
@@ -270,7 +272,7 @@ class RoutePlan:
 # -- timing ----------------------------------------------------------------------------------
 
 
-def _next_stop(
+def next_stop(
     problem: RoutingProblem, node: int, after_pickup: bool, depart_at: int, kind: str, task: int
 ) -> tuple[bool, int, int, int, int]:
     """Time one step after leaving ``node`` at ``depart_at``.
@@ -286,29 +288,29 @@ def _next_stop(
         if after_pickup and target == node:
             service = max(depart_at - after, item.ready_at)
             return True, 0, -1, service, service + after
-        travel = problem._travel[node][target]
+        travel = problem.travel_rows[node][target]
         arrive = depart_at + travel
         service = max(item.ready_at, arrive + problem.pickup_service_s // 2)
         return False, travel, arrive, service, service + after
     before = problem.dropoff_service_s // 2
-    travel = problem._travel[node][item.dropoff]
+    travel = problem.travel_rows[node][item.dropoff]
     arrive = depart_at + travel
     service = max(arrive + before, item.window_start)
     return False, travel, arrive, service, service + problem.dropoff_service_s - before
 
 
-def _final_leg(problem: RoutingProblem, node: int) -> int:
+def final_leg(problem: RoutingProblem, node: int) -> int:
     """Travel from the last stop's ``node`` to the route's end (0 for an open path)."""
-    return 0 if problem.end is None else problem._travel[node][problem.end]
+    return 0 if problem.end is None else problem.travel_rows[node][problem.end]
 
 
-def _node(problem: RoutingProblem, kind: str, task: int) -> int:
+def node_of(problem: RoutingProblem, kind: str, task: int) -> int:
     node = problem.tasks[task].pickup if kind == "pickup" else problem.tasks[task].dropoff
     assert node is not None
     return node
 
 
-def _dropoff_cost(problem: RoutingProblem, task: int, service_at: int) -> tuple[int, int]:
+def dropoff_cost(problem: RoutingProblem, task: int, service_at: int) -> tuple[int, int]:
     """``(lateness_s, cost)`` of a drop-off of ``task`` at ``service_at``."""
     deadline = problem.tasks[task].deadline
     late = 0 if deadline is None else max(0, service_at - deadline)
@@ -362,26 +364,26 @@ def _check_sequence(problem: RoutingProblem, sequence: Sequence[tuple[str, int]]
     return steps
 
 
-def _plan(problem: RoutingProblem, steps: Sequence[Step], *, optimal: bool) -> RoutePlan:
+def timed_plan(problem: RoutingProblem, steps: Sequence[Step], *, optimal: bool) -> RoutePlan:
     """Time a valid sequence of steps."""
     stops: list[PlannedStop] = []
     node, after_pickup, depart = 0, False, problem.start_at
     travel_s = lateness_s = cost = 0
     for kind, task in steps:
-        merged, travel, arrive, service, depart = _next_stop(problem, node, after_pickup, depart, kind, task)
+        merged, travel, arrive, service, depart = next_stop(problem, node, after_pickup, depart, kind, task)
         if merged:
             last = stops[-1]
             stops[-1] = replace(last, tasks=(*last.tasks, task), service_at=service, depart_at=depart)
         else:
-            node = _node(problem, kind, task)
+            node = node_of(problem, kind, task)
             stops.append(PlannedStop(kind, node, (task,), arrive, service, depart))
         after_pickup = kind == "pickup"
         travel_s += travel
         if kind == "dropoff":
-            late, stop_cost = _dropoff_cost(problem, task, service)
+            late, stop_cost = dropoff_cost(problem, task, service)
             lateness_s += late
             cost += stop_cost
-    travel_s += _final_leg(problem, node)
+    travel_s += final_leg(problem, node)
     cost += problem.objective.travel_weight * travel_s
     return RoutePlan(tuple(stops), cost, travel_s, lateness_s, optimal)
 
@@ -424,4 +426,4 @@ def evaluate(problem: RoutingProblem, sequence: Sequence[tuple[str, int]]) -> Ro
     ...
     dispatch.errors.InvalidInput: task 0 is dropped off before it is picked up
     """
-    return _plan(problem, _check_sequence(problem, sequence), optimal=False)
+    return timed_plan(problem, _check_sequence(problem, sequence), optimal=False)
