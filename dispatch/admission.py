@@ -12,6 +12,7 @@ from dispatch.geo import AreaIndex, disk_k_for, location_to_cell
 from dispatch.lookups import Engine, check_now, merchant_of
 from dispatch.models import CourierStatus, Location, Merchant, Order, StopKind, Window
 from dispatch.store import Change, NewEvent
+from dispatch.timing import pickup_at, pickup_to_dropoff_s
 
 __all__ = [
     "Admitted",
@@ -89,7 +90,7 @@ def quote(
     """
     a = admit(ctx, areas, merchant_id, dropoff, now, window, ready_at)
     cfg = ctx.config
-    pickup_eta = max(a.ready_at, supply_arrival(ctx, a.merchant, now) + cfg.pickup_service_s // 2)
+    pickup_eta = pickup_at(supply_arrival(ctx, a.merchant, now), a.ready_at, cfg.pickup_service_s)
     return Quote(
         merchant_id=a.merchant.id,
         dropoff=dropoff,
@@ -210,7 +211,7 @@ def after_pickup_s(ctx: Engine, merchant: Merchant, dropoff: Location) -> int:
     """From the pickup hand-over to the drop-off hand-over, riding straight there."""
     cfg = ctx.config
     ride_s = ctx.travel.travel_s(merchant.location, dropoff, cfg.reference_speed_mps)
-    return cfg.pickup_service_s - cfg.pickup_service_s // 2 + ride_s + cfg.dropoff_service_s // 2
+    return pickup_to_dropoff_s(ride_s, cfg.pickup_service_s, cfg.dropoff_service_s)
 
 
 def supply_arrival(ctx: Engine, merchant: Merchant, now: int) -> int:

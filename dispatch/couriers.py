@@ -19,6 +19,7 @@ from dispatch.lookups import (
 )
 from dispatch.models import Courier, CourierStatus, Location, Order, OrderStatus, Route, Stop, StopKind
 from dispatch.store import Change, NewEvent, next_version
+from dispatch.timing import handover_s, leave_s
 
 __all__ = [
     "arrived",
@@ -169,12 +170,12 @@ def picked_up(ctx: Engine, courier_id: str, order_id: str, now: int) -> Route:
         else:
             stops.append(stop)
     merchant = merchant_of(ctx, order.merchant_id)
-    rest = ctx.config.pickup_service_s - ctx.config.pickup_service_s // 2
+    rest = leave_s(ctx.config.pickup_service_s)
     still_here = bool(stops) and stops[0].kind is StopKind.PICKUP and stops[0].merchant_id == merchant.id
     picked = next_version(order, status=OrderStatus.PICKED_UP, picked_up_at=now)
     orders_now = {order_id: picked}
     # still at the merchant with more to collect: the next hand-over can be right now
-    start_at = now - ctx.config.pickup_service_s // 2 if still_here else now + rest
+    start_at = now - handover_s(ctx.config.pickup_service_s) if still_here else now + rest
     new_stops = retime(ctx, courier, merchant.location, start_at, stops, overrides=orders_now)
     new_route = replace(route, stops=new_stops, arrived_at=now if still_here else None, planned_at=now)
     ctx.store.apply(
@@ -202,7 +203,7 @@ def delivered(ctx: Engine, courier_id: str, order_id: str, now: int) -> Route:
         )
     stops = tuple(s for s in route.stops if not (s.kind is StopKind.DROPOFF and order_id in s.order_ids))
     done = next_version(order, status=OrderStatus.DELIVERED, delivered_at=now)
-    rest = ctx.config.dropoff_service_s - ctx.config.dropoff_service_s // 2
+    rest = leave_s(ctx.config.dropoff_service_s)
     change = Change(
         orders=[done],
         events=[NewEvent("order.delivered", now, order_id=order_id, courier_id=courier_id)],

@@ -8,6 +8,7 @@ from dispatch.admission import after_pickup_s, supply_arrival
 from dispatch.lookups import Engine, check_now, courier_of, merchant_of, order_of, retime, route_with_stops
 from dispatch.models import OrderStatus, Route
 from dispatch.ticking import stops_of
+from dispatch.timing import pickup_at
 
 __all__ = ["Eta", "eta"]
 
@@ -41,7 +42,7 @@ def eta(ctx: Engine, order_id: str, now: int) -> Eta:
     if order.status is OrderStatus.PLACED:
         merchant = merchant_of(ctx, order.merchant_id)
         arrival = supply_arrival(ctx, merchant, now)
-        pickup = max(order.ready_at, arrival + ctx.config.pickup_service_s // 2)
+        pickup = pickup_at(arrival, order.ready_at, ctx.config.pickup_service_s)
         dropoff = pickup + after_pickup_s(ctx, merchant, order.dropoff)
     elif order.status in (OrderStatus.ASSIGNED, OrderStatus.PICKED_UP):
         assert order.courier_id is not None

@@ -12,6 +12,7 @@ from dispatch.config import DispatchConfig
 from dispatch.geo import TravelModel
 from dispatch.matching.policy import Bundle
 from dispatch.models import Merchant, Order
+from dispatch.timing import handover_s, leave_s
 
 if TYPE_CHECKING:
     from dispatch.matching.pricing import Tick
@@ -81,8 +82,7 @@ def drop_offsets(
 
     Returns the sequence and an array of shape ``(len(speeds_mps), len(orders))``.
     """
-    half = config.dropoff_service_s // 2
-    rest = config.dropoff_service_s - half
+    half, rest = handover_s(config.dropoff_service_s), leave_s(config.dropoff_service_s)
     remaining = list(orders)
     here = merchant.location
     sequence: list[Order] = []
@@ -106,7 +106,7 @@ def on_time_together(
     orders: Sequence[Order], merchant: Merchant, config: DispatchConfig, travel: TravelModel, speed_mps: float
 ) -> bool:
     ready = max(o.ready_at for o in orders)
-    depart = ready + config.pickup_service_s - config.pickup_service_s // 2
+    depart = ready + leave_s(config.pickup_service_s)
     sequence, offsets = drop_offsets(orders, merchant, config, travel, [speed_mps])
     return all(depart + int(off) <= o.window.end for o, off in zip(sequence, offsets[0], strict=True))
 

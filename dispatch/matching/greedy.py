@@ -5,6 +5,7 @@ from __future__ import annotations
 from dispatch.config import DispatchConfig
 from dispatch.geo import CourierIndex, TravelModel
 from dispatch.matching.policy import Decision, Snapshot
+from dispatch.timing import pickup_at
 
 __all__ = ["GreedyPolicy"]
 
@@ -26,7 +27,6 @@ class GreedyPolicy:
         for pos, s in enumerate(idle):
             index.upsert(str(pos), s.free_location, s.courier.speed_mps)
         decisions = []
-        hp = config.pickup_service_s // 2
         for order in sorted(snapshot.orders, key=lambda o: (o.placed_at, o.id)):
             if not len(index):
                 break
@@ -35,7 +35,7 @@ class GreedyPolicy:
                 merchant.location, travel, max_budget_s=config.max_pickup_travel_s, limit=4
             ):
                 s = idle[int(cid)]
-                if max(order.ready_at, now + travel_s + hp) <= s.courier.shift_end:
+                if pickup_at(now + travel_s, order.ready_at, config.pickup_service_s) <= s.courier.shift_end:
                     index.remove(cid)
                     decisions.append(Decision(s.courier.id, (order.id,), cost=travel_s))
                     break

@@ -14,6 +14,7 @@ from dispatch.matching.assignment import RESERVE_ROUNDS
 from dispatch.matching.bundling import drop_offsets
 from dispatch.matching.policy import Bundle, CourierSupply
 from dispatch.models import Merchant
+from dispatch.timing import handover_s, leave_s
 
 __all__ = ["NO_ARCS", "Option", "Prices", "Tick", "join_arcs"]
 
@@ -53,14 +54,14 @@ class Prices:
     def of(self, bundle: Bundle) -> Option | None:
         """The bundle's cheapest couriers, or None when nobody can carry it."""
         config, cand = self.tick.config, self.cand
-        hp = config.pickup_service_s // 2
+        hp = handover_s(config.pickup_service_s)
         ready = bundle.ready_at
         # each candidate rides at its own speed
         seq, offsets = drop_offsets(
             bundle.orders, self.merchant, config, self.tick.travel, self.tick.speed_values
         )
-        service = np.maximum(ready, self.arrive + hp)
-        depart = service + config.pickup_service_s - hp
+        service = np.maximum(ready, self.arrive + hp)  # timing.pickup_at, for every candidate at once
+        depart = service + leave_s(config.pickup_service_s)
         late = np.zeros(len(cand), dtype=np.int64)
         click_to_door = np.zeros(len(cand), dtype=np.int64)
         food_wait = np.zeros(len(cand), dtype=np.int64)
@@ -125,7 +126,7 @@ def join_arcs(
         service = max(held.pickup_at, bundle.ready_at)
         if service > s.courier.shift_end or service - held.pickup_at > config.join_max_wait_s:
             continue
-        depart = service + config.pickup_service_s - config.pickup_service_s // 2
+        depart = service + leave_s(config.pickup_service_s)
         sequence, offsets = drop_offsets(together, merchant, config, travel, [s.courier.speed_mps])
         drop = {o.id: depart + int(off) for o, off in zip(sequence, offsets[0], strict=True)}
         planned = list(zip(held.orders, held.dropoff_at, strict=True))

@@ -4,7 +4,8 @@ A :class:`RoutingProblem` holds one courier, a square matrix of travel seconds b
 nodes (node 0 is where the courier is at ``start_at``) and the tasks (orders) to carry,
 each with a pickup node (``None`` when the order is already on board) and a drop-off node.
 :func:`solve` orders the stops; :func:`evaluate` times any given order of stops. Both
-return a :class:`RoutePlan` whose times and cost always come from :func:`evaluate`'s rules:
+return a :class:`RoutePlan` whose times and cost always come from :func:`evaluate`'s rules
+(the stop rules of :mod:`dispatch.timing`):
 
 * travelling from node ``a`` to node ``b`` takes ``travel_s[a][b]``; the route is an open
   path that ends at the last drop-off, or, with an ``end`` node, continues there (that

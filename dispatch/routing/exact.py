@@ -23,6 +23,7 @@ from dispatch.routing.problem import (
     node_of,
     timed_plan,
 )
+from dispatch.timing import handover_s, leave_s
 
 __all__ = [
     "DENSE_MAX_TASKS",
@@ -230,10 +231,8 @@ def label_sequence(problem: RoutingProblem) -> list[Step]:
     powers = [3**task for task in range(n)]
     objective = problem.objective
     travel = problem.travel_rows
-    hp = problem.pickup_service_s // 2
-    pickup_after = problem.pickup_service_s - hp
-    hd = problem.dropoff_service_s // 2
-    dropoff_after = problem.dropoff_service_s - hd
+    hp, pickup_after = handover_s(problem.pickup_service_s), leave_s(problem.pickup_service_s)
+    hd, dropoff_after = handover_s(problem.dropoff_service_s), leave_s(problem.dropoff_service_s)
     capacity = problem.capacity
     upper = sequence_cost(problem, insertion_sequence(problem))
     assert upper is not None

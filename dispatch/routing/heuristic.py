@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
 from dispatch.routing.problem import RoutingProblem, Step, dropoff_cost, final_leg, next_stop, node_of
+from dispatch.timing import handover_s, leave_s
 
 __all__: list[str] = []
 
@@ -89,17 +90,10 @@ def ortools_sequence(
     end = size - 1
     node = [0] + [node_of(problem, kind, task) for kind, task in steps] + [0]
     is_pickup = [False] + [kind == "pickup" for kind, _ in steps] + [False]
-    hp = problem.pickup_service_s // 2
-    hd = problem.dropoff_service_s // 2
+    hp, hd = handover_s(problem.pickup_service_s), handover_s(problem.dropoff_service_s)
+    lp, ld = leave_s(problem.pickup_service_s), leave_s(problem.dropoff_service_s)
     before = [0] + [hp if pickup else hd for pickup in is_pickup[1:-1]] + [0]
-    after = (
-        [0]
-        + [
-            problem.pickup_service_s - hp if pickup else problem.dropoff_service_s - hd
-            for pickup in is_pickup[1:-1]
-        ]
-        + [0]
-    )
+    after = [0] + [lp if pickup else ld for pickup in is_pickup[1:-1]] + [0]
 
     time_matrix = [[0] * size for _ in range(size)]
     cost_matrix = [[0] * size for _ in range(size)]

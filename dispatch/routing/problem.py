@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dispatch.errors import InvalidInput
+from dispatch.timing import dropoff_at, leave_s, pickup_at
 
 __all__ = [
     "Objective",
@@ -282,7 +283,7 @@ def next_stop(
     """
     item = problem.tasks[task]
     if kind == "pickup":
-        after = problem.pickup_service_s - problem.pickup_service_s // 2
+        after = leave_s(problem.pickup_service_s)
         target = item.pickup
         assert target is not None
         if after_pickup and target == node:
@@ -290,13 +291,12 @@ def next_stop(
             return True, 0, -1, service, service + after
         travel = problem.travel_rows[node][target]
         arrive = depart_at + travel
-        service = max(item.ready_at, arrive + problem.pickup_service_s // 2)
+        service = pickup_at(arrive, item.ready_at, problem.pickup_service_s)
         return False, travel, arrive, service, service + after
-    before = problem.dropoff_service_s // 2
     travel = problem.travel_rows[node][item.dropoff]
     arrive = depart_at + travel
-    service = max(arrive + before, item.window_start)
-    return False, travel, arrive, service, service + problem.dropoff_service_s - before
+    service = dropoff_at(arrive, item.window_start, problem.dropoff_service_s)
+    return False, travel, arrive, service, service + leave_s(problem.dropoff_service_s)
 
 
 def final_leg(problem: RoutingProblem, node: int) -> int:
