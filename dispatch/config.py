@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 from dispatch.errors import InvalidInput
@@ -91,26 +92,44 @@ class DispatchConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.city, str) or not self.city or "{" in self.city or "}" in self.city:
             raise InvalidInput("city must be a non-empty name without braces", field="city")
-        if not 0 <= self.h3_resolution <= 15 or not 0 <= self.area_resolution <= 15:
-            raise InvalidInput("H3 resolutions must be in 0..15", field="h3_resolution")
         for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(f.default, bool) and not isinstance(value, bool):
-                raise InvalidInput(f"{f.name} must be true or false, got {value!r}", field=f.name)
-            if f.name.endswith(("_s", "_weight", "_size", "_bundle", "_orders")) and (
-                isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
-            ):
-                raise InvalidInput(f"{f.name} must be a number >= 0, got {value!r}", field=f.name)
-        if (
-            not isinstance(self.reposition_travel_share, (int, float))
-            or not 0 <= self.reposition_travel_share <= 1
-        ):
-            raise InvalidInput("reposition_travel_share must be in 0..1", field="reposition_travel_share")
-        if not self.reference_speed_mps > 0:
-            raise InvalidInput("reference_speed_mps must be positive", field="reference_speed_mps")
-        if self.max_window_s <= 0 or self.promise_s <= 0:
-            raise InvalidInput("promise_s and max_window_s must be positive", field="promise_s")
-        if self.max_bundle_size < 1 or self.candidates_per_bundle < 1:
-            raise InvalidInput(
-                "max_bundle_size and candidates_per_bundle must be >= 1", field="max_bundle_size"
-            )
+            if f.name != "city":
+                _check(f.name, f.type, getattr(self, f.name))
+
+
+#: Ranges other than the default (whole numbers >= 0; real numbers >= 0), as
+#: (least, greatest, least allowed too); ``None``: no bound.
+_RANGES: dict[str, tuple[float, float | None, bool]] = {
+    "h3_resolution": (0, 15, True),
+    "area_resolution": (0, 15, True),
+    "promise_s": (1, None, True),
+    "max_window_s": (1, None, True),
+    "max_bundle_size": (1, None, True),
+    "candidates_per_bundle": (1, None, True),
+    "reposition_travel_share": (0, 1, True),
+    "reference_speed_mps": (0, None, False),
+    "route_time_limit_s": (0, None, False),
+}
+
+
+def _check(name: str, kind: object, value: object) -> None:
+    """One field by its type (``int``: whole numbers, seconds or counts; ``float``: any real
+    number; ``bool``) and range."""
+    least, greatest, closed = _RANGES.get(name, (0, None, True))
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise InvalidInput(f"{name} must be true or false, got {value!r}", field=name)
+        return
+    if kind == "int":
+        what = "whole seconds" if name.endswith("_s") else "a whole number"
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidInput(f"{name} must be {what} (an int), got {value!r}", field=name)
+    elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidInput(f"{name} must be a finite number, got {value!r}", field=name)
+    else:
+        what = "a number"
+    if value < least or (value == least and not closed) or (greatest is not None and value > greatest):
+        bound = f"{'>=' if closed else '>'} {least:g}" + (
+            f" and <= {greatest:g}" if greatest is not None else ""
+        )
+        raise InvalidInput(f"{name} must be {what} {bound}, got {value!r}", field=name)
