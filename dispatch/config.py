@@ -113,23 +113,22 @@ _RANGES: dict[str, tuple[float, float | None, bool]] = {
 
 
 def _check(name: str, kind: object, value: object) -> None:
-    """One field by its type (``int``: whole numbers, seconds or counts; ``float``: any real
-    number; ``bool``) and range."""
-    least, greatest, closed = _RANGES.get(name, (0, None, True))
+    """One field by its type (``int``: whole numbers, seconds or counts; ``float``: any finite
+    real number; ``bool``) and range."""
     if kind == "bool":
         if not isinstance(value, bool):
             raise InvalidInput(f"{name} must be true or false, got {value!r}", field=name)
         return
+    least, greatest, closed = _RANGES.get(name, (0, None, True))
+    rule = f"{'>=' if closed else '>'} {least:g}" + (f" and <= {greatest:g}" if greatest is not None else "")
     if kind == "int":
-        what = "whole seconds" if name.endswith("_s") else "a whole number"
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidInput(f"{name} must be {what} (an int), got {value!r}", field=name)
-    elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidInput(f"{name} must be a finite number, got {value!r}", field=name)
+        rule += " in whole seconds (an int)" if name.endswith("_s") else ", a whole number (an int)"
+        ok = not isinstance(value, bool) and isinstance(value, int)
     else:
-        what = "a number"
-    if value < least or (value == least and not closed) or (greatest is not None and value > greatest):
-        bound = f"{'>=' if closed else '>'} {least:g}" + (
-            f" and <= {greatest:g}" if greatest is not None else ""
-        )
-        raise InvalidInput(f"{name} must be {what} {bound}, got {value!r}", field=name)
+        rule += ", finite"
+        ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+    if ok:
+        assert isinstance(value, int | float)
+        ok = (value > least or (closed and value == least)) and (greatest is None or value <= greatest)
+    if not ok:
+        raise InvalidInput(f"{name} must be a number {rule}, got {value!r}", field=name)
