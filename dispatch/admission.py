@@ -10,7 +10,7 @@ import h3
 from dispatch.errors import DuplicateId, InvalidInput, InvalidWindow, OutsideDeliveryArea, WindowInfeasible
 from dispatch.geo import AreaIndex, disk_k_for, location_to_cell
 from dispatch.lookups import Engine, check_now, merchant_of
-from dispatch.models import CourierStatus, Location, Merchant, Order, StopKind, Window
+from dispatch.models import CourierStatus, EventKind, Location, Merchant, Order, StopKind, Window
 from dispatch.store import Change, NewEvent
 from dispatch.timing import pickup_at, pickup_to_dropoff_s
 
@@ -195,7 +195,7 @@ def place_order(
             orders=[order],
             events=[
                 NewEvent(
-                    "order.placed",
+                    EventKind.ORDER_PLACED,
                     now,
                     order_id=order.id,
                     merchant_id=merchant_id,

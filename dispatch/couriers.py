@@ -17,7 +17,17 @@ from dispatch.lookups import (
     retime,
     route_with_stops,
 )
-from dispatch.models import Courier, CourierStatus, Location, Order, OrderStatus, Route, Stop, StopKind
+from dispatch.models import (
+    Courier,
+    CourierStatus,
+    EventKind,
+    Location,
+    Order,
+    OrderStatus,
+    Route,
+    Stop,
+    StopKind,
+)
 from dispatch.store import Change, NewEvent, next_version
 from dispatch.timing import handover_s, leave_s
 
@@ -41,7 +51,7 @@ def cancel_order(ctx: Engine, order_id: str, now: int) -> Order:
     if order.status not in (OrderStatus.PLACED, OrderStatus.ASSIGNED):
         raise IllegalTransition(f"order {order_id!r} is {order.status.value}; it can no longer be cancelled")
     cancelled = next_version(order, status=OrderStatus.CANCELLED)
-    change = Change(orders=[cancelled], events=[NewEvent("order.cancelled", now, order_id=order_id)])
+    change = Change(orders=[cancelled], events=[NewEvent(EventKind.ORDER_CANCELLED, now, order_id=order_id)])
     if order.courier_id is not None:
         drop_from_plan(ctx, change, order.courier_id, {order_id}, now)
     ctx.store.apply(change)
@@ -80,7 +90,9 @@ def start_shift(
             couriers=[courier],
             courier_cells={courier_id: location_to_cell(location, ctx.config.h3_resolution)},
             events=[
-                NewEvent("courier.shift_started", now, courier_id=courier_id, data={"shift_end": shift_end})
+                NewEvent(
+                    EventKind.COURIER_SHIFT_STARTED, now, courier_id=courier_id, data={"shift_end": shift_end}
+                )
             ],
         )
     )
@@ -92,7 +104,7 @@ def end_shift(ctx: Engine, courier_id: str, now: int) -> Courier:
     check_now(now)
     courier = courier_on_shift(ctx, courier_id)
     route = ctx.store.get_route(courier_id)
-    change = Change(events=[NewEvent("courier.shift_ended", now, courier_id=courier_id)])
+    change = Change(events=[NewEvent(EventKind.COURIER_SHIFT_ENDED, now, courier_id=courier_id)])
     not_picked = {
         oid for oid in (route.order_ids if route else ()) if order_of(ctx, oid).status is OrderStatus.ASSIGNED
     }
@@ -138,7 +150,7 @@ def arrived(ctx: Engine, courier_id: str, now: int) -> Route:
         routes={courier_id: new_route if new_route.stops else None},
         events=[
             NewEvent(
-                "courier.arrived",
+                EventKind.COURIER_ARRIVED,
                 now,
                 courier_id=courier_id,
                 merchant_id=first.merchant_id if first.kind is not StopKind.DROPOFF else None,
@@ -183,7 +195,7 @@ def picked_up(ctx: Engine, courier_id: str, order_id: str, now: int) -> Route:
             orders=[picked],
             couriers=[next_version(courier)],
             routes={courier_id: new_route},
-            events=[NewEvent("order.picked_up", now, order_id=order_id, courier_id=courier_id)],
+            events=[NewEvent(EventKind.ORDER_PICKED_UP, now, order_id=order_id, courier_id=courier_id)],
         )
     )
     return new_route
@@ -206,7 +218,7 @@ def delivered(ctx: Engine, courier_id: str, order_id: str, now: int) -> Route:
     rest = leave_s(ctx.config.dropoff_service_s)
     change = Change(
         orders=[done],
-        events=[NewEvent("order.delivered", now, order_id=order_id, courier_id=courier_id)],
+        events=[NewEvent(EventKind.ORDER_DELIVERED, now, order_id=order_id, courier_id=courier_id)],
     )
     if stops:
         new_stops = retime(ctx, courier, order.dropoff, now + rest, stops)
@@ -232,7 +244,9 @@ def release(ctx: Engine, courier_id: str, order_id: str, now: int) -> Order:
     order = order_of(ctx, order_id)
     if order.courier_id != courier_id or order.status is not OrderStatus.ASSIGNED:
         raise IllegalTransition(f"order {order_id!r} is not waiting for pickup by courier {courier_id!r}")
-    change = Change(events=[NewEvent("order.released", now, order_id=order_id, courier_id=courier_id)])
+    change = Change(
+        events=[NewEvent(EventKind.ORDER_RELEASED, now, order_id=order_id, courier_id=courier_id)]
+    )
     drop_from_plan(ctx, change, courier_id, {order_id}, now, courier=courier)
     ctx.store.apply(change)
     return order_of(ctx, order_id)
@@ -260,7 +274,7 @@ def drop_from_plan(
         change.orders.append(
             next_version(order, status=OrderStatus.PLACED, courier_id=None, assigned_at=None)
         )
-        change.events.append(NewEvent("order.unassigned", now, order_id=oid, courier_id=courier_id))
+        change.events.append(NewEvent(EventKind.ORDER_UNASSIGNED, now, order_id=oid, courier_id=courier_id))
     if route is None:
         return ()
     kept = tuple(

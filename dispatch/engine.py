@@ -18,7 +18,7 @@ from dispatch.etas import Eta
 from dispatch.geo import GreatCircleTravel, TravelModel
 from dispatch.lookups import check_now, courier_of, merchant_of, order_of
 from dispatch.matching import DispatchPolicy, OptimizingPolicy
-from dispatch.models import Courier, Location, Merchant, Order, Route, Window
+from dispatch.models import Courier, EventKind, Location, Merchant, Order, Route, Window
 from dispatch.store import Change, MemoryStore, NewEvent, Store
 from dispatch.ticking import TickResult, run_tick
 
@@ -67,7 +67,7 @@ class Dispatcher:
             Change(
                 merchants=[merchant],
                 new_merchant_ids={merchant.id},
-                events=[NewEvent("merchant.created", now, merchant_id=merchant.id)],
+                events=[NewEvent(EventKind.MERCHANT_CREATED, now, merchant_id=merchant.id)],
             )
         )
         return merchant
@@ -77,7 +77,10 @@ class Dispatcher:
         merchant_of(self, merchant.id)
         self._areas.get(merchant, self.config.area_resolution)
         self.store.apply(
-            Change(merchants=[merchant], events=[NewEvent("merchant.updated", now, merchant_id=merchant.id)])
+            Change(
+                merchants=[merchant],
+                events=[NewEvent(EventKind.MERCHANT_UPDATED, now, merchant_id=merchant.id)],
+            )
         )
         return merchant
 

@@ -17,7 +17,7 @@ from dispatch.errors import (
 )
 from dispatch.geo import TravelModel
 from dispatch.models import Courier, Location, Merchant, Order, OrderStatus, Route, Stop
-from dispatch.planning import retime_stops
+from dispatch.planning import Planner
 from dispatch.store import Store
 
 __all__ = [
@@ -97,14 +97,11 @@ def retime(
             orders[oid] = (overrides or {}).get(oid) or order_of(ctx, oid)
     on_board = frozenset(oid for oid, o in orders.items() if o.status is OrderStatus.PICKED_UP)
     merchants = {o.merchant_id: merchant_of(ctx, o.merchant_id) for o in orders.values()}
-    return retime_stops(
-        ctx.config,
-        ctx.travel,
+    return Planner(ctx.config, ctx.travel, merchants).retime(
         speed_mps=courier.speed_mps,
         start=start,
         start_at=start_at,
         stops=stops,
         orders=orders,
         on_board=on_board,
-        merchants=merchants,
     )

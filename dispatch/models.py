@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from dispatch.errors import InvalidInput, InvalidLocation, InvalidWindow
 
@@ -278,6 +278,14 @@ class Route:
         return self.stops[-1].depart_at if self.stops else None
 
 
+class Placement(NamedTuple):
+    """An order as demand: when and where it was placed."""
+
+    placed_at: int
+    order_id: str
+    merchant_id: str
+
+
 @dataclass(frozen=True, slots=True)
 class Assignment:
     """A decision of one tick: these orders go to this courier, in this plan."""
@@ -288,6 +296,26 @@ class Assignment:
     cost: float = 0.0
 
 
+class EventKind(StrEnum):
+    """What an event says happened. The values are the wire format (the API's events, the
+    stream, webhooks, the Redis log): they never change."""
+
+    MERCHANT_CREATED = "merchant.created"
+    MERCHANT_UPDATED = "merchant.updated"
+    ORDER_PLACED = "order.placed"
+    ORDER_ASSIGNED = "order.assigned"
+    ORDER_RESCHEDULED = "order.rescheduled"
+    ORDER_UNASSIGNED = "order.unassigned"
+    ORDER_RELEASED = "order.released"
+    ORDER_PICKED_UP = "order.picked_up"
+    ORDER_DELIVERED = "order.delivered"
+    ORDER_CANCELLED = "order.cancelled"
+    COURIER_SHIFT_STARTED = "courier.shift_started"
+    COURIER_SHIFT_ENDED = "courier.shift_ended"
+    COURIER_ARRIVED = "courier.arrived"
+    COURIER_REPOSITIONED = "courier.repositioned"
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """One entry of a city's append-only event log. ``id`` is unique within the city."""
@@ -295,6 +323,7 @@ class Event:
     id: str
     seq: int
     at: int
+    #: an :class:`EventKind` value (read back from a shared log, the plain string)
     kind: str
     order_id: str | None = None
     courier_id: str | None = None

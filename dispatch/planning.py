@@ -15,7 +15,7 @@ from dispatch.geo import TravelModel
 from dispatch.models import Location, Merchant, Order, Stop, StopKind
 from dispatch.routing import Objective, RoutePlan, RouteTask, RoutingProblem, evaluate, solve
 
-__all__ = ["PlannedRoute", "objective_for", "plan_stops", "retime_stops"]
+__all__ = ["PlannedRoute", "Planner", "objective_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,44 +51,125 @@ class _Builder:
         return node
 
 
-def _problem(
-    config: DispatchConfig,
-    travel: TravelModel,
-    speed_mps: float,
-    capacity: int | None,
-    start: Location,
-    start_at: int,
-    orders: Sequence[Order],
-    on_board: frozenset[str],
-    merchants: Mapping[str, Merchant],
-) -> RoutingProblem:
-    builder = _Builder(start)
-    tasks = []
-    for order in orders:
-        pickup = None
-        if order.id not in on_board:
-            merchant = merchants[order.merchant_id]
-            pickup = builder.node(("m", merchant.id), merchant.location)
-        dropoff = builder.node(("o", order.id), order.dropoff)
-        tasks.append(
-            RouteTask(
-                pickup=pickup,
-                dropoff=dropoff,
-                ready_at=order.ready_at,
-                window_start=order.window.start if order.scheduled else 0,
-                deadline=order.window.end,
+@dataclass(frozen=True, slots=True)
+class Planner:
+    """Plans and re-times couriers' stops for one tick (or one courier event): the city's rules,
+    its travel model, and the merchants the orders come from.
+
+    Examples
+    --------
+    >>> from dispatch import DeliveryArea, Location, Merchant, Order, Window
+    >>> from dispatch.geo import GreatCircleTravel
+    >>> m = Merchant("m1", Location(52.52, 13.405), DeliveryArea(radius_m=3000))
+    >>> o = Order("o1", "m1", Location(52.53, 13.415), placed_at=0, ready_at=600, window=Window(0, 1800))
+    >>> planner = Planner(DispatchConfig(), GreatCircleTravel(), {"m1": m})
+    >>> plan = planner.plan(speed_mps=4.5, capacity=3, start=m.location, start_at=0, orders=[o])
+    >>> [(s.kind.value, s.service_at) for s in plan.stops]
+    [('pickup', 600), ('dropoff', 1217)]
+    """
+
+    config: DispatchConfig
+    travel: TravelModel
+    merchants: Mapping[str, Merchant]
+
+    def problem(
+        self,
+        speed_mps: float,
+        capacity: int | None,
+        start: Location,
+        start_at: int,
+        orders: Sequence[Order],
+        on_board: frozenset[str],
+    ) -> RoutingProblem:
+        """The routing problem of ``orders`` for a courier at ``start`` at ``start_at``."""
+        config = self.config
+        builder = _Builder(start)
+        tasks = []
+        for order in orders:
+            pickup = None
+            if order.id not in on_board:
+                merchant = self.merchants[order.merchant_id]
+                pickup = builder.node(("m", merchant.id), merchant.location)
+            dropoff = builder.node(("o", order.id), order.dropoff)
+            tasks.append(
+                RouteTask(
+                    pickup=pickup,
+                    dropoff=dropoff,
+                    ready_at=order.ready_at,
+                    window_start=order.window.start if order.scheduled else 0,
+                    deadline=order.window.end,
+                )
             )
+        matrix = self.travel.matrix_s(builder.locations, builder.locations, speed_mps)
+        return RoutingProblem(
+            travel_s=matrix,
+            tasks=tuple(tasks),
+            start_at=start_at,
+            capacity=capacity,
+            pickup_service_s=config.pickup_service_s,
+            dropoff_service_s=config.dropoff_service_s,
+            objective=objective_for(config),
         )
-    matrix = travel.matrix_s(builder.locations, builder.locations, speed_mps)
-    return RoutingProblem(
-        travel_s=matrix,
-        tasks=tuple(tasks),
-        start_at=start_at,
-        capacity=capacity,
-        pickup_service_s=config.pickup_service_s,
-        dropoff_service_s=config.dropoff_service_s,
-        objective=objective_for(config),
-    )
+
+    def plan(
+        self,
+        *,
+        speed_mps: float,
+        capacity: int | None,
+        start: Location,
+        start_at: int,
+        orders: Sequence[Order],
+        on_board: frozenset[str] = frozenset(),
+    ) -> PlannedRoute:
+        """The best stop sequence for ``orders`` from ``start`` at ``start_at``, timed."""
+        problem = self.problem(speed_mps, capacity, start, start_at, orders, on_board)
+        plan = solve(
+            problem,
+            time_limit_s=self.config.route_time_limit_s,
+            exact_max_tasks=self.config.exact_route_max_tasks,
+        )
+        return PlannedRoute(_to_stops(plan, orders, self.merchants), plan.cost, plan.lateness_s, plan.optimal)
+
+    def retime(
+        self,
+        *,
+        speed_mps: float,
+        start: Location,
+        start_at: int,
+        stops: Sequence[Stop],
+        orders: Mapping[str, Order],
+        on_board: frozenset[str] = frozenset(),
+    ) -> tuple[Stop, ...]:
+        """The same stop sequence, re-timed from ``start`` at ``start_at`` (after an event)."""
+        if stops and stops[0].kind is StopKind.REPOSITION:
+            first = stops[0]
+            arrive = start_at + self.travel.travel_s(start, first.location, speed_mps)
+            moved = replace(first, arrive_at=arrive, service_at=arrive, depart_at=arrive)
+            rest = self.retime(
+                speed_mps=speed_mps,
+                start=first.location,
+                start_at=arrive,
+                stops=stops[1:],
+                orders=orders,
+                on_board=on_board,
+            )
+            return (moved, *rest)
+        if not stops:
+            return ()
+        ordered: list[Order] = []
+        index: dict[str, int] = {}
+        for stop in stops:
+            for oid in stop.order_ids:
+                if oid not in index:
+                    index[oid] = len(ordered)
+                    ordered.append(orders[oid])
+        problem = self.problem(speed_mps, None, start, start_at, ordered, on_board)
+        sequence = [
+            ("pickup" if stop.kind is StopKind.PICKUP else "dropoff", index[oid])
+            for stop in stops
+            for oid in stop.order_ids
+        ]
+        return _to_stops(evaluate(problem, sequence), ordered, self.merchants)
 
 
 def _to_stops(
@@ -118,70 +199,3 @@ def _to_stops(
             )
         )
     return tuple(stops)
-
-
-def plan_stops(
-    config: DispatchConfig,
-    travel: TravelModel,
-    *,
-    speed_mps: float,
-    capacity: int | None,
-    start: Location,
-    start_at: int,
-    orders: Sequence[Order],
-    on_board: frozenset[str],
-    merchants: Mapping[str, Merchant],
-) -> PlannedRoute:
-    """The best stop sequence for ``orders`` from ``start`` at ``start_at``, timed."""
-    problem = _problem(config, travel, speed_mps, capacity, start, start_at, orders, on_board, merchants)
-    plan = solve(
-        problem, time_limit_s=config.route_time_limit_s, exact_max_tasks=config.exact_route_max_tasks
-    )
-    return PlannedRoute(_to_stops(plan, orders, merchants), plan.cost, plan.lateness_s, plan.optimal)
-
-
-def retime_stops(
-    config: DispatchConfig,
-    travel: TravelModel,
-    *,
-    speed_mps: float,
-    start: Location,
-    start_at: int,
-    stops: Sequence[Stop],
-    orders: Mapping[str, Order],
-    on_board: frozenset[str],
-    merchants: Mapping[str, Merchant],
-) -> tuple[Stop, ...]:
-    """The same stop sequence, re-timed from ``start`` at ``start_at`` (after an event)."""
-    if stops and stops[0].kind is StopKind.REPOSITION:
-        first = stops[0]
-        arrive = start_at + travel.travel_s(start, first.location, speed_mps)
-        moved = replace(first, arrive_at=arrive, service_at=arrive, depart_at=arrive)
-        rest = retime_stops(
-            config,
-            travel,
-            speed_mps=speed_mps,
-            start=first.location,
-            start_at=arrive,
-            stops=stops[1:],
-            orders=orders,
-            on_board=on_board,
-            merchants=merchants,
-        )
-        return (moved, *rest)
-    if not stops:
-        return ()
-    ordered: list[Order] = []
-    index: dict[str, int] = {}
-    for stop in stops:
-        for oid in stop.order_ids:
-            if oid not in index:
-                index[oid] = len(ordered)
-                ordered.append(orders[oid])
-    problem = _problem(config, travel, speed_mps, None, start, start_at, ordered, on_board, merchants)
-    sequence = [
-        ("pickup" if stop.kind is StopKind.PICKUP else "dropoff", index[oid])
-        for stop in stops
-        for oid in stop.order_ids
-    ]
-    return _to_stops(evaluate(problem, sequence), ordered, merchants)

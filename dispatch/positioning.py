@@ -28,7 +28,7 @@ import numpy as np
 
 from dispatch.config import DispatchConfig
 from dispatch.geo import TravelModel
-from dispatch.models import Location, Merchant, Order
+from dispatch.models import Location, Merchant, Order, Placement
 
 __all__ = ["DemandMemory", "Reposition", "choose_repositions"]
 
@@ -50,18 +50,22 @@ class DemandMemory:
     def __init__(self, window_s: int) -> None:
         self.window_s = window_s
         self._seen: set[str] = set()
-        self._log: deque[tuple[int, str, str]] = deque()  # (placed_at, order id, merchant id)
+        self._log: deque[Placement] = deque()
         self._count: dict[str, int] = {}
 
     def observe(self, orders: Iterable[Order], now: int) -> None:
-        self.recall(((o.placed_at, o.id, o.merchant_id) for o in orders), now)
+        self.recall((Placement(o.placed_at, o.id, o.merchant_id) for o in orders), now)
 
-    def recall(self, placements: Iterable[tuple[int, str, str]], now: int) -> None:
-        """Count orders by ``(placed_at, order id, merchant id)``: those seen before are not
-        counted again, those placed before the window not at all."""
-        fresh = {p[1]: p for p in placements if p[1] not in self._seen and p[0] >= now - self.window_s}
+    def recall(self, placements: Iterable[Placement], now: int) -> None:
+        """Count orders placed (by id): those seen before are not counted again, those placed
+        before the window not at all."""
+        fresh = {
+            p.order_id: p
+            for p in placements
+            if p.order_id not in self._seen and p.placed_at >= now - self.window_s
+        }
         new = sorted(fresh.values())
-        if new and self._log and new[0][0] < self._log[-1][0]:
+        if new and self._log and new[0].placed_at < self._log[-1].placed_at:
             # placed before orders counted already (recalled from the log): keep the time order
             self._log = deque(sorted([*self._log, *new]))
         else:
@@ -69,7 +73,7 @@ class DemandMemory:
         for _, oid, mid in new:
             self._seen.add(oid)
             self._count[mid] = self._count.get(mid, 0) + 1
-        while self._log and self._log[0][0] < now - self.window_s:
+        while self._log and self._log[0].placed_at < now - self.window_s:
             _, oid, mid = self._log.popleft()
             self._seen.discard(oid)
             self._count[mid] -= 1

@@ -15,7 +15,17 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
 from dispatch.errors import DuplicateId, StaleWrite
-from dispatch.models import Courier, CourierStatus, Event, Location, Merchant, Order, OrderStatus, Route
+from dispatch.models import (
+    Courier,
+    CourierStatus,
+    Event,
+    EventKind,
+    Location,
+    Merchant,
+    Order,
+    OrderStatus,
+    Route,
+)
 
 __all__ = [
     "Change",
@@ -39,7 +49,7 @@ def next_version(record: _Versioned, **changes: Any) -> _Versioned:
 class NewEvent:
     """An event to append; the store gives it its sequence number and id."""
 
-    kind: str
+    kind: EventKind
     at: int
     order_id: str | None = None
     courier_id: str | None = None

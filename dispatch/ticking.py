@@ -19,15 +19,16 @@ from dispatch.models import (
     Assignment,
     Courier,
     CourierStatus,
+    EventKind,
     Location,
-    Merchant,
     Order,
     OrderStatus,
+    Placement,
     Route,
     Stop,
     StopKind,
 )
-from dispatch.planning import plan_stops, retime_stops
+from dispatch.planning import Planner
 from dispatch.store import Change, NewEvent, Store, next_version
 
 __all__ = ["TickResult", "recent_placements", "run_tick", "stops_of"]
@@ -100,7 +101,8 @@ def run_tick(
 
     by_id = {o.id: o for o in placed}
     supply_of = {s.courier.id: s for s in supply}
-    change = Change()
+    tick = _Tick(policy, Planner(config, travel, merchants), now, Change())
+    change = tick.change
     assignments = []
     repositions = []
     taken: set[str] = set()
@@ -110,7 +112,7 @@ def run_tick(
         taken.add(decision.courier_id)
         s = supply_of[decision.courier_id]
         if not decision.order_ids:
-            repositions.append(_reposition(policy, travel, change, s, decision, merchants, now))
+            repositions.append(tick.reposition(s, decision))
             continue
         orders = []
         for oid in decision.order_ids:
@@ -120,18 +122,18 @@ def run_tick(
         old = routes.get(s.courier.id)
         moved: list[Order] = []  # orders it held whose pickup or hand-over the decision moves
         if decision.join:
-            route, moved = _join_pickup(policy, travel, config, s, old, orders, merchants, now)
+            route, moved = tick.join_pickup(s, old, orders)
         else:
-            route = _after_plan(travel, config, s, old, orders, merchants, now)
+            route = tick.after_plan(s, old, orders)
         change.routes[s.courier.id] = route
         change.couriers.append(next_version(s.courier, status=CourierStatus.BUSY))
         for order in orders:
             change.orders.append(
                 next_version(order, status=OrderStatus.ASSIGNED, courier_id=s.courier.id, assigned_at=now)
             )
-            change.events.append(_timed_event("order.assigned", now, order, s.courier.id, route))
+            change.events.append(_timed_event(EventKind.ORDER_ASSIGNED, now, order, s.courier.id, route))
         for order in moved:
-            change.events.append(_timed_event("order.rescheduled", now, order, s.courier.id, route))
+            change.events.append(_timed_event(EventKind.ORDER_RESCHEDULED, now, order, s.courier.id, route))
         assignments.append(Assignment(s.courier.id, decision.order_ids, route, float(decision.cost)))
     if assignments or repositions:
         store.apply(change)
@@ -144,19 +146,24 @@ def run_tick(
     )
 
 
-def recent_placements(store: Store, now: int, window_s: int) -> tuple[tuple[int, str, str], ...]:
-    """``(placed_at, order id, merchant id)`` of the orders placed within ``window_s`` before
+def recent_placements(store: Store, now: int, window_s: int) -> tuple[Placement, ...]:
+    """The orders placed within ``window_s`` before
     ``now``, newest first, from the ``order.placed`` events: the log is read backwards until an
     event older than the window (or at most ``_RECALL_PAGES`` pages)."""
-    found: list[tuple[int, str, str]] = []
+    found: list[Placement] = []
     before: int | None = None
     for _ in range(_RECALL_PAGES):
         page = store.events_back(before, limit=_RECALL_PAGE)
         for event in page:
             if event.at < now - window_s:
                 return tuple(found)
-            if event.kind == "order.placed" and event.order_id and event.merchant_id and event.at <= now:
-                found.append((event.at, event.order_id, event.merchant_id))
+            if (
+                event.kind == EventKind.ORDER_PLACED
+                and event.order_id
+                and event.merchant_id
+                and event.at <= now
+            ):
+                found.append(Placement(event.at, event.order_id, event.merchant_id))
         if len(page) < _RECALL_PAGE:
             break
         before = page[-1].seq
@@ -180,7 +187,7 @@ def _times_of(route: Route, order_id: str) -> _Times:
     )
 
 
-def _timed_event(kind: str, now: int, order: Order, courier_id: str, route: Route) -> NewEvent:
+def _timed_event(kind: EventKind, now: int, order: Order, courier_id: str, route: Route) -> NewEvent:
     """An event about ``order``'s place in ``route``, with its planned times."""
     times = _times_of(route, order.id)
     return NewEvent(
@@ -193,137 +200,110 @@ def _timed_event(kind: str, now: int, order: Order, courier_id: str, route: Rout
     )
 
 
-def _plan_fresh(
-    config: DispatchConfig,
-    travel: TravelModel,
-    courier: Courier,
-    start: Location,
-    start_at: int,
-    orders: Sequence[Order],
-    merchants: dict[str, Merchant],
-) -> tuple[Stop, ...]:
-    """Stops for ``orders``, none of them on board yet, from ``start`` at ``start_at``."""
-    return plan_stops(
-        config,
-        travel,
-        speed_mps=courier.speed_mps,
-        capacity=courier.capacity,
-        start=start,
-        start_at=start_at,
-        orders=list(orders),
-        on_board=frozenset(),
-        merchants=merchants,
-    ).stops
+@dataclass(slots=True)
+class _Tick:
+    """What turning one tick's decisions into plans needs: the policy (named in its errors),
+    the planner, the time, and the change being assembled."""
 
+    policy: DispatchPolicy
+    planner: Planner
+    now: int
+    change: Change
 
-def _after_plan(
-    travel: TravelModel,
-    config: DispatchConfig,
-    supply: CourierSupply,
-    old: Route | None,
-    orders: list[Order],
-    merchants: dict[str, Merchant],
-    now: int,
-) -> Route:
-    """The courier's plan with ``orders`` after it, from where and when it is free."""
-    new = _plan_fresh(
-        config, travel, supply.courier, supply.free_location, max(now, supply.free_at), orders, merchants
-    )
-    before = old.stops if old else ()
-    if before and before[-1].kind is StopKind.REPOSITION and before[-1].location == new[0].location:
-        before = before[:-1]  # on its way to wait where its new work starts: just go there
-    return Route(supply.courier.id, before + new, planned_at=now, arrived_at=old.arrived_at if old else None)
-
-
-def _join_pickup(
-    policy: DispatchPolicy,
-    travel: TravelModel,
-    config: DispatchConfig,
-    supply: CourierSupply,
-    old: Route | None,
-    orders: list[Order],
-    merchants: dict[str, Merchant],
-    now: int,
-) -> tuple[Route, list[Order]]:
-    """Add ``orders`` to the pickup the courier waits for; its drop-offs are planned again.
-
-    Returns the plan, and the orders it held whose pickup or hand-over moves.
-    """
-    held = supply.collecting
-    if (
-        held is None
-        or old is None
-        or old.arrived_at is None
-        or any(o.merchant_id != held.merchant_id for o in orders)
-    ):
-        raise RuntimeError(
-            f"policy {policy.name} joined orders to courier {supply.courier.id!r}, "
-            "which is not waiting at their merchant"
-        )
-    merchant = merchants[held.merchant_id]
-    together = [*held.orders, *orders]
-    # from the moment it arrived, as when it reported arriving: nothing of its wait is lost
-    start_at = old.arrived_at
-    stops = _plan_fresh(config, travel, supply.courier, merchant.location, start_at, together, merchants)
-    if sum(stop.kind is StopKind.PICKUP for stop in stops) > 1:
-        # The router would come back later for some of them; the decision was to collect
-        # them all in this pickup. One pickup, then the drop-offs in the router's sequence.
-        pickup = Stop(StopKind.PICKUP, tuple(o.id for o in together), merchant.location, 0, 0, 0, merchant.id)
-        stops = retime_stops(
-            config,
-            travel,
-            speed_mps=supply.courier.speed_mps,
-            start=merchant.location,
+    def plan_fresh(
+        self, courier: Courier, start: Location, start_at: int, orders: Sequence[Order]
+    ) -> tuple[Stop, ...]:
+        """Stops for ``orders``, none of them on board yet, from ``start`` at ``start_at``."""
+        return self.planner.plan(
+            speed_mps=courier.speed_mps,
+            capacity=courier.capacity,
+            start=start,
             start_at=start_at,
-            stops=[pickup, *(stop for stop in stops if stop.kind is StopKind.DROPOFF)],
-            orders={o.id: o for o in together},
-            on_board=frozenset(),
-            merchants=merchants,
+            orders=list(orders),
+        ).stops
+
+    def after_plan(self, supply: CourierSupply, old: Route | None, orders: list[Order]) -> Route:
+        """The courier's plan with ``orders`` after it, from where and when it is free."""
+        now = self.now
+        new = self.plan_fresh(supply.courier, supply.free_location, max(now, supply.free_at), orders)
+        before = old.stops if old else ()
+        if before and before[-1].kind is StopKind.REPOSITION and before[-1].location == new[0].location:
+            before = before[:-1]  # on its way to wait where its new work starts: just go there
+        return Route(
+            supply.courier.id, before + new, planned_at=now, arrived_at=old.arrived_at if old else None
         )
-    route = Route(supply.courier.id, stops, planned_at=now, arrived_at=old.arrived_at)
 
-    def handed_over(r: Route, order_id: str) -> tuple[int | None, int | None]:
-        times = _times_of(r, order_id)
-        return times.pickup, times.dropoff
+    def join_pickup(
+        self, supply: CourierSupply, old: Route | None, orders: list[Order]
+    ) -> tuple[Route, list[Order]]:
+        """Add ``orders`` to the pickup the courier waits for; its drop-offs are planned again.
 
-    moved = [o for o in held.orders if handed_over(old, o.id) != handed_over(route, o.id)]
-    return route, moved
+        Returns the plan, and the orders it held whose pickup or hand-over moves.
+        """
+        held = supply.collecting
+        if (
+            held is None
+            or old is None
+            or old.arrived_at is None
+            or any(o.merchant_id != held.merchant_id for o in orders)
+        ):
+            raise RuntimeError(
+                f"policy {self.policy.name} joined orders to courier {supply.courier.id!r}, "
+                "which is not waiting at their merchant"
+            )
+        merchant = self.planner.merchants[held.merchant_id]
+        together = [*held.orders, *orders]
+        # from the moment it arrived, as when it reported arriving: nothing of its wait is lost
+        start_at = old.arrived_at
+        stops = self.plan_fresh(supply.courier, merchant.location, start_at, together)
+        if sum(stop.kind is StopKind.PICKUP for stop in stops) > 1:
+            # The router would come back later for some of them; the decision was to collect
+            # them all in this pickup. One pickup, then the drop-offs in the router's sequence.
+            pickup = Stop(
+                StopKind.PICKUP, tuple(o.id for o in together), merchant.location, 0, 0, 0, merchant.id
+            )
+            stops = self.planner.retime(
+                speed_mps=supply.courier.speed_mps,
+                start=merchant.location,
+                start_at=start_at,
+                stops=[pickup, *(stop for stop in stops if stop.kind is StopKind.DROPOFF)],
+                orders={o.id: o for o in together},
+            )
+        route = Route(supply.courier.id, stops, planned_at=self.now, arrived_at=old.arrived_at)
 
+        def handed_over(r: Route, order_id: str) -> tuple[int | None, int | None]:
+            times = _times_of(r, order_id)
+            return times.pickup, times.dropoff
 
-def _reposition(
-    policy: DispatchPolicy,
-    travel: TravelModel,
-    change: Change,
-    supply: CourierSupply,
-    decision: Decision,
-    merchants: dict[str, Merchant],
-    now: int,
-) -> Assignment:
-    """Send an idle courier to wait at a merchant: a plan of one stop without orders."""
-    courier = supply.courier
-    merchant = merchants.get(decision.reposition_to or "")
-    if merchant is None or not supply.idle:
-        raise RuntimeError(
-            f"policy {policy.name} repositioned courier {courier.id!r} "
-            f"{'to an unknown merchant' if merchant is None else 'that has a plan'}"
+        moved = [o for o in held.orders if handed_over(old, o.id) != handed_over(route, o.id)]
+        return route, moved
+
+    def reposition(self, supply: CourierSupply, decision: Decision) -> Assignment:
+        """Send an idle courier to wait at a merchant: a plan of one stop without orders."""
+        now, courier = self.now, supply.courier
+        merchant = self.planner.merchants.get(decision.reposition_to or "")
+        if merchant is None or not supply.idle:
+            raise RuntimeError(
+                f"policy {self.policy.name} repositioned courier {courier.id!r} "
+                f"{'to an unknown merchant' if merchant is None else 'that has a plan'}"
+            )
+        arrive = max(now, supply.free_at) + self.planner.travel.travel_s(
+            supply.free_location, merchant.location, courier.speed_mps
         )
-    arrive = max(now, supply.free_at) + travel.travel_s(
-        supply.free_location, merchant.location, courier.speed_mps
-    )
-    stop = Stop(StopKind.REPOSITION, (), merchant.location, arrive, arrive, arrive, merchant.id)
-    route = Route(courier.id, (stop,), planned_at=now)
-    change.routes[courier.id] = route
-    change.couriers.append(next_version(courier, status=CourierStatus.BUSY))
-    change.events.append(
-        NewEvent(
-            "courier.repositioned",
-            now,
-            courier_id=courier.id,
-            merchant_id=merchant.id,
-            data={"arrive_at": arrive},
+        stop = Stop(StopKind.REPOSITION, (), merchant.location, arrive, arrive, arrive, merchant.id)
+        route = Route(courier.id, (stop,), planned_at=now)
+        self.change.routes[courier.id] = route
+        self.change.couriers.append(next_version(courier, status=CourierStatus.BUSY))
+        self.change.events.append(
+            NewEvent(
+                EventKind.COURIER_REPOSITIONED,
+                now,
+                courier_id=courier.id,
+                merchant_id=merchant.id,
+                data={"arrive_at": arrive},
+            )
         )
-    )
-    return Assignment(courier.id, (), route, float(decision.cost))
+        return Assignment(courier.id, (), route, float(decision.cost))
 
 
 def _collecting(route: Route, orders: dict[str, Order]) -> Collecting:

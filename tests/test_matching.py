@@ -230,6 +230,7 @@ def test_bundle_choice_is_an_optimal_packing_against_brute_force(case: _PackingC
     import random
 
     from dispatch.matching import Bundle
+    from dispatch.matching.assignment import Match
     from dispatch.matching.packing import PACK_WORTH, pack
 
     members, n_couriers, arcs, waited, k, seed = case
@@ -269,7 +270,7 @@ def test_bundle_choice_is_an_optimal_packing_against_brute_force(case: _PackingC
     feasible = [c for c in choices if valid(c)]
     # a hint: any feasible matching, possibly poor and using arcs beyond the k cheapest
     start = random.Random(seed).choice(feasible)
-    hint = {b: (j, arcs[(b, j)][0], arcs[(b, j)][1]) for b, j in start.items()}
+    hint = {b: Match(j, *arcs[(b, j)]) for b, j in start.items()}
     waited_of = {o.id: w for o, w in zip(orders, waited, strict=True)}
     packed = pack(bundles, options, waited_of, hint, DispatchConfig(candidates_per_bundle=k))
     got = {b: j for b, (j, _, _) in packed.items()}

@@ -18,6 +18,7 @@ from dispatch import (
 )
 from dispatch.geo import TravelModel
 from dispatch.matching import Decision, Snapshot
+from dispatch.models import Placement
 from dispatch.positioning import DemandMemory, choose_repositions
 from tests.conftest import CENTRE, destination
 
@@ -60,7 +61,9 @@ def test_demand_memory_recalls_orders_it_did_not_see_open() -> None:
     memory = DemandMemory(window_s=3600)
     memory.observe([_order("c", "m1", 3000)], now=3000)
     # a new leader reads the log back: "a" is too old, "c" is counted already
-    memory.recall([(3000, "c", "m1"), (2000, "b", "m2"), (100, "a", "m1")], now=3900)
+    memory.recall(
+        [Placement(3000, "c", "m1"), Placement(2000, "b", "m2"), Placement(100, "a", "m1")], now=3900
+    )
     assert memory.weights() == {"m1": 1, "m2": 1}
     memory.observe([], now=5601)  # "b" (placed at 2000) leaves the window first, then "c"
     assert memory.weights() == {"m1": 1}

@@ -4,11 +4,24 @@ bundle's cheapest couriers."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 from ortools.graph.python import min_cost_flow
 
-__all__ = ["RESERVE_ROUNDS", "UNASSIGNED_COST", "assign_in_rounds", "solve_assignment"]
+__all__ = ["RESERVE_ROUNDS", "UNASSIGNED_COST", "Match", "assign_in_rounds", "solve_assignment"]
+
+
+class Match(NamedTuple):
+    """A bundle's courier in the assignment."""
+
+    #: the right-hand node: a supply position, or (numbered after the supply) a courier
+    #: waiting at the merchant whose pickup the bundle joins
+    courier: int
+    cost: int
+    #: the courier would not reach the food too early
+    timely: bool
+
 
 #: Cost of leaving one order unassigned in a tick; above any cost of an assignment, so the
 #: assignment serves as many orders as it can, then minimises cost.
@@ -90,16 +103,16 @@ def assign_in_rounds(
     n_couriers: int,
     unassigned: np.ndarray,
     k: int,
-) -> dict[int, tuple[int, int, bool]]:
+) -> dict[int, Match]:
     """Exact assignment on each bundle's ``k`` cheapest couriers, then on what is left.
 
     Keeping ``k`` arcs per bundle makes the flow small, but neighbouring merchants can use up
     each other's short lists. Bundles left out get their next-cheapest couriers that are
     still free, and the residual problem is solved again, for a few rounds.
 
-    Returns bundle -> (courier position, arc cost, timely).
+    Returns bundle -> its :class:`Match`.
     """
-    matched: dict[int, tuple[int, int, bool]] = {}
+    matched: dict[int, Match] = {}
     used = np.zeros(n_couriers, dtype=bool)
     active = list(range(len(options)))
     for _ in range(RESERVE_ROUNDS):
@@ -120,7 +133,7 @@ def assign_in_rounds(
         for local, j in enumerate(chosen.tolist()):
             if j >= 0:
                 arc = arc_of[(local, j)]
-                matched[active[local]] = (j, int(cost[arc]), bool(timely_all[arc]))
+                matched[active[local]] = Match(j, int(cost[arc]), bool(timely_all[arc]))
                 used[j] = True
         left_out = [b for local, b in enumerate(active) if chosen[local] < 0]
         if not left_out or len(left_out) == len(active):

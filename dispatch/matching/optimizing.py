@@ -158,7 +158,7 @@ class OptimizingPolicy:
             and config.max_bundle_size > 1
             and any(
                 i not in matched
-                or (matched[i][0] < len(supply) and supply[matched[i][0]].free_at > commit_by)
+                or (matched[i].courier < len(supply) and supply[matched[i].courier].free_at > commit_by)
                 for i in range(len(bundles))
             )
         ):

@@ -10,6 +10,7 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from dispatch.config import DispatchConfig
+from dispatch.matching.assignment import Match
 from dispatch.matching.bundling import alternatives
 from dispatch.matching.policy import Bundle
 from dispatch.matching.pricing import Option, Prices
@@ -36,17 +37,17 @@ def choose_bundles(
     groups: Sequence[Group],
     bundles: Sequence[Bundle],
     options: Sequence[Option],
-    matched: Mapping[int, tuple[int, int, bool]],
+    matched: Mapping[int, Match],
     priority: Mapping[str, int],
     config: DispatchConfig,
     now: int,
-) -> tuple[list[Bundle], dict[int, tuple[int, int, bool]]]:
+) -> tuple[list[Bundle], dict[int, Match]]:
     """The partition's bundles with each merchant's :func:`alternatives` after its own, and
     the set packing over them all, from the partition's ``matched``; the partition as it is
     when no merchant has an alternative anyone can carry."""
     chosen_from: list[Bundle] = []
     priced: list[Option] = []
-    hint: dict[int, tuple[int, int, bool]] = {}
+    hint: dict[int, Match] = {}
     for group in groups:
         offered = {bundles[i].key for i in range(group.first, group.end)}
         for i in range(group.first, group.end):
@@ -73,9 +74,9 @@ def pack(
     bundles: Sequence[Bundle],
     options: Sequence[Option],
     priority: Mapping[str, int],
-    hint: Mapping[int, tuple[int, int, bool]],
+    hint: Mapping[int, Match],
     config: DispatchConfig,
-) -> dict[int, tuple[int, int, bool]]:
+) -> dict[int, Match]:
     """The assignment over overlapping bundles: each order in at most one chosen bundle,
     each courier carrying at most one (a set packing, solved with CP-SAT from ``hint``).
 
@@ -87,14 +88,14 @@ def pack(
 
     Each bundle keeps its ``candidates_per_bundle`` cheapest arcs and the hint's.
 
-    Returns bundle -> (courier position, arc cost, timely), like :func:`assign_in_rounds`.
+    Returns bundle -> its :class:`~dispatch.matching.assignment.Match`, like :func:`assign_in_rounds`.
     """
     k = config.candidates_per_bundle
     arcs: list[tuple[int, int, int, bool]] = []  # (bundle, courier, cost, timely)
     for i, (right, cost, timely) in enumerate(options):
         kept = set(range(min(k, right.size)))
         if i in hint:
-            kept.add(int(np.nonzero(right == hint[i][0])[0][0]))
+            kept.add(int(np.nonzero(right == hint[i].courier)[0][0]))
         arcs += [(i, int(right[a]), int(cost[a]), bool(timely[a])) for a in sorted(kept)]
     worth = PACK_WORTH * (1 + max(c for _, _, c, _ in arcs))
     model = cp_model.CpModel()
@@ -107,7 +108,7 @@ def pack(
         for o in bundles[i].orders:
             by_order.setdefault(o.id, []).append(var)
         gain.append(c - sum(worth + priority[o.id] for o in bundles[i].orders))
-        model.add_hint(var, hint.get(i, (-1,))[0] == j)
+        model.add_hint(var, i in hint and hint[i].courier == j)
     for group in (*by_courier.values(), *by_order.values()):
         if len(group) > 1:
             model.add_at_most_one(group)
@@ -116,7 +117,7 @@ def pack(
     solver.parameters.num_workers = 1
     solver.parameters.max_deterministic_time = config.bundle_choice_time_s
     status = solver.solve(model)
-    start = sum(g for g, (i, j, _, _) in zip(gain, arcs, strict=True) if hint.get(i, (-1,))[0] == j)
+    start = sum(g for g, (i, j, _, _) in zip(gain, arcs, strict=True) if (i in hint and hint[i].courier == j))
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE) or solver.objective_value > start:
         return dict(hint)
-    return {i: (j, c, t) for var, (i, j, c, t) in zip(x, arcs, strict=True) if solver.boolean_value(var)}
+    return {i: Match(j, c, t) for var, (i, j, c, t) in zip(x, arcs, strict=True) if solver.boolean_value(var)}

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from dispatch.config import DispatchConfig
 from dispatch.geo import TravelModel
-from dispatch.models import Courier, Location, Merchant, Order
+from dispatch.models import Courier, Location, Merchant, Order, Placement
 
 __all__ = ["Bundle", "Collecting", "CourierSupply", "Decision", "DispatchPolicy", "Snapshot"]
 
@@ -49,10 +49,10 @@ class Snapshot:
     orders: tuple[Order, ...]
     supply: tuple[CourierSupply, ...]
     merchants: Mapping[str, Merchant]
-    #: orders placed earlier, as ``(placed_at, order id, merchant id)``, that this process
-    #: may not have seen open: given on its first tick, after a pause and when it takes the
-    #: lease (see :meth:`dispatch.engine.Dispatcher.tick`), so a new leader knows the demand
-    placements: tuple[tuple[int, str, str], ...] = ()
+    #: orders placed earlier that this process may not have seen open: given on its first
+    #: tick, after a pause and when it takes the lease (see
+    #: :meth:`dispatch.engine.Dispatcher.tick`), so a new leader knows the demand
+    placements: tuple[Placement, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
