@@ -2,13 +2,13 @@
 
 Every ``*.json`` instance in DIR (default: the Grubhub set beside the checkout) goes through
 
-* ``ours``: :func:`dispatch.tsppd.solve_instance`, the routing code dispatch calls;
+* ``ours``: :func:`simulations.tsppd.solve_instance`, the routing code dispatch calls;
 * ``vroom``: pyvroom, one vehicle starting at ``+0`` with an open end, the orders as
   shipments (exploration level 5, one thread);
 * ``ortools``: OR-Tools routing with pickup-and-delivery, parallel cheapest insertion then
   guided local search for the full ``--time-limit``.
 
-Each cost is recomputed from the returned tour by :func:`dispatch.tsppd.tour_cost`, which also
+Each cost is recomputed from the returned tour by :func:`simulations.tsppd.tour_cost`, which also
 checks precedence, and compared with ``optimal.txt``. Prints JSON (per instance and per size)
 and writes the per-size table into the ``## Route optimisation (TSPPD)`` section of
 ``benchmarks/RESULTS.md``.
@@ -32,7 +32,15 @@ from typing import Any
 import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
-from dispatch.tsppd import END, START, TsppdInstance, read_instance, read_optimal, solve_instance, tour_cost
+from simulations.tsppd import (
+    END,
+    START,
+    TsppdInstance,
+    read_instance,
+    read_optimal,
+    solve_instance,
+    tour_cost,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DIR = ROOT.parent / "shared" / "data" / "tsppd" / "grubhub"

@@ -119,13 +119,14 @@ def _mdrp_bench(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from api.serve import run_serve
+    # the web stack (FastAPI, uvicorn) is imported only here; it parses its own options
+    from api.serve import main as serve_main
 
-    return run_serve(args)
+    return serve_main(args.serve_args)
 
 
 def _tsppd_solve(args: argparse.Namespace) -> int:
-    from dispatch.tsppd import solve_file
+    from simulations.tsppd import solve_file
 
     print(json.dumps(solve_file(args.file, time_limit_s=args.time_limit_s)))
     return 0
@@ -143,11 +144,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="print only refusals and the summary")
     demo.set_defaults(run=_demo)
 
-    from api.serve import add_serve_arguments
-
-    serve = sub.add_parser("serve", help="serve the HTTP API (uvicorn); in-memory state, or Redis")
-    add_serve_arguments(serve)
-    serve.set_defaults(run=_serve)
+    serve = sub.add_parser(
+        "serve",
+        help="serve the HTTP API (uvicorn); in-memory state, or Redis (dispatch serve --help)",
+        add_help=False,
+    )
+    serve.set_defaults(run=_serve)  # its options are the API's own (api.serve), parsed there
 
     tsppd = sub.add_parser("tsppd", help="traveling salesman paths with pickup and delivery").add_subparsers(
         dest="tsppd_command", required=True
@@ -183,7 +185,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "serve":
+        args.serve_args = rest
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return int(args.run(args))
     except DispatchError as exc:
