@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 import httpx
 import pytest
 
 from api import create_app
-from dispatch import Dispatcher
+from dispatch import Dispatcher, Event
 from dispatch.redis_store import RedisStore
 from tests.api.conftest import ADMIN, ANALYST, COURIER_2, MERCHANT_1, Clock, auth, make_settings, place, seed
 
@@ -108,11 +109,24 @@ async def test_the_event_stream_is_filtered_by_tenant(client: httpx.AsyncClient)
     assert [json.loads(e["data"])["courier_id"] for e in courier] == ["c-2"]
 
 
-async def test_the_event_stream_delivers_what_happens_while_it_is_open(client: httpx.AsyncClient) -> None:
+async def test_the_event_stream_delivers_what_happens_while_it_is_open(
+    client: httpx.AsyncClient, dispatcher: Dispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
     await seed(client)
+    # the order is placed once the stream has read the log (and found nothing after seq 4)
+    read_once = threading.Event()
+    read = dispatcher.store.events
+
+    def spy(after_seq: int = 0, limit: int | None = None) -> list[Event]:
+        found = read(after_seq, limit)
+        if after_seq == 4:
+            read_once.set()
+        return found
+
+    monkeypatch.setattr(dispatcher.store, "events", spy)
 
     async def later() -> None:
-        await asyncio.sleep(0.05)
+        assert await asyncio.to_thread(read_once.wait, 10), "the stream never read the log"
         await place(client, "L-1")
 
     stream, _ = await asyncio.gather(client.get("/v1/events/stream?after=4", headers=auth(ADMIN)), later())
