@@ -11,18 +11,29 @@ nothing.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from dispatch import admission, couriers, etas
 from dispatch.admission import AreaCache, Quote
 from dispatch.config import DispatchConfig
-from dispatch.etas import Eta
+from dispatch.etas import BoardRow, Eta
 from dispatch.geo import GreatCircleTravel, TravelModel
 from dispatch.lookups import check_now, courier_of, merchant_of, order_of
 from dispatch.matching import DispatchPolicy, OptimizingPolicy
-from dispatch.models import Courier, EventKind, Location, Merchant, Order, Route, Window
+from dispatch.models import Courier, Event, EventKind, Location, Merchant, Order, OrderStatus, Route, Window
 from dispatch.store import Change, MemoryStore, NewEvent, Store
 from dispatch.ticking import TickResult, run_tick
 
-__all__ = ["Dispatcher", "Eta", "Quote", "TickResult"]
+__all__ = ["BoardRow", "CityCounts", "Dispatcher", "Eta", "Quote", "TickResult"]
+
+
+class CityCounts(NamedTuple):
+    """What the city holds now, for statistics."""
+
+    orders: dict[OrderStatus, int]
+    couriers_on_shift: tuple[Courier, ...]
+    merchants: int
+
 
 #: A process that has not ticked for this long recalls the recent demand from the event log
 #: on its next tick (another process may have dispatched meanwhile).
@@ -199,8 +210,29 @@ class Dispatcher:
         process becomes the city's dispatcher (another one may have dispatched meanwhile)."""
         self._ticked_at = None
 
-    # -- ETAs --------------------------------------------------------------------------------
+    # -- ETAs and queries ----------------------------------------------------------------------
 
     def eta(self, order_id: str, now: int) -> Eta:
         """When the courier reaches the restaurant, and when the food is picked up and delivered."""
         return etas.eta(self, order_id, now)
+
+    def merchant_board(
+        self, merchant_id: str, now: int, *, include_closed: bool = False, limit: int = 100
+    ) -> list[BoardRow]:
+        """A restaurant's orders in placement order, each open one with its :meth:`eta` (one
+        supply search for all of them)."""
+        return etas.merchant_board(self, merchant_id, now, include_closed=include_closed, limit=limit)
+
+    def find_order(self, order_id: str) -> Order | None:
+        """The order, or ``None`` when there is none (:meth:`order` raises instead)."""
+        return self.store.get_order(order_id)
+
+    def events(self, after_seq: int = 0, limit: int | None = None) -> list[Event]:
+        """The city's events after ``after_seq``, oldest first (at most ``limit``)."""
+        return self.store.events(after_seq, limit)
+
+    def counts(self) -> CityCounts:
+        """How many orders are in each status, which couriers are on shift, how many merchants."""
+        store = self.store
+        orders = {s: len(store.orders_with_status(s)) for s in OrderStatus}
+        return CityCounts(orders, tuple(store.couriers_on_shift()), len(store.merchants()))

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from dispatch.admission import after_pickup_s, supply_arrival
 from dispatch.lookups import Engine, check_now, courier_of, merchant_of, order_of, retime, route_with_stops
-from dispatch.models import OrderStatus, Route
+from dispatch.models import Order, OrderStatus, Route
 from dispatch.ticking import stops_of
 from dispatch.timing import pickup_at
 
-__all__ = ["Eta", "eta"]
+__all__ = ["BoardRow", "Eta", "eta", "merchant_board"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,16 +33,54 @@ class Eta:
     estimated: bool
 
 
+class BoardRow(NamedTuple):
+    """One order of a merchant's board, with its ETA while it is open."""
+
+    order: Order
+    eta: Eta | None
+
+
 def eta(ctx: Engine, order_id: str, now: int) -> Eta:
     """When the courier reaches the restaurant, and when the food is picked up and delivered."""
     check_now(now)
     order = order_of(ctx, order_id)
+    merchant = merchant_of(ctx, order.merchant_id) if order.status is OrderStatus.PLACED else None
+    return _eta(ctx, order, now, None if merchant is None else supply_arrival(ctx, merchant, now))
+
+
+def merchant_board(
+    ctx: Engine, merchant_id: str, now: int, *, include_closed: bool, limit: int
+) -> list[BoardRow]:
+    """A merchant's orders in placement order (at most ``limit``; closed ones too with
+    ``include_closed``), each open one with its :func:`eta`. The orders still waiting for a
+    courier share one supply search: the nearest supply depends on the merchant, not the order.
+    """
+    check_now(now)
+    merchant = merchant_of(ctx, merchant_id)
+    rows: list[BoardRow] = []
+    arrival: int | None = None
+    for order in ctx.store.orders_of_merchant(merchant_id):
+        if len(rows) >= limit:
+            break
+        if not order.status.is_open:
+            if include_closed:
+                rows.append(BoardRow(order, None))
+            continue
+        if order.status is OrderStatus.PLACED and arrival is None:
+            arrival = supply_arrival(ctx, merchant, now)
+        rows.append(BoardRow(order, _eta(ctx, order, now, arrival)))
+    return rows
+
+
+def _eta(ctx: Engine, order: Order, now: int, arrival_if_placed: int | None) -> Eta:
+    """``order``'s ETA; ``arrival_if_placed``: when supply reaches its merchant, if it is placed."""
     arrival: int | None = None
     pickup: int | None = order.picked_up_at
     dropoff: int | None = order.delivered_at
     if order.status is OrderStatus.PLACED:
+        assert arrival_if_placed is not None
         merchant = merchant_of(ctx, order.merchant_id)
-        arrival = supply_arrival(ctx, merchant, now)
+        arrival = arrival_if_placed
         pickup = pickup_at(arrival, order.ready_at, ctx.config.pickup_service_s)
         dropoff = pickup + after_pickup_s(ctx, merchant, order.dropoff)
     elif order.status in (OrderStatus.ASSIGNED, OrderStatus.PICKED_UP):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pytest
 
 from dispatch import (
     Conflict,
+    Courier,
     CourierOffShift,
     CourierStatus,
     DeliveryArea,
@@ -264,3 +267,37 @@ def test_a_held_order_whose_times_stay_is_not_rescheduled(dispatcher: Dispatcher
     dispatcher.tick(now=480)  # o2's door lies beyond o1's: o1 keeps its times
     assert [s.order_ids for s in dispatcher.route("c1").stops][1:] == [("o1",), ("o2",)]
     assert not [e for e in dispatcher.store.events() if e.kind == "order.rescheduled"]
+
+
+def test_the_merchant_board_searches_supply_once_and_agrees_with_eta(
+    dispatcher: Dispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = dispatcher
+    d.start_shift("c1", destination(CENTRE, 800, 90), now=0, shift_end=4 * 3600)
+    d.place_order("o0", "m1", destination(CENTRE, 1200, 0), now=60, ready_at=60)
+    assert [a.order_ids for a in d.tick(now=120).assignments] == [("o0",)]
+    for i, bearing in ((1, 120), (2, 240)):  # these two wait for a courier
+        d.place_order(f"o{i}", "m1", destination(CENTRE, 1200, bearing), now=130)
+    searches = []
+    search = d.store.couriers_in_cells
+
+    def counted(cells: Iterable[str]) -> list[Courier]:
+        searches.append(1)
+        return search(cells)
+
+    monkeypatch.setattr(d.store, "couriers_in_cells", counted)
+    rows = d.merchant_board("m1", now=180)
+    assert len(searches) == 1  # not one per waiting order
+    assert [(row.order.id, row.order.status) for row in rows] == [
+        ("o0", OrderStatus.ASSIGNED),
+        ("o1", OrderStatus.PLACED),
+        ("o2", OrderStatus.PLACED),
+    ]
+    monkeypatch.setattr(d.store, "couriers_in_cells", search)
+    assert [row.eta for row in rows] == [d.eta(row.order.id, now=180) for row in rows]
+    # closed orders only when asked, and the limit counts what is shown
+    d.cancel_order("o2", now=190)
+    assert [row.order.id for row in d.merchant_board("m1", now=200)] == ["o0", "o1"]
+    closed = [row for row in d.merchant_board("m1", now=200, include_closed=True) if row.eta is None]
+    assert [(row.order.id, row.order.status) for row in closed] == [("o2", OrderStatus.CANCELLED)]
+    assert [row.order.id for row in d.merchant_board("m1", now=200, limit=1)] == ["o0"]

@@ -39,7 +39,7 @@ def _visible(principal: Principal, event: Event, runtime: Runtime) -> bool:
         return event.courier_id is not None and event.courier_id == principal.tenant
     merchant_id = event.merchant_id
     if merchant_id is None and event.order_id is not None:
-        order = runtime.dispatcher.store.get_order(event.order_id)
+        order = runtime.dispatcher.find_order(event.order_id)
         merchant_id = order.merchant_id if order is not None else None
     return merchant_id is not None and principal.serves_merchant(merchant_id)
 
@@ -63,7 +63,7 @@ async def _read(
     """Up to ``limit`` visible events after ``after``, and the seq to read on from."""
 
     def read() -> tuple[list[EventPublic], int]:
-        events = runtime.dispatcher.store.events(after, limit)
+        events = runtime.dispatcher.events(after, limit)
         visible = [_public(e) for e in events if _visible(principal, e, runtime)]
         return visible, events[-1].seq if events else after
 

@@ -18,7 +18,7 @@ from api.schemas.merchants import (
     Serviceability,
 )
 from api.views import external_id_of
-from dispatch.engine import Quote
+from dispatch.engine import BoardRow, Quote
 from dispatch.errors import OutsideDeliveryArea, WindowInfeasible
 from dispatch.models import Location, Merchant, OrderStatus
 
@@ -115,31 +115,23 @@ async def merchant_orders(
     include_closed: Annotated[bool, Query(description="also delivered and cancelled orders")] = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> MerchantOrders:
-    board: list[BoardOrder] = []
     now = runtime.now()
 
-    def read() -> None:
-        d = runtime.dispatcher
-        d.merchant(merchant_id)
-        for order in d.store.orders_of_merchant(merchant_id):
-            if len(board) >= limit:
-                break
-            if not include_closed and not order.status.is_open:
-                continue
-            eta = d.eta(order.id, now) if order.status.is_open else None
-            board.append(
-                BoardOrder(
-                    id=order.id,
-                    external_id=external_id_of(order),
-                    status=order.status,
-                    courier_id=order.courier_id if order.status is not OrderStatus.CANCELLED else None,
-                    courier_arrival_at=eta.courier_arrival_at if eta else None,
-                    pickup_at=eta.pickup_at if eta else order.picked_up_at,
-                    ready_at=order.ready_at,
-                    deadline_at=order.deadline,
-                    estimated=eta.estimated if eta else False,
-                )
-            )
+    def read() -> list[BoardRow]:
+        return runtime.dispatcher.merchant_board(merchant_id, now, include_closed=include_closed, limit=limit)
 
-    await runtime.run(read)
+    board = [
+        BoardOrder(
+            id=order.id,
+            external_id=external_id_of(order),
+            status=order.status,
+            courier_id=order.courier_id if order.status is not OrderStatus.CANCELLED else None,
+            courier_arrival_at=eta.courier_arrival_at if eta else None,
+            pickup_at=eta.pickup_at if eta else order.picked_up_at,
+            ready_at=order.ready_at,
+            deadline_at=order.deadline,
+            estimated=eta.estimated if eta else False,
+        )
+        for order, eta in await runtime.run(read)
+    ]
     return MerchantOrders(merchant_id=merchant_id, now=now, orders=board)

@@ -8,7 +8,7 @@ from fastapi.responses import PlainTextResponse
 from api.deps import AnalystDep, RuntimeDep
 from api.problems import problem_responses
 from api.schemas.ops import Health, Stats
-from dispatch.models import Courier, CourierStatus, OrderStatus
+from dispatch.models import Courier, CourierStatus
 
 router = APIRouter(tags=["ops"])
 
@@ -49,9 +49,9 @@ async def metrics(_: AnalystDep, runtime: RuntimeDep) -> PlainTextResponse:
 )
 async def stats(_: AnalystDep, runtime: RuntimeDep) -> Stats:
     def read() -> tuple[dict[str, int], list[Courier], int, int]:
-        store = runtime.dispatcher.store
-        orders = {s.value: len(store.orders_with_status(s)) for s in OrderStatus}
-        return orders, store.couriers_on_shift(), len(store.merchants()), runtime.event_count()
+        counts = runtime.dispatcher.counts()
+        orders = {s.value: n for s, n in counts.orders.items()}
+        return orders, list(counts.couriers_on_shift), counts.merchants, runtime.event_count()
 
     now = runtime.now()
     orders, couriers, merchants, events = await runtime.run(read)
