@@ -13,13 +13,13 @@ from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
 
 from dispatch.errors import InvalidInput
-from dispatch.geo.cells import _check_resolution
+from dispatch.geo.cells import check_resolution
 from dispatch.geo.distance import (
-    _CELL_SLACK_M,
-    _CELL_SLACK_REL,
-    _QUARTER_CIRCUMFERENCE_M,
+    CELL_SLACK_M,
+    CELL_SLACK_REL,
     EARTH_RADIUS_M,
-    _haversine,
+    QUARTER_CIRCUMFERENCE_M,
+    haversine_latlng_m,
     haversine_m,
 )
 from dispatch.models import DeliveryArea, Location
@@ -86,7 +86,7 @@ class AreaIndex:
     def __init__(self, center: Location, area: DeliveryArea, resolution: int = 9) -> None:
         self._center = center
         self._area = area
-        self._resolution = _check_resolution(resolution)
+        self._resolution = check_resolution(resolution)
         self._geometry = None if area.polygon is None else _area_geometry(area.polygon)
         self._verdicts: dict[str, CellVerdict] = {}
 
@@ -146,8 +146,8 @@ class AreaIndex:
         lat, lng = h3.cell_to_latlng(cell)
         boundary = h3.cell_to_boundary(cell)
         # Every point of the cell lies within this distance of its centre (vertices included).
-        cell_radius_m = max(_haversine(lat, lng, v_lat, v_lng) for v_lat, v_lng in boundary)
-        cell_radius_m = cell_radius_m * (1.0 + _CELL_SLACK_REL) + _CELL_SLACK_M
+        cell_radius_m = max(haversine_latlng_m(lat, lng, v_lat, v_lng) for v_lat, v_lng in boundary)
+        cell_radius_m = cell_radius_m * (1.0 + CELL_SLACK_REL) + CELL_SLACK_M
         if self._geometry is None:
             return self._judge_radius(lat, lng, boundary, cell_radius_m)
         return self._judge_polygon(lat, lng, cell_radius_m)
@@ -157,7 +157,7 @@ class AreaIndex:
     ) -> CellVerdict:
         radius_m = self._radius_m()
         center = self._center
-        if _haversine(center.lat, center.lng, lat, lng) - cell_radius_m > radius_m:
+        if haversine_latlng_m(center.lat, center.lng, lat, lng) - cell_radius_m > radius_m:
             return CellVerdict.OUTSIDE
         # H3 edges are great-circle arcs (straight lines of the gnomonic projection H3 cuts
         # its faces with), and a cap smaller than a quarter circumference is convex, so a cell
@@ -165,9 +165,11 @@ class AreaIndex:
         # same: a tenth of a percent of the cell radius (more than an edge drawn straight in
         # lat/lng would bulge, L * L * tan(lat) / 8R, at city resolutions) plus the slack for
         # points H3 rounds into the cell.
-        margin_m = 1e-3 * cell_radius_m + _CELL_SLACK_M
-        farthest_m = max(_haversine(center.lat, center.lng, v_lat, v_lng) for v_lat, v_lng in boundary)
-        if radius_m < _QUARTER_CIRCUMFERENCE_M and farthest_m + margin_m <= radius_m:
+        margin_m = 1e-3 * cell_radius_m + CELL_SLACK_M
+        farthest_m = max(
+            haversine_latlng_m(center.lat, center.lng, v_lat, v_lng) for v_lat, v_lng in boundary
+        )
+        if radius_m < QUARTER_CIRCUMFERENCE_M and farthest_m + margin_m <= radius_m:
             return CellVerdict.INSIDE
         return CellVerdict.BOUNDARY
 

@@ -12,14 +12,14 @@ import numpy.typing as npt
 
 from dispatch.errors import InvalidInput
 from dispatch.geo.distance import (
-    _CELL_SLACK_M,
-    _CELL_SLACK_REL,
+    CELL_SLACK_M,
+    CELL_SLACK_REL,
     FloatArray,
     IntArray,
-    _haversine,
+    haversine_latlng_m,
     haversine_matrix_m,
 )
-from dispatch.geo.travel import GreatCircleTravel, TravelModel, _as_seconds, _check_speed  # noqa: F401  (doctests)
+from dispatch.geo.travel import GreatCircleTravel, TravelModel, as_seconds, check_speed  # noqa: F401  (doctests)
 from dispatch.models import Location
 
 __all__ = ["CourierIndex", "disk_k_for", "location_to_cell"]
@@ -27,7 +27,7 @@ __all__ = ["CourierIndex", "disk_k_for", "location_to_cell"]
 # -- H3 ---------------------------------------------------------------------------------------
 
 
-def _check_resolution(resolution: int) -> int:
+def check_resolution(resolution: int) -> int:
     if isinstance(resolution, bool) or not isinstance(resolution, int) or not 0 <= resolution <= 15:
         raise InvalidInput(
             f"H3 resolution must be a whole number in 0..15, got {resolution!r}", field="resolution"
@@ -41,12 +41,12 @@ def location_to_cell(location: Location, resolution: int) -> str:
     >>> location_to_cell(Location(41.8781, -87.6298), 8)
     '882664c1a9fffff'
     """
-    return str(h3.latlng_to_cell(location.lat, location.lng, _check_resolution(resolution)))
+    return str(h3.latlng_to_cell(location.lat, location.lng, check_resolution(resolution)))
 
 
 def _circumradius_m(cell: str) -> float:
     lat, lng = h3.cell_to_latlng(cell)
-    return max(_haversine(lat, lng, v_lat, v_lng) for v_lat, v_lng in h3.cell_to_boundary(cell))
+    return max(haversine_latlng_m(lat, lng, v_lat, v_lng) for v_lat, v_lng in h3.cell_to_boundary(cell))
 
 
 def _cell_scale_m(cell: str) -> tuple[float, float]:
@@ -152,7 +152,7 @@ class CourierIndex:
     _SCAN_CELLS_RATIO: Final = 8
 
     def __init__(self, resolution: int = 8) -> None:
-        self._resolution = _check_resolution(resolution)
+        self._resolution = check_resolution(resolution)
         self._slot_of: dict[str, int] = {}
         self._cells: dict[str, set[int]] = {}
         self._ids: list[str] = []
@@ -188,7 +188,7 @@ class CourierIndex:
 
     def upsert(self, courier_id: str, location: Location, speed_mps: float) -> None:
         """Add a courier or move it; called on every position ping."""
-        _check_speed(speed_mps)
+        check_speed(speed_mps)
         cell: str = h3.latlng_to_cell(location.lat, location.lng, self._resolution)
         slot = self._slot_of.get(courier_id)
         if slot is None:
@@ -228,7 +228,7 @@ class CourierIndex:
         target, sorted by ``(travel_s, courier_id)``. The disk is sized by
         ``travel.reach_m(budget_s, fastest indexed speed)``; the filter is ``travel.matrix_s``.
         """
-        budget = _as_seconds(budget_s, "budget_s")
+        budget = as_seconds(budget_s, "budget_s")
         return self._ordered(*self.within_slots(target, budget, travel))
 
     def within_slots(
@@ -238,7 +238,7 @@ class CourierIndex:
 
         For callers that time thousands of candidates: map slots back with :meth:`slot_of`.
         """
-        budget = _as_seconds(budget_s, "budget_s")
+        budget = as_seconds(budget_s, "budget_s")
         if budget < 0 or not self._slot_of:
             return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int64)
         reach = travel.reach_m(budget, self._max_speed())
@@ -263,7 +263,7 @@ class CourierIndex:
         Grows H3 rings from the target's cell and stops as soon as no courier outside them
         can beat the ``limit``-th best time; same result and order as ``within(...)[:limit]``.
         """
-        budget = _as_seconds(max_budget_s, "max_budget_s")
+        budget = as_seconds(max_budget_s, "max_budget_s")
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InvalidInput(f"limit must be a whole number >= 1, got {limit!r}", field="limit")
         if budget < 0 or not self._slot_of:
@@ -352,7 +352,7 @@ class CourierIndex:
         centres = np.array([h3.cell_to_latlng(cell) for cell in cells], dtype=np.float64).reshape(-1, 2)
         radius_m = np.array([_circumradius_m(cell) for cell in cells])
         distance_m = haversine_matrix_m([target.lat], [target.lng], centres[:, 0], centres[:, 1])[0]
-        limit_m = reach_m * (1.0 + 1e-9) + radius_m * (1.0 + _CELL_SLACK_REL) + _CELL_SLACK_M
+        limit_m = reach_m * (1.0 + 1e-9) + radius_m * (1.0 + CELL_SLACK_REL) + CELL_SLACK_M
         return [cells[i] for i in np.flatnonzero(distance_m <= limit_m).tolist()]
 
     def _ranks(self) -> npt.NDArray[np.int64]:

@@ -19,19 +19,19 @@ IntArray = npt.NDArray[np.int64]
 EARTH_RADIUS_M: float = 6_371_008.8
 """Mean Earth radius (IUGG), metres."""
 
-_QUARTER_CIRCUMFERENCE_M: Final = math.pi / 2 * EARTH_RADIUS_M
+QUARTER_CIRCUMFERENCE_M: Final = math.pi / 2 * EARTH_RADIUS_M
 
 # A point on a cell's edge may be given to either cell: H3 rounds in a projected plane, so a
 # point of a cell can lie a hair (nanometres) outside the cell's polygon. Every geometric
 # argument below widens cells by this much before it trusts a verdict.
-_CELL_SLACK_REL: Final = 1e-6
-_CELL_SLACK_M: Final = 0.01
+CELL_SLACK_REL: Final = 1e-6
+CELL_SLACK_M: Final = 0.01
 
 
 # -- distances -------------------------------------------------------------------------------
 
 
-def _haversine(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+def haversine_latlng_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
     # The same operations, in the same order, as haversine_matrix_m.
     p1 = math.radians(lat1)
     p2 = math.radians(lat2)
@@ -49,7 +49,7 @@ def haversine_m(a: Location, b: Location) -> float:
     >>> round(haversine_m(Location(0.0, 0.0), Location(1.0, 0.0)), 1)
     111195.1
     """
-    return _haversine(a.lat, a.lng, b.lat, b.lng)
+    return haversine_latlng_m(a.lat, a.lng, b.lat, b.lng)
 
 
 def haversine_matrix_m(

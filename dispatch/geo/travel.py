@@ -18,12 +18,12 @@ __all__ = ["GreatCircleTravel", "PlanarTravel", "TravelModel", "planar_to_locati
 # -- travel-time models ----------------------------------------------------------------------
 
 
-def _check_speed(speed_mps: float) -> None:
+def check_speed(speed_mps: float) -> None:
     if not (speed_mps > 0.0 and math.isfinite(speed_mps)):
         raise InvalidInput(f"speed must be a positive number of m/s, got {speed_mps!r}", field="speed_mps")
 
 
-def _as_seconds(value: int, what: str) -> int:
+def as_seconds(value: int, what: str) -> int:
     if isinstance(value, bool):
         raise InvalidInput(f"{what} must be a whole number of seconds, got {value!r}", field=what)
     try:
@@ -83,13 +83,13 @@ class GreatCircleTravel:
         return f"GreatCircleTravel(road_factor={self.road_factor!r})"
 
     def travel_s(self, a: Location, b: Location, speed_mps: float) -> int:
-        _check_speed(speed_mps)
+        check_speed(speed_mps)
         return math.ceil(haversine_m(a, b) * self.road_factor / speed_mps)
 
     def matrix_s(
         self, origins: Sequence[Location], destinations: Sequence[Location], speed_mps: float
     ) -> IntArray:
-        _check_speed(speed_mps)
+        check_speed(speed_mps)
         small = _small_matrix(self, origins, destinations, speed_mps)
         if small is not None:
             return small
@@ -108,7 +108,7 @@ class GreatCircleTravel:
         return result.astype(np.int64)
 
     def reach_m(self, budget_s: int, speed_mps: float) -> float:
-        _check_speed(speed_mps)
+        check_speed(speed_mps)
         if budget_s < 0:
             return 0.0
         # travel_s <= budget iff d * road_factor / speed <= budget, up to rounding of a few
@@ -181,7 +181,7 @@ class PlanarTravel:
         >>> PlanarTravel.metres_per_minute(427 / 60)
         427.0
         """
-        _check_speed(speed_mps)
+        check_speed(speed_mps)
         per_minute = round(speed_mps * 60.0, 6)
         if per_minute <= 0.0:
             raise InvalidInput(f"speed {speed_mps!r} m/s rounds to 0 m/min", field="speed_mps")
