@@ -91,9 +91,23 @@ def _mdrp_solve(args: argparse.Namespace) -> int:
     kpis["feasible"] = not violations
     (out / "kpis.json").write_text(json.dumps(kpis, indent=2) + "\n")
     print(json.dumps(kpis, indent=2))
+    if args.report:
+        from simulations.mdrp_report import mdrp_kpis, replay_tables, write_replay_report
+
+        tables = replay_tables(
+            instance, report, args.policy, params={"policy": args.policy}, extra_kpis=mdrp_kpis(kpis)
+        )
+        page = write_replay_report(out / "report", instance, [tables], command=_command(args))
+        print(f"report: {page}", file=sys.stderr)
     for v in violations[:20]:
         print(f"dispatch: infeasible: {v}", file=sys.stderr)
     return 0 if not violations else 1
+
+
+def _command(args: argparse.Namespace) -> str:
+    import shlex
+
+    return shlex.join(["dispatch", *args.argv])
 
 
 def _mdrp_check(args: argparse.Namespace) -> int:
@@ -113,7 +127,10 @@ def _mdrp_bench(args: argparse.Namespace) -> int:
     from simulations.mdrp_bench import POLICIES, bench
 
     policies = POLICIES if args.policy == "both" else (args.policy,)
-    rows = bench(args.instances, args.out, jobs=args.jobs, tick_s=args.tick, policies=policies)
+    rows = bench(
+        args.instances, args.out, jobs=args.jobs, tick_s=args.tick, policies=policies,
+        report_command=_command(args) if args.report else None,
+    )  # fmt: skip
     print(Path(args.out, "results.md").read_text())
     return 0 if all(r["feasible"] for r in rows) else 1
 
@@ -167,6 +184,7 @@ def _parser() -> argparse.ArgumentParser:
     solve.add_argument("--out", required=True, help="directory for the solution files")
     solve.add_argument("--policy", choices=["optimizing", "greedy"], default="optimizing")
     solve.add_argument("--tick", type=int, default=60, help="seconds between re-optimizations (default 60)")
+    solve.add_argument("--report", action="store_true", help="also write the HTML report to OUT/report/")
     solve.set_defaults(run=_mdrp_solve)
     many = mdrp.add_parser("bench", help="replay many instances in parallel; CSV and markdown table")
     many.add_argument("instances", nargs="+", help="instance directories")
@@ -174,6 +192,9 @@ def _parser() -> argparse.ArgumentParser:
     many.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
     many.add_argument("--policy", choices=["both", "optimizing", "greedy"], default="both")
     many.add_argument("--tick", type=int, default=60, help="seconds between re-optimizations (default 60)")
+    many.add_argument(
+        "--report", action="store_true", help="also write an HTML report per instance to OUT/reports/NAME/"
+    )
     many.set_defaults(run=_mdrp_bench)
     check = mdrp.add_parser("check", help="check a solution against every MDRP rule")
     check.add_argument("instance")
@@ -184,6 +205,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return int(args.run(args))
     except DispatchError as exc:

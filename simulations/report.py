@@ -68,6 +68,10 @@ KPI_LABELS: dict[str, tuple[str, str, int]] = {
     "dropoff_eta_bias_min": ("Drop-off ETA bias (actual - ETA)", "min", 2),
     "decision_s_mean": ("Decision time per tick, mean", "s", -1),
     "decision_s_p99": ("Decision time per tick, p99", "s", -1),
+    # the Grubhub replay's own measures
+    "target_overage_mean_min": ("Click-to-door past the 40-min target, mean", "min", -1),
+    "cost_per_order_usd": ("Courier pay per order", "$", -1),
+    "couriers_paid_guarantee_share": ("Couriers paid the hourly guarantee", "share", 0),
 }
 _PALETTE = ("#1f77b4", "#e6550d", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#17becf")
 _STATUS_COLOURS = {"idle": "#9ecae1", "busy": "#3182bd", "waiting": "#fd8d3c"}
@@ -251,7 +255,7 @@ def _style() -> dict[str, Any]:
 
 def _svg(fig: Figure) -> str:
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight")
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     text = buf.getvalue()
     text = text[text.index("<svg") :]
     # scale with the page: drop the fixed size, keep the viewBox
