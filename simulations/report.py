@@ -258,6 +258,7 @@ def _svg(fig: Figure) -> str:
     fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     text = buf.getvalue()
     text = text[text.index("<svg") :]
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.S)
     # scale with the page: drop the fixed size, keep the viewBox
     return re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r"<svg\1", text, count=1)
 
@@ -722,6 +723,9 @@ def _cards(run: _Run) -> str:
 
 
 def _figure_html(fig_id: str, svg: str, caption: str = "") -> str:
+    # matplotlib names the parts of every figure alike (figure_1, clip paths): one page, unique ids
+    svg = re.sub(r'\bid="([^"]+)"', rf'id="{fig_id}-\1"', svg)
+    svg = svg.replace("url(#", f"url(#{fig_id}-").replace('href="#', f'href="#{fig_id}-')
     cap = f"<figcaption>{caption}</figcaption>" if caption else ""
     return f'<figure class="chart" id="{html.escape(fig_id)}">{svg}{cap}</figure>'
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
 
 from tests.redis_server import stop_process
 
@@ -79,8 +79,8 @@ def ink_share(image: Image.Image) -> float:
 
 
 class _Session:
-    def __init__(self, ws_url: str) -> None:
-        self.ws = connect(ws_url, max_size=None, open_timeout=20)
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
         self.next_id = 0
         self.events: list[dict[str, Any]] = []
 
@@ -143,8 +143,8 @@ def _drive(profile: Path, path: Path, expression: str, figure_selector: str) -> 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
         targets = json.loads(response.read())
     target = next(t for t in targets if t.get("type") == "page")
-    cdp = _Session(target["webSocketDebuggerUrl"])
-    try:
+    with connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=20) as ws:
+        cdp = _Session(ws)
         for domain in ("Page", "Runtime", "Log", "Network"):
             cdp.call(f"{domain}.enable")
         cdp.call(
@@ -159,42 +159,41 @@ def _drive(profile: Path, path: Path, expression: str, figure_selector: str) -> 
         cdp.wait_for("Page.loadEventFired")
         cdp.drain()
         page = Page()
-        page.evaluated = cdp.call("Runtime.evaluate", expression=expression, returnByValue=True)[
-            "result"
-        ].get("value")
-        boxes = cdp.call(
-            "Runtime.evaluate",
-            expression=(
-                f"JSON.stringify([...document.querySelectorAll({json.dumps(figure_selector)})].map(f => {{"
-                "const r = f.getBoundingClientRect();"
-                "return [f.id, r.left + window.scrollX, r.top + window.scrollY, r.width, r.height]; }))"
-            ),
-            returnByValue=True,
-        )["result"]["value"]
+        page.evaluated = _evaluate(cdp, expression)
+        boxes = _evaluate(cdp, _BOXES % json.dumps(figure_selector))
         size = cdp.call("Page.getLayoutMetrics")["cssContentSize"]
-        shot = cdp.call(
-            "Page.captureScreenshot",
-            format="png",
-            captureBeyondViewport=True,
-            clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
-        )
+        clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
+        shot = cdp.call("Page.captureScreenshot", format="png", captureBeyondViewport=True, clip=clip)
         page.screenshot = Image.open(io.BytesIO(base64.b64decode(shot["data"])))
         page.screenshot.load()
-        for fid, x, y, w, h in json.loads(boxes):
+        for fid, x, y, w, h in boxes:
             page.figures[fid] = page.screenshot.crop((round(x), round(y), round(x + w), round(y + h)))
         cdp.drain(0.1)
         for event in cdp.events:
-            method, params = event["method"], event.get("params", {})
-            if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-                page.console_errors.append(" ".join(str(a.get("value", a)) for a in params.get("args", [])))
-            elif method == "Runtime.exceptionThrown":
-                page.exceptions.append(json.dumps(params.get("exceptionDetails", {}))[:500])
-            elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
-                page.console_errors.append(params["entry"].get("text", ""))
-            elif method == "Network.requestWillBeSent":
-                url = params.get("request", {}).get("url", "")
-                if not url.startswith(("file:", "data:", "about:")):
-                    page.requests.append(url)
+            _record(page, event["method"], event.get("params", {}))
         return page
-    finally:
-        cdp.ws.close()
+
+
+#: id and page box of every figure
+_BOXES = (
+    "[...document.querySelectorAll(%s)].map(f => { const r = f.getBoundingClientRect();"
+    " return [f.id, r.left + window.scrollX, r.top + window.scrollY, r.width, r.height]; })"
+)
+
+
+def _evaluate(cdp: _Session, expression: str) -> Any:
+    return cdp.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+
+
+def _record(page: Page, method: str, params: dict[str, Any]) -> None:
+    if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+        page.console_errors.append(" ".join(str(a.get("value", a)) for a in params.get("args", [])))
+    elif method == "Runtime.exceptionThrown":
+        details = params.get("exceptionDetails", {})
+        page.exceptions.append(details.get("exception", {}).get("description") or details.get("text", ""))
+    elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
+        page.console_errors.append(params["entry"].get("text", ""))
+    elif method == "Network.requestWillBeSent":
+        url = params.get("request", {}).get("url", "")
+        if not url.startswith(("file:", "data:", "about:")):
+            page.requests.append(url)
