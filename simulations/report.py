@@ -34,7 +34,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, Rectangle
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter, MultipleLocator
 
 from dispatch.errors import InvalidInput
 
@@ -75,7 +75,10 @@ KPI_LABELS: dict[str, tuple[str, str, int]] = {
 }
 _PALETTE = ("#1f77b4", "#e6550d", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#17becf")
 _STATUS_COLOURS = {"idle": "#9ecae1", "busy": "#3182bd", "waiting": "#fd8d3c"}
+_STATUS_LABELS = {"idle": "idle", "busy": "busy", "waiting": "waiting at a merchant"}
 _MAP_CELLS_MAX = 900
+#: a cell's mean or share is drawn from this many delivered orders on (fewer say little)
+_MIN_ORDERS_FOR_MEAN = 3
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -268,9 +271,10 @@ def _clock(hours: float, _pos: object = None) -> str:
     return f"{minutes // 60 % 24:02d}:{minutes % 60:02d}"
 
 
-def _time_axis(ax: Axes) -> None:
+def _time_axis(ax: Axes, span_h: float) -> None:
+    """Clock times on the x axis (hours from midnight), every half hour, hour or two hours."""
     ax.xaxis.set_major_formatter(FuncFormatter(_clock))
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=8, steps=[1, 2, 3, 6, 10]))
+    ax.xaxis.set_major_locator(MultipleLocator(0.5 if span_h <= 4 else 1 if span_h <= 10 else 2))
 
 
 def _figure(width: float = 6.4, height: float = 2.8) -> Figure:
@@ -314,7 +318,7 @@ def _line_chart(
     if not drawn:
         _no_data(ax, "nothing to show")
     else:
-        _time_axis(ax)
+        _time_axis(ax, _span_h(run))
         if share:
             ax.set_ylim(-0.02, 1.02)
             ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _p: f"{y:.0%}"))
@@ -323,6 +327,11 @@ def _line_chart(
         if len(run.variants) > 1:
             ax.legend(loc="best", fontsize=8)
     return _svg(fig)
+
+
+def _span_h(run: _Run) -> float:
+    times = [t for v in run.variants for t in v.timeline.num("t")]
+    return (max(times) - min(times)) / 3600 if times else 0.0
 
 
 def _timeline_series(column: str) -> Callable[[_Variant], tuple[FloatArray, FloatArray]]:
@@ -360,17 +369,17 @@ def _couriers_chart(run: _Run) -> str:
             ax.stackplot(
                 hours,
                 *stacks,
-                labels=[s for s in _STATUS_COLOURS],
+                labels=list(_STATUS_LABELS.values()),
                 colors=list(_STATUS_COLOURS.values()),
                 step="post",
                 lw=0,
             )
-            _time_axis(ax)
+            _time_axis(ax, _span_h(run))
         else:
             _no_data(ax, "no timeline")
         ax.set_title(v.name, color=v.colour, fontsize=9)
         ax.set_ylabel("couriers")
-    fig.suptitle("Couriers on shift: idle, busy, waiting at merchants", x=0.01, ha="left", weight="bold")
+    fig.suptitle("Couriers on shift", x=0.01, ha="left", weight="bold", size=10)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper right", fontsize=8, ncols=3)
     return _svg(fig)
@@ -516,13 +525,14 @@ class _Layer:
 
 
 def _by_cell(cells: Sequence[Any], values: FloatArray, how: str) -> dict[Any, float]:
+    """Sum, or mean over cells of at least ``_MIN_ORDERS_FOR_MEAN`` values, of ``values`` per cell."""
     groups: dict[Any, list[float]] = {}
     for cell, value in zip(cells, values, strict=True):
         if cell is not None and not math.isnan(value):
             groups.setdefault(cell, []).append(float(value))
     if how == "sum":
         return {c: float(sum(v)) for c, v in groups.items()}
-    return {c: float(np.mean(v)) for c, v in groups.items()}
+    return {c: float(np.mean(v)) for c, v in groups.items() if len(v) >= _MIN_ORDERS_FOR_MEAN}
 
 
 def _map_layers(run: _Run, grid: _Grid) -> list[_Layer]:
@@ -569,6 +579,10 @@ def _draw_map(
             linewidths=0.3,
         )
         ax.add_collection(collection)
+        corners = np.concatenate([grid.polygon(c) for c in cells])
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+        ax.set_xlim(min(x0, corners[:, 0].min()), max(x1, corners[:, 0].max()))
+        ax.set_ylim(min(y0, corners[:, 1].min()), max(y1, corners[:, 1].max()))
         bar = fig.colorbar(collection, ax=ax, shrink=0.75, pad=0.02)
         bar.set_label(layer.unit)
         if layer.fmt == "{:.0%}":
@@ -753,8 +767,10 @@ p.note { font-size: 12.5px; color: #555; margin: 4px 0 10px; max-width: 1000px; 
 .card .big { font-size: 24px; font-weight: 600; }
 .card .small { font-size: 11px; color: #666; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 12px; }
-.maps { display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 420px)); gap: 10px; }
-h3.layer { font-size: 14px; margin: 14px 0 6px; }
+.layers { display: flex; flex-wrap: wrap; gap: 8px 26px; }
+.layer h3 { font-size: 14px; margin: 10px 0 6px; }
+.maps { display: flex; flex-wrap: wrap; gap: 10px; }
+.maps figure.chart { width: 330px; }
 figure.chart { margin: 0; background: #fff; border-radius: 6px; padding: 6px;
                box-shadow: 0 1px 2px rgba(0,0,0,0.08); }
 figure.chart svg { width: 100%; height: auto; display: block; }
@@ -899,16 +915,17 @@ def _page(run: _Run) -> str:
     maps_html = []
     for _key, layer_title, figures in layers:
         maps_html.append(
-            f'<h3 class="layer">{html.escape(layer_title)}</h3><div class="maps">'
+            f'<div class="layer"><h3>{html.escape(layer_title)}</h3><div class="maps">'
             + "".join(_figure_html(fid, svg) for fid, svg in figures)
-            + "</div>"
+            + "</div></div>"
         )
     sections.append(
         f'<section id="maps"><h2>Maps</h2><p class="note">{html.escape(where)} '
         f"Cells: {html.escape(describe)}. "
-        "Orders by drop-off; couriers by where their shift starts; black squares are merchants. A map "
+        f"Orders by drop-off (means and shares over cells of {_MIN_ORDERS_FOR_MEAN} delivered orders or "
+        "more); couriers by where their shift starts; black squares are merchants. A map "
         "drawn once holds for every variant; otherwise each variant has its own, on one colour scale.</p>"
-        f"{''.join(maps_html)}</section>"
+        f'<div class="layers">{"".join(maps_html)}</div></section>'
     )
     title = html.escape(f"{meta.get('scenario', 'city day')}: dispatch report")
     return (
