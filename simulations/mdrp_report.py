@@ -297,7 +297,7 @@ def write_replay_report(
     ends = [r["shift_end"] for v in variants for r in v.couriers]
     meta = {
         "scenario": f"Grubhub MDRP instance {instance.name}",
-        "seed": "-",
+        "seed": None,  # a recorded day: nothing random
         "version": version or _version(),
         "command": command,
         "coordinates": "planar_m",

@@ -439,7 +439,7 @@ class _Grid:
             xmin, ymin, xmax, ymax = (float(c) for c in city["bbox_m"])
             self.bbox = (xmin, ymin, xmax, ymax)
             area = max(1.0, (xmax - xmin) * (ymax - ymin))
-            target = min(_MAP_CELLS_MAX, max(40.0, n_points / 8))
+            target = min(_MAP_CELLS_MAX, max(60.0, n_points / 5))
             raw = math.sqrt(area / target)
             nice = [100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000, 20000]
             self.size_m = float(min(nice, key=lambda s: abs(math.log(s / raw))))
@@ -450,7 +450,7 @@ class _Grid:
             self.lat0, self.lng0 = (float(c) for c in city["center"])
             self.radius_m = float(city["radius_m"])
             area_m2 = math.pi * self.radius_m**2
-            target = min(_MAP_CELLS_MAX, max(40.0, n_points / 8))
+            target = min(_MAP_CELLS_MAX, max(60.0, n_points / 5))
             self.res = min(
                 range(4, 12),
                 key=lambda r: abs(math.log(area_m2 / h3.average_hexagon_area(r, "m^2") / target)),
@@ -588,7 +588,7 @@ def _draw_map(
         if layer.fmt == "{:.0%}":
             bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _p: f"{y:.0%}"))
     else:
-        ax.text(0, 0, "none", ha="center", va="center", color="#777777", transform=ax.transData)
+        ax.text(0.5, 0.5, "none", ha="center", va="center", color="#777777", transform=ax.transAxes)
     a, b = ("x", "y") if run.planar else ("lat", "lng")
     merchants = run.meta.get("merchants") or []
     if merchants:
@@ -754,6 +754,8 @@ header .meta { font-size: 13px; opacity: 0.9; }
 header .meta span { margin-right: 18px; }
 header code { display: inline-block; margin-top: 8px; background: #0f1822; color: #d7e3f0;
               padding: 4px 8px; border-radius: 4px; font-size: 12px; }
+header nav { margin-top: 8px; font-size: 13px; }
+header nav a { color: #9fc5ec; text-decoration: none; }
 .chip { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin: 0 4px 0 0; }
 main { padding: 10px 28px 40px; max-width: 1500px; }
 section { margin-top: 22px; }
@@ -802,12 +804,19 @@ def _page(run: _Run) -> str:
     day = ""
     if "day_start_s" in meta and "day_end_s" in meta:
         day = f"<span>day {_clock(meta['day_start_s'] / 3600)}-{_clock(meta['day_end_s'] / 3600)}</span>"
+    # a recorded day (the Grubhub replay) has no seed
+    seed = f"<span>seed {html.escape(str(meta['seed']))}</span>" if meta.get("seed") is not None else ""
+    nav = " · ".join(
+        f'<a href="#{a}">{t}</a>'
+        for a, t in (("summary", "at a glance"), ("kpis", "KPIs"), ("day", "the day"),
+                     ("distributions", "distributions"), ("maps", "maps"))
+    )  # fmt: skip
     header = (
         f"<header><h1>{html.escape(str(meta.get('scenario', 'city day')))}</h1>"
-        f'<div class="meta"><span>seed {html.escape(str(meta.get("seed", "-")))}</span>'
+        f'<div class="meta">{seed}'
         f"<span>version {html.escape(str(meta.get('version', '-')))}</span>{day}"
         f"<span>variants: {chips}</span></div>"
-        f"<code>{html.escape(str(meta.get('command', '')))}</code></header>"
+        f"<code>{html.escape(str(meta.get('command', '')))}</code><nav>{nav}</nav></header>"
     )
     sections = [
         f'<section id="summary"><h2>At a glance</h2>{_cards(run)}</section>',
