@@ -31,7 +31,7 @@ import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
-from matplotlib.colors import Normalize
+from matplotlib.colors import Colormap, ListedColormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, Rectangle
 from matplotlib.ticker import FuncFormatter, MultipleLocator
@@ -560,6 +560,14 @@ def _map_layers(run: _Run, grid: _Grid) -> list[_Layer]:
     ]
 
 
+def _colormap(name: str) -> Colormap:
+    """The named colormap; a sequential one without its palest sixth, so small values show on white."""
+    cmap = matplotlib.colormaps[name]
+    if name == "RdYlGn":
+        return cmap
+    return ListedColormap(cmap(np.linspace(0.17, 1.0, 256)), name=f"{name}_visible")
+
+
 def _draw_map(
     run: _Run, grid: _Grid, layer: _Layer, variant: _Variant | None, vmin: float, vmax: float
 ) -> str:
@@ -573,7 +581,7 @@ def _draw_map(
         collection = PolyCollection(
             [grid.polygon(c) for c in cells],
             array=np.array([values[c] for c in cells]),
-            cmap=matplotlib.colormaps[layer.cmap],
+            cmap=_colormap(layer.cmap),
             norm=norm,
             edgecolors="white",
             linewidths=0.3,
@@ -757,6 +765,9 @@ header code { display: inline-block; margin-top: 8px; background: #0f1822; color
 header nav { margin-top: 8px; font-size: 13px; }
 header nav a { color: #9fc5ec; text-decoration: none; }
 .chip { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin: 0 4px 0 0; }
+.split { display: flex; flex-wrap: wrap; gap: 0 28px; align-items: flex-start; }
+.split > #kpis { flex: 0 1 auto; max-width: 620px; }
+.split > #day { flex: 1 1 560px; min-width: 0; }
 main { padding: 10px 28px 40px; max-width: 1500px; }
 section { margin-top: 22px; }
 h2 { font-size: 17px; margin: 0 0 4px; border-bottom: 2px solid #d5d9df; padding-bottom: 4px; }
@@ -863,10 +874,11 @@ def _page(run: _Run) -> str:
             ),
         ),
     ]
+    kpi_section = sections.pop()  # the table, and the day beside it where the page is wide enough
     sections.append(
-        '<section id="day"><h2>The day over time</h2><p class="note">Orders and couriers per 15 minutes of '
-        "simulated time; delivery times by the hour the order was placed.</p>"
-        f'<div class="grid">{"".join(day_charts)}</div></section>'
+        f'<div class="split">{kpi_section}<section id="day"><h2>The day over time</h2><p class="note">Orders '
+        "and couriers per 15 minutes of simulated time; delivery times by the hour the order was placed.</p>"
+        f'<div class="grid">{"".join(day_charts)}</div></section></div>'
     )
     dists = [
         _figure_html(
