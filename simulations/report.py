@@ -38,7 +38,7 @@ from matplotlib.ticker import FuncFormatter, MultipleLocator
 
 from dispatch.errors import InvalidInput
 
-__all__ = ["KPI_LABELS", "write_report"]
+__all__ = ["KPI_LABELS", "h3_resolution_for", "write_report"]
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
@@ -429,6 +429,22 @@ def _minutes_between(later: str, earlier: str) -> Callable[[_Variant], FloatArra
 # -- maps --------------------------------------------------------------------------------------
 
 
+def h3_resolution_for(radius_m: float, n_orders: int) -> int:
+    """The H3 resolution whose cells cover a city of ``radius_m`` in about ``n_orders / 5`` cells.
+
+    Five orders a cell on average, but at least 60 cells (a map, not a blob) and at most 900
+    (cells still big enough to see).
+
+    >>> h3_resolution_for(6000, 1000), h3_resolution_for(1500, 1000), h3_resolution_for(30000, 25000)
+    (8, 10, 7)
+    """
+    area_m2 = math.pi * radius_m**2
+    target = min(_MAP_CELLS_MAX, max(60.0, n_orders / 5))
+    return min(
+        range(4, 12), key=lambda r: abs(math.log(area_m2 / h3.average_hexagon_area(r, "m^2") / target))
+    )
+
+
 class _Grid:
     """Cells of the map: H3 hexagons of a live city, or squares in the plane (kilometres)."""
 
@@ -449,12 +465,7 @@ class _Grid:
         else:
             self.lat0, self.lng0 = (float(c) for c in city["center"])
             self.radius_m = float(city["radius_m"])
-            area_m2 = math.pi * self.radius_m**2
-            target = min(_MAP_CELLS_MAX, max(60.0, n_points / 5))
-            self.res = min(
-                range(4, 12),
-                key=lambda r: abs(math.log(area_m2 / h3.average_hexagon_area(r, "m^2") / target)),
-            )
+            self.res = h3_resolution_for(self.radius_m, n_points)
             edge = h3.average_hexagon_edge_length(self.res, "m")
             self.describe = f"H3 hexagons of resolution {self.res} (edge about {edge:,.0f} m)"
         self._polygons: dict[Any, FloatArray] = {}

@@ -140,8 +140,15 @@ def _drive(profile: Path, path: Path, expression: str, figure_selector: str) -> 
             raise RuntimeError("chromium did not open its DevTools port within 30 s")
         time.sleep(0.05)
     port = int(port_file.read_text().splitlines()[0])
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
-        targets = json.loads(response.read())
+    while True:  # the port is announced a moment before it answers
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
+                targets = json.loads(response.read())
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
     target = next(t for t in targets if t.get("type") == "page")
     with connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=20) as ws:
         cdp = _Session(ws)

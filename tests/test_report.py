@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import shutil
 from pathlib import Path
 
+import h3
 import pytest
 
 from dispatch.cli import main
 from dispatch.errors import InvalidInput
 from simulations.mdrp_bench import bench
-from simulations.report import write_report
+from simulations.report import h3_resolution_for, write_report
 from tests.browser import ink_share, open_page
 
 DATA = Path(__file__).parent / "data"
@@ -154,6 +156,30 @@ def test_bad_files_get_a_clear_error_and_no_report(city_day: Path, file: str, ch
     assert not (city_day / "report.html").exists()
 
 
+@pytest.mark.parametrize(
+    ("radius_m", "orders"),
+    [
+        (3000, 90),  # the fixture: a small city, few orders
+        (6000, 1000),  # lunch-rush
+        (15000, 25000),  # metro-day
+        (1500, 5000),  # a dense old town
+        (40000, 500),  # a wide region, little demand
+    ],
+)
+def test_h3_resolution_suits_the_city(radius_m: float, orders: int) -> None:
+    res = h3_resolution_for(radius_m, orders)
+    cells = math.pi * radius_m**2 / h3.average_hexagon_area(res, "m^2")
+    # a map of tens to about a thousand cells, never one of a few blobs or of specks
+    assert 30 <= cells <= 1500
+    # one resolution finer would be too many cells for the orders, or one coarser too few
+    finer = math.pi * radius_m**2 / h3.average_hexagon_area(res + 1, "m^2")
+    coarser = math.pi * radius_m**2 / h3.average_hexagon_area(res - 1, "m^2")
+    target = min(900, max(60, orders / 5))
+    assert abs(math.log(cells / target)) <= min(
+        abs(math.log(finer / target)), abs(math.log(coarser / target))
+    )
+
+
 def _rows(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as fh:
         return list(csv.DictReader(fh))
@@ -180,6 +206,9 @@ def test_mdrp_solve_report_in_planar_metres(tmp_path: Path, capsys: pytest.Captu
     shift_s = int(courier["shift_end"]) - int(courier["shift_start"])
     states_s = int(courier["busy_s"]) + int(courier["idle_s"]) + int(courier["waiting_at_merchant_s"])
     assert states_s == shift_s and int(courier["waiting_at_merchant_s"]) > 0
+    timeline = _rows(out / "report" / "timeline.csv")
+    assert sum(int(t["orders_placed"]) for t in timeline) == 2
+    assert sum(int(t["delivered"]) for t in timeline) == 2
     page = open_page(out / "report" / "report.html")
     assert page.console_errors == [] and page.exceptions == [] and page.requests == []
     # one variant: one map per layer
