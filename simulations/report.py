@@ -597,6 +597,7 @@ def _draw_map(
             edgecolors="white",
             linewidths=0.3,
         )
+        collection.set_gid("cells")
         ax.add_collection(collection)
         corners = np.concatenate([grid.polygon(c) for c in cells])
         (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
@@ -617,7 +618,26 @@ def _draw_map(
         ax.scatter(e, n, s=9, marker="s", c="#222222", linewidths=0, label="merchants", zorder=3)
     title = "every variant" if variant is None else variant.name
     ax.set_title(title, color="#444444" if variant is None else variant.colour)
-    return _svg(fig)
+    tips = [f"{layer.fmt.format(values[c])} {'' if layer.fmt == '{:.0%}' else layer.unit}" for c in cells]
+    return _with_tooltips(_svg(fig), "cells", tips)
+
+
+def _with_tooltips(svg: str, gid: str, tips: Sequence[str]) -> str:
+    """Give the n-th shape of group ``gid`` the n-th tip (shown when the pointer rests on it)."""
+    start = svg.find(f'<g id="{gid}">')
+    if start < 0 or not tips:
+        return svg
+    end = svg.index("</g>", start)
+    shapes = iter(tips)
+
+    def tip(match: re.Match[str]) -> str:
+        text = next(shapes, None)
+        if text is None:
+            return match.group(0)
+        return f"{match.group(1)}><title>{html.escape(text.strip())}</title></path>"
+
+    body = re.sub(r"(<path\b[^>]*?)\s*/>", tip, svg[start:end])
+    return svg[:start] + body + svg[end:]
 
 
 def _maps(run: _Run) -> tuple[str, list[tuple[str, str, list[tuple[str, str]]]]]:
@@ -956,7 +976,8 @@ def _page(run: _Run) -> str:
         f"Cells: {html.escape(describe)}. "
         f"Orders by drop-off (means and shares over cells of {_MIN_ORDERS_FOR_MEAN} delivered orders or "
         "more); couriers by where their shift starts; black squares are merchants. A map "
-        "drawn once holds for every variant; otherwise each variant has its own, on one colour scale.</p>"
+        "drawn once holds for every variant; otherwise each variant has its own, on one colour scale. "
+        "Rest the pointer on a cell to read its value.</p>"
         f'<div class="layers">{"".join(maps_html)}</div></section>'
     )
     title = html.escape(f"{meta.get('scenario', 'city day')}: dispatch report")

@@ -156,6 +156,18 @@ def test_bad_files_get_a_clear_error_and_no_report(city_day: Path, file: str, ch
     assert not (city_day / "report.html").exists()
 
 
+def test_demand_map_has_one_hexagon_per_cell_with_orders(report: Path) -> None:
+    text = report.read_text()
+    figure = re.search(r'<figure class="chart" id="map-demand">.*?</figure>', text, flags=re.S)
+    assert figure is not None
+    counts = [int(n) for n in re.findall(r"<title>(\d+) orders per cell</title>", figure.group(0))]
+    with (DATA / "report" / "orders.csv").open(newline="") as fh:
+        orders = [r for r in csv.DictReader(fh) if r["variant"] == "optimizing"]
+    res = h3_resolution_for(3000, len(orders))
+    cells = {h3.latlng_to_cell(float(o["dropoff_lat"]), float(o["dropoff_lng"]), res) for o in orders}
+    assert len(counts) == len(cells) and sum(counts) == len(orders) == 90
+
+
 @pytest.mark.parametrize(
     ("radius_m", "orders"),
     [
