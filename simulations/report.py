@@ -107,6 +107,7 @@ class _Table:
                     f"{path}:{n}: expected {len(header)} columns, got {len(row)}", field=path.name
                 )
         self._columns = {name: [r[i] for r in rows] for i, name in enumerate(header)}
+        self._lines = list(range(2, len(rows) + 2))  # each row's line in the file, for errors
         self.length = len(rows)
 
     def text(self, name: str) -> list[str]:
@@ -120,7 +121,7 @@ class _Table:
                     out[i] = float(value)
                 except ValueError:
                     raise InvalidInput(
-                        f"{self.path}:{i + 2}: {name} {value!r} is not a number", field=name
+                        f"{self.path}:{self._lines[i]}: {name} {value!r} is not a number", field=name
                     ) from None
         return out
 
@@ -130,6 +131,7 @@ class _Table:
         sub = object.__new__(_Table)
         sub.path, sub.header, sub.length = self.path, self.header, len(keep)
         sub._columns = {name: [values[i] for i in keep] for name, values in self._columns.items()}
+        sub._lines = [self._lines[i] for i in keep]
         return sub
 
 
@@ -642,7 +644,6 @@ def _with_tooltips(svg: str, gid: str, tips: Sequence[str]) -> str:
 
 def _maps(run: _Run) -> tuple[str, list[tuple[str, str, list[tuple[str, str]]]]]:
     """The grid's description, and per layer: key, title, [(figure id, svg)]."""
-    a, b = ("x", "y") if run.planar else ("lat", "lng")
     n_points = max((v.orders.length for v in run.variants), default=0)
     grid = _Grid(run, n_points)
     out = []
@@ -666,7 +667,6 @@ def _maps(run: _Run) -> tuple[str, list[tuple[str, str, list[tuple[str, str]]]]]
                 for v in run.variants
             ]
         out.append((layer.key, layer.title, figures))
-    del a, b
     return grid.describe, out
 
 

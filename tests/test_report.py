@@ -124,6 +124,14 @@ def test_kpi_table_shows_each_variant_against_the_first(report: Path) -> None:
     assert row is not None and '24.06 <span class="delta bad">+2.99 (+14%)</span>' in row.group(0)
 
 
+def _set_field(text: str, line: int, column: int, value: str) -> str:
+    lines = text.splitlines()
+    fields = lines[line - 1].split(",")
+    fields[column] = value
+    lines[line - 1] = ",".join(fields)
+    return "\n".join(lines) + "\n"
+
+
 @pytest.mark.parametrize(
     ("file", "change", "message"),
     [
@@ -135,11 +143,11 @@ def test_kpi_table_shows_each_variant_against_the_first(report: Path) -> None:
             lambda t: t.replace("click_to_door_s,", "c2d,", 1),
             "missing column(s) click_to_door_s",
         ),
-        # a number that is not one
+        # a number that is not one, in the second variant's rows: named by its line in the file
         (
             "orders.csv",
-            lambda t: t.replace(",40102,40102,", ",soon,40102,", 1),
-            "placed_at 'soon' is not a number",
+            lambda t: _set_field(t, 96, 4, "soon"),
+            "orders.csv:96: placed_at 'soon' is not a number",
         ),
         # coordinates of a kind the report does not know
         ("kpis.json", lambda t: t.replace('"latlng"', '"utm"'), "meta.coordinates is 'utm'"),
