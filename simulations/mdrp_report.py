@@ -9,7 +9,8 @@ files of one instance, its policies as variants, and the report beside them.
 A courier's time is split into three states that add up to its time on shift: *waiting* at a
 restaurant (from when it is there and has the order, to the pickup), *busy* (from an
 assignment to the last drop-off of it, waiting excluded) and *idle* (the rest of its shift).
-Work after the shift's end counts as busy. Times in the replay are whole minutes.
+Work after the shift's end counts as busy. ``courier_wait_for_food_mean_min`` is the part of a
+pickup's waiting before the food is ready, per pickup. Times in the replay are whole minutes.
 """
 
 from __future__ import annotations
@@ -98,6 +99,9 @@ def replay_tables(
     log_of: dict[str, tuple[int, int, int, int]] = {}  # order -> (arrival, wait start, pickup, bundle)
     waits: dict[str, list[tuple[int, int]]] = {}
     busy: dict[str, list[tuple[int, int]]] = {}
+    #: per pickup, how long the courier (there, with the order) waited for the food to be ready
+    food_waits: list[float] = []
+    ready_of = {o.id: o.ready_min * 60 for o in instance.orders}
     for log in report.pickups:
         done = [o for o in log.order_ids if report.delivered.get(o, ("",))[0] == log.courier_id]
         if log.pickup_at is None or not done:
@@ -110,6 +114,7 @@ def replay_tables(
         arrival = max(arrivals, default=log.assigned_at)
         start = min(log.pickup_at, max(arrival, log.assigned_at))
         waits.setdefault(log.courier_id, []).append((start, log.pickup_at))
+        food_waits.append(max(0, max(ready_of[o] for o in done) - start) / 60)
         last_drop = max(report.delivered[o][4] for o in done)
         busy.setdefault(log.courier_id, []).append((log.assigned_at, last_drop))
         for o in done:
@@ -225,7 +230,7 @@ def replay_tables(
                 "click_to_door_mean_s": round(float(np.mean(c2d[in_slot]))) if np.any(in_slot) else "",
             }
         )  # fmt: skip
-    kpis = _kpis(report, orders, couriers, waits)
+    kpis = _kpis(report, orders, couriers, food_waits)
     kpis.update(extra_kpis or {})
     return ReplayTables(name, dict(params or {}), kpis, orders, couriers, timeline)
 
@@ -234,7 +239,7 @@ def _kpis(
     report: ReplayReport,
     orders: list[dict[str, Any]],
     couriers: list[dict[str, Any]],
-    waits: dict[str, list[tuple[int, int]]],
+    food_waits: list[float],
 ) -> dict[str, float]:
     delivered = [r for r in orders if r["status"] == "delivered"]
     c2d = [r["click_to_door_s"] / 60 for r in delivered]
@@ -242,7 +247,6 @@ def _kpis(
     eta = [(r["picked_up_at"] - r["pickup_eta_at_assignment"]) / 60 for r in delivered
            if r["pickup_eta_at_assignment"] != ""]  # fmt: skip
     food_wait = [(r["picked_up_at"] - r["ready_actual_at"]) / 60 for r in delivered]
-    waited = [(b - a) / 60 for spans in waits.values() for a, b in spans]
     shift_h = sum(c["shift_end"] - c["shift_start"] for c in couriers) / 3600
     worked = sum(c["busy_s"] + c["waiting_at_merchant_s"] for c in couriers)
     on_shift = sum(c["busy_s"] + c["waiting_at_merchant_s"] + c["idle_s"] for c in couriers)
@@ -264,10 +268,10 @@ def _kpis(
         "on_time_share": round(_mean([r["on_time"] for r in delivered]), 3),
         "late_mean_min": round(_mean(late), 2),
         "ready_to_pickup_mean_min": round(_mean(food_wait), 2),
-        "courier_wait_for_food_mean_min": round(_mean(waited), 2),
+        "courier_wait_for_food_mean_min": round(_mean(food_waits), 2),
         "orders_per_courier_hour": round(len(delivered) / shift_h, 3) if shift_h else 0.0,
         "utilization": round(worked / on_shift, 3) if on_shift else 0.0,
-        "orders_per_bundle": round(len(delivered) / len(waited), 3) if waited else 0.0,
+        "orders_per_bundle": round(len(delivered) / len(food_waits), 3) if food_waits else 0.0,
         "pickup_eta_mae_min": round(_mean([abs(e) for e in eta]), 2),
         "pickup_eta_p90_min": round(_pct([abs(e) for e in eta], 0.9), 2),
         "pickup_eta_bias_min": round(_mean(eta), 2),

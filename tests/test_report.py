@@ -216,7 +216,9 @@ def test_mdrp_solve_report_in_planar_metres(tmp_path: Path, capsys: pytest.Captu
     kpis = doc["variants"][0]["kpis"]
     assert kpis["orders_delivered"] == mdrp_kpis["orders_delivered"] == 2
     assert kpis["click_to_door_mean_min"] == pytest.approx(mdrp_kpis["click_to_door_mean"], abs=0.01)
-    # both orders ride together: one pickup of two, the courier waits at the restaurant for the food
+    # both orders ride together: one pickup of two; the courier, at the restaurant when given them
+    # at 7 min, waits 4 min for the later food (ready at 11 min)
+    assert (kpis["orders_per_bundle"], kpis["courier_wait_for_food_mean_min"]) == (2.0, 4.0)
     orders = _rows(out / "report" / "orders.csv")
     assert [(o["order_id"], o["bundle_size"], o["status"]) for o in orders] == [
         ("o1", "2", "delivered"),
