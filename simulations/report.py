@@ -77,6 +77,7 @@ _PALETTE = ("#1f77b4", "#e6550d", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#
 _STATUS_COLOURS = {"idle": "#9ecae1", "busy": "#3182bd", "waiting": "#fd8d3c"}
 _STATUS_LABELS = {"idle": "idle", "busy": "busy", "waiting": "waiting at a merchant"}
 _MAP_CELLS_MAX = 900
+_SLOT_H = 0.25  # timeline.csv has a row per 15 minutes
 #: a cell's mean or share is drawn from this many delivered orders on (fewer say little)
 _MIN_ORDERS_FOR_MEAN = 3
 
@@ -340,7 +341,11 @@ def _timeline_series(column: str) -> Callable[[_Variant], tuple[FloatArray, Floa
     def series(v: _Variant) -> tuple[FloatArray, FloatArray]:
         t = v.timeline.num("t")
         order = np.argsort(t, kind="stable")
-        return t[order] / 3600, v.timeline.num(column)[order]
+        hours, values = t[order] / 3600, v.timeline.num(column)[order]
+        if len(hours):  # the last slot drawn to its end, as the others are
+            hours = np.append(hours, hours[-1] + _SLOT_H)
+            values = np.append(values, values[-1])
+        return hours, values
 
     return series
 
@@ -508,9 +513,11 @@ class _Grid:
         if self.planar:
             xmin, ymin, xmax, ymax = (c / 1000 for c in self.bbox)
             ax.add_patch(Rectangle((xmin, ymin), xmax - xmin, ymax - ymin, fill=False, ec="#555555", lw=1))
-            pad = 0.03 * max(xmax - xmin, ymax - ymin)
-            ax.set_xlim(xmin - pad, xmax + pad)
-            ax.set_ylim(ymin - pad, ymax + pad)
+            # a square view around the box, never thinner than two cells (a day on one street)
+            half = 0.53 * max(xmax - xmin, ymax - ymin, 2 * self.size_m / 1000)
+            cx, cy = (xmin + xmax) / 2, (ymin + ymax) / 2
+            ax.set_xlim(cx - half, cx + half)
+            ax.set_ylim(cy - half, cy + half)
             ax.set_xlabel("x (km)")
             ax.set_ylabel("y (km)")
         else:
