@@ -612,7 +612,8 @@ def _draw_map(
         (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
         ax.set_xlim(min(x0, corners[:, 0].min()), max(x1, corners[:, 0].max()))
         ax.set_ylim(min(y0, corners[:, 1].min()), max(y1, corners[:, 1].max()))
-        bar = fig.colorbar(collection, ax=ax, shrink=0.75, pad=0.02)
+        over = any(values[c] > vmax for c in cells)
+        bar = fig.colorbar(collection, ax=ax, shrink=0.75, pad=0.02, extend="max" if over else "neither")
         bar.set_label(layer.unit)
         if layer.fmt == "{:.0%}":
             bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _p: f"{y:.0%}"))
@@ -663,6 +664,10 @@ def _maps(run: _Run) -> tuple[str, list[tuple[str, str, list[tuple[str, str]]]]]
             else (min(everything, default=0.0) if layer.key in ("click-to-door",) else 0.0)
         )
         vmax = layer.vmax if layer.vmax is not None else max(everything, default=1.0)
+        if layer.key == "click-to-door" and everything:
+            # a few slow cells of few orders would wash the rest out: the scale ends at the 95th
+            # percentile and the colour bar's arrow says there is more
+            vmax = float(np.percentile(everything, 95))
         if vmax <= vmin:
             vmax = vmin + 1
         same = all(p == per_variant[0] for p in per_variant)
