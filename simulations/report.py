@@ -652,6 +652,10 @@ def _with_tooltips(svg: str, gid: str, tips: Sequence[str]) -> str:
 
 def _maps(run: _Run) -> tuple[str, list[tuple[str, str, list[tuple[str, str]]]]]:
     """The grid's description, and per layer: key, title, [(figure id, svg)]."""
+    slugs: dict[str, str] = {}
+    for i, v in enumerate(run.variants):  # ids for the page: unique even if two names slug alike
+        slug = _slug(v.name)
+        slugs[v.name] = slug if slug not in slugs.values() else f"{slug}-{i + 1}"
     n_points = max((v.orders.length for v in run.variants), default=0)
     grid = _Grid(run, n_points)
     out = []
@@ -675,7 +679,7 @@ def _maps(run: _Run) -> tuple[str, list[tuple[str, str, list[tuple[str, str]]]]]
             figures = [(f"map-{layer.key}", _draw_map(run, grid, layer, None, vmin, vmax))]
         else:
             figures = [
-                (f"map-{layer.key}-{_slug(v.name)}", _draw_map(run, grid, layer, v, vmin, vmax))
+                (f"map-{layer.key}-{slugs[v.name]}", _draw_map(run, grid, layer, v, vmin, vmax))
                 for v in run.variants
             ]
         out.append((layer.key, layer.title, figures))
@@ -809,7 +813,9 @@ header nav { margin-top: 8px; font-size: 13px; }
 header nav a { color: #9fc5ec; text-decoration: none; }
 .chip { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin: 0 4px 0 0; }
 .split { display: flex; flex-wrap: wrap; gap: 0 28px; align-items: flex-start; }
-.split > #kpis { flex: 0 1 auto; max-width: 620px; }
+.split > #kpis { flex: 0 0 auto; max-width: 100%; overflow-x: auto; }
+.split > #kpis p.note { max-width: 520px; }
+table.kpis td { white-space: nowrap; }
 .split > #day { flex: 1 1 560px; min-width: 0; }
 main { padding: 10px 28px 40px; max-width: 1500px; }
 section { margin-top: 22px; }
