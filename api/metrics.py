@@ -92,10 +92,22 @@ class Registry:
             (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
         )
         self.assignments = Counter("dispatch_assignments_total", "Orders assigned to couriers by ticks.")
+        self.skipped_records = Counter(
+            "dispatch_tick_skipped_records_total",
+            "Courier or order records a tick left out because they failed on their own, by kind.",
+        )
 
     def render(self, gauges: Iterable[tuple[str, str, Labels, float]]) -> str:
         lines: list[str] = []
-        for metric in (self.requests, self.latency, self.ticks, self.tick_duration, self.assignments):
+        metrics = (
+            self.requests,
+            self.latency,
+            self.ticks,
+            self.tick_duration,
+            self.assignments,
+            self.skipped_records,
+        )
+        for metric in metrics:
             lines.extend(metric.render())
         seen: set[str] = set()
         for name, help_text, labels, value in gauges:

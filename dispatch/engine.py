@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 import h3
 
+from dispatch import ranges
 from dispatch.config import DispatchConfig
 from dispatch.errors import (
     Conflict,
@@ -105,9 +106,20 @@ class _Admission:
 
 
 def _check_now(now: object) -> int:
-    if isinstance(now, bool) or not isinstance(now, int) or now < 0:
+    if isinstance(now, bool) or not isinstance(now, int):
         raise InvalidInput(f"now must be whole seconds >= 0, got {now!r}", field="now")
-    return now
+    return ranges.TIMESTAMP.check(now, "now")
+
+
+def _check_ahead(ahead_s: int, field: str) -> None:
+    if not ranges.SCHEDULE_AHEAD_S.contains(ahead_s):
+        days = ranges.SCHEDULE_AHEAD_S.high / 86400
+        error = InvalidWindow if field == "window" else InvalidInput
+        raise error(
+            f"{field} is {ahead_s / 86400:.1f} days ahead; at most {days:.0f} days ahead are taken "
+            f"(in {ranges.SCHEDULE_AHEAD_S.describe()} from now)",
+            field=field,
+        )
 
 
 class Dispatcher:
@@ -239,6 +251,8 @@ class Dispatcher:
             ready = max(now + merchant.prep_s, window.start - after_ready_s) if ready_at is None else ready_at
         if isinstance(ready, bool) or not isinstance(ready, int) or ready < now:
             raise InvalidInput(f"ready_at must be whole seconds, not before now ({now} s)", field="ready_at")
+        _check_ahead(window.start - now, "window")
+        _check_ahead(ready - now, "ready_at")
         earliest = ready + after_ready_s
         if earliest > window.end and cfg.refuse_infeasible_promises:
             late_min = (earliest - window.end) / 60
@@ -324,6 +338,7 @@ class Dispatcher:
         _check_now(now)
         if isinstance(shift_end, bool) or not isinstance(shift_end, int) or shift_end <= now:
             raise InvalidInput(f"shift_end must be whole seconds after now ({now} s)", field="shift_end")
+        ranges.SHIFT_S.check(shift_end - now, "shift length (shift_end - now)")
         old = self.store.get_courier(courier_id)
         if old is not None and old.on_shift:
             raise Conflict(f"courier {courier_id!r} is already on shift")

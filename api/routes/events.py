@@ -12,19 +12,21 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from api.deps import ReaderDep, RuntimeDep
-from api.problems import problem_responses
+from api.problems import ApiError, problem_responses
 from api.runtime import Runtime
 from api.schemas.ops import EventPage, EventPublic
 from api.settings import Principal, Role
 from dispatch.errors import StoreUnavailable
 from dispatch.models import Event
+from dispatch.ranges import EVENT_SEQ
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -80,7 +82,10 @@ _SSE_EVENT = {
     },
 }
 
-_After = Annotated[int, Query(ge=0, description="read events with seq greater than this")]
+_After = Annotated[
+    int,
+    Query(ge=0, le=int(EVENT_SEQ.high), description="read events with seq greater than this"),
+]
 
 
 @router.get(
@@ -104,9 +109,9 @@ async def list_events(
             "description": "server-sent events: `id` is the seq, `event` the kind, `data` an Event as JSON",
             "content": {"text/event-stream": {"schema": _SSE_EVENT}},
         },
-        **problem_responses(401, 403, 422),
+        **problem_responses(401, 403, 422, 429),
     },
-    summary="Server-sent events; resumes from Last-Event-ID or after=",
+    summary="Server-sent events; resumes from Last-Event-ID or after= (a few streams per key at once)",
 )
 async def stream_events(
     principal: ReaderDep,
@@ -116,6 +121,14 @@ async def stream_events(
 ) -> StreamingResponse:
     start = max(after, int(last_event_id)) if last_event_id else after
     settings = runtime.settings
+    # the slot is taken now, so that the 429 is an answer; the response gives it back when it ends
+    if not runtime.take_stream_slot(principal.key_id):
+        raise ApiError(
+            "too-many-streams",
+            f"this key holds {settings.event_streams_per_key} event streams open, the most it may; "
+            "close one, or poll GET /v1/events",
+            headers={"Retry-After": "5"},
+        )
 
     async def stream() -> AsyncIterator[str]:
         cursor = start
@@ -143,8 +156,24 @@ async def stream_events(
                 quiet_since = time.monotonic()
             await asyncio.sleep(min(settings.event_poll_s, max(0.0, closes_at - loop.time())))
 
-    return StreamingResponse(
+    return _SlotResponse(
         stream(),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        on_close=lambda: runtime.give_stream_slot(principal.key_id),
     )
+
+
+class _SlotResponse(StreamingResponse):
+    """A streaming response that calls ``on_close`` once it is over, however it ends (the client
+    gone before the first byte too: the route's response is always called)."""
+
+    def __init__(self, content: AsyncIterator[str], *, on_close: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._on_close()

@@ -21,6 +21,7 @@ async def test_healthz_needs_no_key(client: httpx.AsyncClient, dispatcher: Dispa
     assert r.status_code == 200
     assert r.json() == {
         "status": "ok",
+        "failing_ticks": 0,
         "city": "default",
         "background_tick": False,
         "last_tick_at": None,
