@@ -53,6 +53,7 @@ API_PROBLEMS: dict[str, tuple[int, str]] = {
     "idempotency-key-in-use": (409, "A request with this Idempotency-Key is still being processed"),
     "idempotency-key-reused": (422, "This Idempotency-Key was used with another request"),
     "too-many-idempotency-records": (429, "This key holds the most idempotency records it may"),
+    "too-many-headers": (431, "The request has too many headers"),
     "too-many-streams": (429, "This key holds the most event streams it may open at once"),
     "internal-error": (500, "Internal error"),
 }

@@ -4,7 +4,8 @@ Over the embedded in-memory state, one process holds the state, so it runs one w
 would be more cities, not more capacity) and ``--workers`` above 1 is refused. With
 ``DISPATCH_REDIS_URL`` set, ``--workers N`` runs N uvicorn worker processes over the shared
 state; one of them at a time (the lease holder) runs the background tick. ``python -m api.serve``
-runs the same function with the same options.
+runs the same function with the same options. What one connection may cost (header size and
+count, read timeout, keep-alive) is bounded as :mod:`api.server_limits` says.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def serve(
     from pydantic import ValidationError
 
     from api.app import create_app
+    from api.server_limits import uvicorn_options
     from api.settings import Settings
 
     try:
@@ -54,8 +56,17 @@ def serve(
             file=sys.stderr,
         )
         return 2
+    # the h11 protocol of every worker reads it from the environment (api/server_limits.py)
+    os.environ["DISPATCH_REQUEST_READ_TIMEOUT_S"] = str(settings.request_read_timeout_s)
     if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=access_log)
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=access_log,
+            **uvicorn_options(),
+        )
         return 0
     # Each worker process builds its own app from the environment (no state crosses processes).
     if tick_interval_s is not None:
@@ -68,6 +79,7 @@ def serve(
         log_level=log_level,
         access_log=access_log,
         workers=workers,
+        **uvicorn_options(),
     )
     return 0
 

@@ -159,6 +159,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     #: How long an ``Idempotency-Key`` is remembered.
     idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
+    #: A request (head and body) that has not fully arrived this long after its first byte is cut
+    #: off (``dispatch serve``; see api/server_limits.py).
+    request_read_timeout_s: float = Field(default=10.0, gt=0.0, le=300.0)
     #: Idempotency records one API key may hold at once (429 past it).
     idempotency_max_records: int = Field(default=100_000, ge=1, le=10_000_000)
     #: Event streams one API key may hold open at once, per process (429 past it).
