@@ -130,15 +130,14 @@ def decide(
         orders = list(snapshot.orders)
         bad_orders = _bisect(orders, lambda part: fails(replace(current, orders=tuple(part))))
         current = replace(current, orders=tuple(o for o in orders if o not in bad_orders))
-    if not bad_supply and not bad_orders:
+    if not current.supply or not (bad_supply or bad_orders) or (bad_orders and not current.orders):
+        # nothing pinned on single records, or every one of them fails: the tick's own failure
         raise failure
     reason = f"the policy fails with it: {type(failure).__name__}: {failure}"[:300]
     skipped = [Skipped("courier", s.courier.id, reason) for s in bad_supply]
     skipped += [Skipped("order", o.id, reason) for o in bad_orders]
     for item in skipped:
         log.warning("dispatch tick leaves %s %r out: %s", item.kind, item.id, item.reason)
-    if not current.supply:
-        return [], skipped, current
     try:
         return list(policy.decide(current, travel, config)), skipped, current
     except DispatchError:
