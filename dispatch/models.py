@@ -8,9 +8,9 @@ Times are integer seconds, distances metres. Every record checks its own values 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from dispatch import ranges
 from dispatch.errors import InvalidInput, InvalidLocation, InvalidWindow
@@ -29,7 +29,10 @@ __all__ = [
     "Stop",
     "StopKind",
     "Window",
+    "restored",
 ]
+
+R = TypeVar("R")
 
 
 def _finite(value: float) -> bool:
@@ -308,3 +311,26 @@ def _vertices(polygon: dict[str, Any]) -> int | None:
         return sum(len(ring) for part in parts for ring in part)
     except TypeError:
         return None
+
+
+def restored(cls: type[R], *args: Any, **kwargs: Any) -> R:
+    """A record as a store wrote it, not checked again (same arguments as ``cls(...)``).
+
+    Stores read records back with this: a record written before a rule was tightened (an id
+    rule, a range) stays readable, so one old record cannot make every read of a city fail.
+    A tick checks the values it depends on itself (:func:`dispatch.isolation.screen`).
+    """
+    record: R = object.__new__(cls)
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    values = dict(zip(names, args, strict=False)) | kwargs
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.name in values:
+            value = values[f.name]
+        elif f.default is not MISSING:
+            value = f.default
+        elif f.default_factory is not MISSING:
+            value = f.default_factory()
+        else:
+            raise TypeError(f"{cls.__name__} record without {f.name}")
+        object.__setattr__(record, f.name, value)
+    return record

@@ -68,6 +68,7 @@ from dispatch.models import (
     Stop,
     StopKind,
     Window,
+    restored,
 )
 from dispatch.store import Change, check_plan_owners, version_error
 
@@ -177,7 +178,7 @@ def encode_merchant(m: Merchant) -> str:
 
 def decode_merchant(raw: str | bytes) -> Merchant:
     d = json.loads(raw)
-    return Merchant(d["id"], _unloc(d["loc"]), DeliveryArea(**d["area"]), d["prep"], d["promise"])
+    return restored(Merchant, d["id"], _unloc(d["loc"]), DeliveryArea(**d["area"]), d["prep"], d["promise"])
 
 
 def encode_courier(c: Courier) -> str:
@@ -202,7 +203,8 @@ def decode_courier(raw: str | bytes, position: str | bytes | None = None) -> Cou
     if position is not None:  # a ping newer than the record: [seen_at, cell, lat, lng(, x, y)]
         p = json.loads(position)
         loc, seen_at = _unloc(p[2:]), p[0]
-    return Courier(
+    return restored(
+        Courier,
         d["id"],
         loc,
         seen_at,
@@ -237,7 +239,8 @@ def encode_order(o: Order) -> str:
 
 def decode_order(raw: str | bytes) -> Order:
     d = json.loads(raw)
-    return Order(
+    return restored(
+        Order,
         d["id"],
         d["mid"],
         _unloc(d["drop"]),

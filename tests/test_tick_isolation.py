@@ -4,6 +4,7 @@ the city is dispatched. A failure that no single record explains fails the tick 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -120,3 +121,23 @@ def test_a_failure_no_single_record_explains_fails_the_whole_tick() -> None:
         d.tick(600)
     assert d.order("o1").status.value == "placed"
     assert not [e for e in d.store.events() if e.kind == "tick.record_skipped"]
+
+
+def test_an_old_out_of_range_record_in_redis_is_read_and_left_out(redis_url: str) -> None:
+    """Records are read back as written: one from before the ranges (or an id rule) does not make
+    every read of the city fail, and the tick leaves it out."""
+    from dispatch.redis_store import RedisStore
+
+    store = RedisStore(redis_url, "isolation")
+    d = Dispatcher(store=store)
+    d.add_merchant(Merchant("m1", CENTRE, DeliveryArea(radius_m=3000), prep_s=600), now=0)
+    d.start_shift("good", NEAR, now=0, shift_end=4 * 3600)
+    d.start_shift("slow", CENTRE, now=0, shift_end=4 * 3600)
+    raw = json.loads(store.client.hget(store.key("couriers"), "slow"))
+    raw["speed"] = 1e-300
+    store.client.hset(store.key("couriers"), "slow", json.dumps(raw))
+    assert d.courier("slow").speed_mps == 1e-300
+    d.place_order("o1", "m1", DROP, now=60)
+    result = d.tick(600)
+    assert [(a.courier_id, a.order_ids) for a in result.assignments] == [("good", ("o1",))]
+    assert [(s.kind, s.id) for s in result.skipped] == [("courier", "slow")]
