@@ -203,12 +203,14 @@ class Runtime:
                 self.metrics.ticks.inc((("trigger", trigger), ("outcome", "error")))
                 if not isinstance(exc, LeaseHeld):  # not a failure: another process ticks
                     self.failing_ticks += 1
+                    self.metrics.failing_ticks.set(self.failing_ticks)
                 raise
             duration = time.perf_counter() - start
             record = TickRecord(result, duration)
             self.last_tick = record
             self.ticks += 1
             self.failing_ticks = 0
+            self.metrics.failing_ticks.set(0)
         self.metrics.ticks.inc((("trigger", trigger), ("outcome", "ok")))
         for skipped in result.skipped:
             self.metrics.skipped_records.inc((("kind", skipped.kind),))
@@ -313,14 +315,6 @@ class Runtime:
             ("dispatch_couriers_on_shift", "Couriers on shift, by status.", (("status", s.value),), n)
             for s, n in by_status.items()
         ]
-        gauges.append(
-            (
-                "dispatch_tick_failures_in_a_row",
-                "Dispatch ticks failed in a row; not 0 means /healthz is degraded.",
-                (),
-                self.failing_ticks,
-            )
-        )
         if isinstance(self.idempotency, MemoryIdempotencyStore):
             gauges.append(
                 ("dispatch_idempotency_records", "Idempotency records held.", (), len(self.idempotency))

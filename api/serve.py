@@ -5,7 +5,10 @@ would be more cities, not more capacity) and ``--workers`` above 1 is refused. W
 ``DISPATCH_REDIS_URL`` set, ``--workers N`` runs N uvicorn worker processes over the shared
 state; one of them at a time (the lease holder) runs the background tick. ``python -m api.serve``
 runs the same function with the same options. What one connection may cost (header size and
-count, read timeout, keep-alive) is bounded as :mod:`api.server_limits` says.
+count, read timeout, keep-alive) is bounded as :mod:`api.server_limits` says. Metrics are kept
+in prometheus_client's multiprocess mode (a fresh ``PROMETHEUS_MULTIPROC_DIR`` unless one is
+set; a directory you set yourself should be emptied between runs), so a scrape shows every
+worker's totals.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 
 __all__ = ["add_serve_arguments", "main", "run_serve", "serve"]
@@ -35,6 +39,11 @@ def serve(
     """
     import uvicorn
     from pydantic import ValidationError
+
+    # prometheus_client's multiprocess mode is chosen when it is imported (by api.app below), and
+    # the worker processes inherit it: every worker's counts then add up in each scrape
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="dispatch-metrics-")
 
     from api.app import create_app
     from api.server_limits import uvicorn_options
