@@ -14,7 +14,9 @@ worker's totals.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -43,7 +45,9 @@ def serve(
     # prometheus_client's multiprocess mode is chosen when it is imported (by api.app below), and
     # the worker processes inherit it: every worker's counts then add up in each scrape
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="dispatch-metrics-")
+        metrics_dir = tempfile.mkdtemp(prefix="dispatch-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
 
     from api.app import create_app
     from api.server_limits import uvicorn_options
