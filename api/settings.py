@@ -148,7 +148,10 @@ class Settings(BaseSettings):
     sources set, or with a short, placeholder or malformed key.
     """
 
-    model_config = SettingsConfigDict(env_prefix="DISPATCH_", extra="ignore", frozen=True)
+    # an error never shows the values it was given: they hold API keys and the Redis password
+    model_config = SettingsConfigDict(
+        env_prefix="DISPATCH_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     api_keys: SecretStr | None = Field(default=None, description="comma-separated key=role[:tenant]")
     api_keys_file: Path | None = Field(default=None, description="a file of key=role[:tenant], one a line")
