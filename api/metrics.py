@@ -6,28 +6,26 @@ so their number stays bounded whatever clients send.
 With several worker processes (``dispatch serve --workers N``), prometheus_client's multiprocess
 mode adds up every worker's counts: ``PROMETHEUS_MULTIPROC_DIR`` names a directory where each
 process keeps its values (``dispatch serve`` makes a fresh one when it is unset), and a scrape
-answered by any worker shows the totals of all of them. It must be set before prometheus_client
-is imported, which is why ``dispatch serve`` sets it before it builds the app. Gauges of the
+answered by any worker shows the totals of all of them. It must be set before a process imports
+prometheus_client, which is why ``dispatch serve`` sets it before it starts the workers. Gauges of the
 city's state (open orders, couriers) are computed at scrape time from the shared state, so any
 worker gives the same answer.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable
 
 import prometheus_client
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["MULTIPROC_ENV", "Labels", "MetricsMiddleware", "Registry", "multiprocess"]
+__all__ = ["Labels", "MetricsMiddleware", "Registry", "multiprocess"]
 
 Labels = tuple[tuple[str, str], ...]
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 TICK_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -36,8 +34,9 @@ prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 def multiprocess() -> bool:
-    """Whether this process keeps its metrics for a multiprocess scrape."""
-    return bool(os.environ.get(MULTIPROC_ENV))
+    """Whether this process keeps its metrics in files for a multiprocess scrape: decided when
+    prometheus_client was imported (``PROMETHEUS_MULTIPROC_DIR`` set then), not by the variable now."""
+    return values.ValueClass is not values.MutexValue
 
 
 class _Labelled:

@@ -5,10 +5,10 @@ would be more cities, not more capacity) and ``--workers`` above 1 is refused. W
 ``DISPATCH_REDIS_URL`` set, ``--workers N`` runs N uvicorn worker processes over the shared
 state; one of them at a time (the lease holder) runs the background tick. ``python -m api.serve``
 runs the same function with the same options. What one connection may cost (header size and
-count, read timeout, keep-alive) is bounded as :mod:`api.server_limits` says. Metrics are kept
-in prometheus_client's multiprocess mode (a fresh ``PROMETHEUS_MULTIPROC_DIR`` unless one is
-set; a directory you set yourself should be emptied between runs), so a scrape shows every
-worker's totals.
+count, read timeout, keep-alive) is bounded as :mod:`api.server_limits` says. With several
+workers, metrics are kept in prometheus_client's multiprocess mode (a fresh
+``PROMETHEUS_MULTIPROC_DIR`` unless one is set; a directory you set yourself should be emptied
+between runs), so a scrape shows every worker's totals.
 """
 
 from __future__ import annotations
@@ -41,13 +41,6 @@ def serve(
     """
     import uvicorn
     from pydantic import ValidationError
-
-    # prometheus_client's multiprocess mode is chosen when it is imported (by api.app below), and
-    # the worker processes inherit it: every worker's counts then add up in each scrape
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        metrics_dir = tempfile.mkdtemp(prefix="dispatch-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-        atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
 
     from api.app import create_app
     from api.server_limits import uvicorn_options
@@ -82,6 +75,12 @@ def serve(
         )
         return 0
     # Each worker process builds its own app from the environment (no state crosses processes).
+    # prometheus_client's multiprocess mode is chosen when a process imports it: the workers
+    # inherit the directory, and each scrape adds up every worker's counts.
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metrics_dir = tempfile.mkdtemp(prefix="dispatch-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
     if tick_interval_s is not None:
         os.environ["DISPATCH_TICK_INTERVAL_S"] = str(tick_interval_s)
     uvicorn.run(

@@ -74,9 +74,14 @@ def test_two_workers_scrape_the_same_totals(tmp_path: Path) -> None:
             served = _served_per_worker(metrics_dir)
             if sum(1 for n in served.values() if n > 0) >= 2:
                 break
+        # a request is counted just after its response went out: wait for the last one to land
+        counted_by = time.monotonic() + 5
         served = _served_per_worker(metrics_dir)
+        while sum(served.values()) < sent and time.monotonic() < counted_by:
+            time.sleep(0.05)
+            served = _served_per_worker(metrics_dir)
         assert sum(1 for n in served.values() if n > 0) == 2, served  # both workers answered some
-        assert sum(served.values()) == sent
+        assert sum(served.values()) == sent, served
         for _ in range(6):  # whichever worker answers the scrape, it shows both workers' totals
             text = _get(port, "/metrics", **auth(ADMIN)).text
             assert (
