@@ -17,6 +17,7 @@ import h3
 
 from dispatch import ranges
 from dispatch.config import DispatchConfig
+from dispatch.declines import Declines
 from dispatch.errors import (
     Conflict,
     CourierOffShift,
@@ -149,6 +150,7 @@ class Dispatcher:
         self.policy: DispatchPolicy = policy or OptimizingPolicy()
         self._areas: dict[str, tuple[Merchant, AreaIndex]] = {}
         self._ticked_at: int | None = None  # this process's last tick
+        self._declines = Declines()
 
     # -- merchants ---------------------------------------------------------------------------
 
@@ -516,6 +518,12 @@ class Dispatcher:
         self.store.apply(change)
         return self._order(order_id)
 
+    def decline(self, courier_id: str, order_ids: Sequence[str], now: int) -> list[Order]:
+        """The courier turns down an assignment: its orders go back to waiting, and it is not
+        offered them again for ``decline_cooloff_s`` (see :mod:`dispatch.declines`)."""
+        _check_now(now)
+        return self._declines.decline(self, courier_id, order_ids, now)
+
     def courier(self, courier_id: str) -> Courier:
         return self._courier(courier_id)
 
@@ -537,7 +545,8 @@ class Dispatcher:
         _check_now(now)
         last = self._ticked_at
         recall = last is None or not 0 <= now - last <= _RECALL_AFTER_S  # (or the clock went back)
-        result = run_tick(self.store, self.policy, self.travel, self.config, now, recall=recall)
+        policy = self._declines.guard(self.policy, now)
+        result = run_tick(self.store, policy, self.travel, self.config, now, recall=recall)
         if result.available_couriers:  # the policy was asked (with no courier it is not)
             self._ticked_at = now
         return result
