@@ -69,6 +69,38 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if summary["orders_undelivered"] == 0 else 1
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    import importlib.util
+    import shlex
+
+    from rich.console import Console
+
+    from simulations.simulate import kpi_table, parse_set, simulate
+
+    sets = [parse_set(text) for text in args.set]
+    command = shlex.join(["dispatch", *(args.argv or [])])
+    out, data = simulate(
+        args.scenario,
+        seed=args.seed,
+        policies=args.policy,
+        sets=sets,
+        out=args.out,
+        jobs=args.jobs,
+        command=command,
+        quiet=args.quiet,
+    )
+    console = Console()
+    console.print(kpi_table(data))
+    console.print(f"Files: {out}/kpis.json, orders.csv, couriers.csv, timeline.csv")
+    if importlib.util.find_spec("simulations.report") is not None:
+        from simulations import report  # written by the report module when it is there
+
+        write_report = getattr(report, "write_report")  # noqa: B009
+        path = write_report(out)
+        console.print(f"Report: {path or out / 'report.html'}")
+    return 0
+
+
 def _policy(name: str) -> object:
     from dispatch.matching import GreedyPolicy, OptimizingPolicy
 
@@ -159,6 +191,31 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--tick", type=int, default=60, help="seconds between dispatch ticks (default 60)")
     demo.add_argument("--quiet", action="store_true", help="print only refusals and the summary")
     demo.set_defaults(run=_demo)
+
+    sim = sub.add_parser(
+        "simulate",
+        help="simulate a city day (a preset or a TOML file): variants side by side, files and KPIs",
+    )
+    sim.add_argument("scenario", help="a preset (demo, lunch-rush, metro-day) or a scenario TOML file")
+    sim.add_argument("--seed", type=int, default=1, help="random seed of the day (default 1)")
+    sim.add_argument("--out", default=None, help="output folder (default out/<scenario name>)")
+    sim.add_argument(
+        "--policy",
+        nargs="+",
+        default=[],
+        choices=["optimizing", "greedy"],
+        help="one or more policies (default: the scenario's)",
+    )
+    sim.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="scenario values to vary, e.g. fleet.scale=0.8,1.0 or promise_minutes=30,40 (repeatable)",
+    )
+    sim.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
+    sim.add_argument("--quiet", action="store_true", help="no progress bars")
+    sim.set_defaults(run=_simulate)
 
     from api.serve import add_serve_arguments
 
