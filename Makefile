@@ -44,9 +44,9 @@ test: $(STAMP) redis-server chromium
 	$(BIN)/ruff check dispatch simulations api tests benchmarks
 	$(BIN)/mypy
 
-## The main job: a small simulated city dispatched end to end.
+## The main job: the demo city simulated with both policies (KPI table, files, report).
 demo: $(STAMP)
-	$(BIN)/dispatch demo
+	$(BIN)/dispatch simulate demo --policy optimizing greedy --out out/demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check dispatch simulations api tests benchmarks
