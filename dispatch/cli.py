@@ -92,10 +92,8 @@ def _simulate(args: argparse.Namespace) -> int:
     console = Console()
     console.print(kpi_table(data))
     console.print(f"Files: {out}/kpis.json, orders.csv, couriers.csv, timeline.csv")
-    if importlib.util.find_spec("simulations.report") is not None:
-        from simulations import report  # written by the report module when it is there
-
-        write_report = getattr(report, "write_report")  # noqa: B009
+    if importlib.util.find_spec("simulations.report") is not None:  # the HTML report, when installed
+        write_report = importlib.import_module("simulations.report").write_report
         path = write_report(out)
         console.print(f"Report: {path or out / 'report.html'}")
     return 0

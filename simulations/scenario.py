@@ -464,7 +464,7 @@ def _geojson(m: _Table, value: object, folder: Path | None) -> dict[str, Any]:
         geometry = geometry.get("geometry")
     if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
         raise m.fail("delivery_polygon", value, "must hold a GeoJSON Polygon or MultiPolygon")
-    return geometry
+    return dict(geometry)
 
 
 def _demand(t: _Table, start_s: int, end_s: int) -> DemandSpec:
@@ -566,7 +566,7 @@ def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
             return [copy(x) for x in v]
         return v
 
-    return copy(dict(data))
+    return {k: copy(v) for k, v in data.items()}
 
 
 def _leaves() -> frozenset[str]:

@@ -7,6 +7,7 @@ columns are in :mod:`simulations.kpis`); the HTML report is made from those file
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 import json
@@ -43,8 +44,9 @@ __all__ = ["Variant", "VariantResult", "parse_set", "run_variant", "simulate", "
 TABLE_KPIS = (
     "orders_accepted", "orders_refused", "orders_delivered", "orders_cancelled", "orders_undelivered",
     "click_to_door_mean_min", "click_to_door_p90_min", "on_time_share", "late_mean_min",
-    "ready_to_pickup_mean_min", "courier_wait_for_food_mean_min", "orders_per_courier_hour", "utilization",
-    "orders_per_bundle", "pickup_eta_mae_min", "dropoff_eta_mae_min", "dropoff_eta_bias_min", "decision_s_p99",
+    "ready_to_pickup_mean_min", "courier_wait_for_food_mean_min", "orders_per_courier_hour",
+    "utilization", "orders_per_bundle", "pickup_eta_mae_min", "dropoff_eta_mae_min", "dropoff_eta_bias_min",
+    "decision_s_p99",
 )  # fmt: skip
 
 
@@ -224,10 +226,8 @@ def simulate(
                     pool.submit(_worker, source, v, seed, i, channel) for i, v in enumerate(variants)
                 ]
                 while not all(f.done() for f in futures):
-                    try:
+                    with contextlib.suppress(queue.Empty):
                         show(*channel.get(timeout=0.2))
-                    except queue.Empty:
-                        pass
                 while True:
                     try:
                         show(*channel.get_nowait())

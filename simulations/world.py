@@ -577,10 +577,10 @@ class World:
                 log = self._open_pickups.get((cid, oid))
                 if log is not None:
                     log.pickup_at = at
-                o = report.orders.get(oid)
-                if o is not None:
-                    o.picked_up_at = at
-                    o.bundle_size = len(stop.order_ids)
+                picked = report.orders.get(oid)
+                if picked is not None:
+                    picked.picked_up_at = at
+                    picked.bundle_size = len(stop.order_ids)
             rider.free_from = at + cfg.pickup_service_s - cfg.pickup_service_s // 2
             if new_route.arrived_at is not None and new_route.stops:
                 # more to collect here (the engine keeps it arrived): the next hand-over can be now

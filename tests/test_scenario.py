@@ -40,9 +40,11 @@ BROKEN = [
     # a scheduled window longer than 30 minutes
     ("window_minutes = 30", "window_minutes = 45", "rules.window_minutes", "<= 30"),
     # a latitude beyond the pole
-    ("center = [52.5200, 13.4050]   # Berlin", "center = [95.0, 13.4050]   # Berlin", "city.center", "lat in -90..90"),
+    ("center = [52.5200, 13.4050]   # Berlin", "center = [95.0, 13.4050]   # Berlin", "city.center",
+     "lat in -90..90"),
     # a shift that ends before it starts
-    ('end = "14:30"                 # long', 'end = "11:00"                 # long', "fleet.shifts[0].end", "after the shift's start"),
+    ('end = "14:30"                 # long', 'end = "11:00"                 # long', "fleet.shifts[0].end",
+     "after the shift's start"),
 ]  # fmt: skip
 
 
