@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dispatch.config import DispatchConfig
+from dispatch.geo import GreatCircleTravel
 from dispatch.models import DeliveryArea, Location, Merchant, Window
 from simulations.city import CityPlan, CourierShift, OrderRequest, offset
 from simulations.scenario import Scenario
@@ -109,25 +110,23 @@ def build_day(scenario: Scenario, seed: int) -> Day:
         r = s.city.radius_km * 1000 * 0.6 * math.sqrt(rng.random())
         a = rng.uniform(0, 2 * math.pi)
         clusters.append(offset(centre, r * math.cos(a), r * math.sin(a)))
+    config = s.dispatch_config()
     merchants = []
     popularity = []
     for i in range(mspec.count):
         c = clusters[i % len(clusters)]
         sd = mspec.cluster_spread_km * 1000 / 2
+        radius = rng.choice(mspec.delivery_radius_m) if mspec.delivery_radius_m else 0.0
+        location = offset(c, rng.gauss(0, sd), rng.gauss(0, sd))
+        prep_s = round(rng.choice(mspec.prep_minutes) * 60)
+        if mspec.radius_within_promise and mspec.delivery_polygon is None:
+            radius = min(radius, _reach_m(config, prep_s))
         area = (
-            DeliveryArea(radius_m=rng.choice(mspec.delivery_radius_m))
+            DeliveryArea(radius_m=radius)
             if mspec.delivery_polygon is None
             else DeliveryArea(polygon=mspec.delivery_polygon)
         )
-        merchants.append(
-            Merchant(
-                id=f"m-{i + 1}",
-                location=offset(c, rng.gauss(0, sd), rng.gauss(0, sd)),
-                area=area,
-                prep_s=round(rng.choice(mspec.prep_minutes) * 60),
-                promise_s=None,
-            )
-        )
+        merchants.append(Merchant(id=f"m-{i + 1}", location=location, area=area, prep_s=prep_s))
         popularity.append(math.exp(rng.gauss(0, mspec.popularity_sigma)) if mspec.popularity_sigma else 1.0)
 
     # fleet: shifts x scale, vehicles by share, starting anywhere in the city
@@ -195,7 +194,16 @@ def build_day(scenario: Scenario, seed: int) -> Day:
 
     truth = _truth(s, seed, merchants, shifts, requests)
     plan = CityPlan(s.name, centre, tuple(merchants), tuple(shifts), tuple(requests))
-    return Day(s, seed, plan, truth, s.dispatch_config(), vehicle_of)
+    return Day(s, seed, plan, truth, config, vehicle_of)
+
+
+def _reach_m(config: DispatchConfig, prep_s: int) -> float:
+    """The farthest drop-off an ASAP order of a kitchen of ``prep_s`` can reach within the
+    promise, by the engine's admission rule (ready + hand-overs + the direct ride at the
+    reference speed), so a platform would not list the merchant any farther away."""
+    ride_s = config.promise_s - prep_s - (config.pickup_service_s - config.pickup_service_s // 2)
+    ride_s -= config.dropoff_service_s // 2 + 1  # the ride is rounded up to whole seconds
+    return max(100.0, ride_s * config.reference_speed_mps / GreatCircleTravel().road_factor)
 
 
 def _truth(

@@ -71,6 +71,7 @@ class MerchantSpec:
     delivery_polygon: dict[str, Any] | None
     prep_minutes: tuple[float, ...]
     popularity_sigma: float
+    radius_within_promise: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,6 +433,7 @@ def _city(t: _Table, folder: Path | None) -> CitySpec:
         delivery_polygon=polygon,
         prep_minutes=m.numbers("prep_minutes"),
         popularity_sigma=m.number("popularity_sigma", 0.0, lo=0, hi=3),
+        radius_within_promise=m.boolean("radius_within_promise", True),
     )
     m.done()
     spots = t.get("hotspots", [])
