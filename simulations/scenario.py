@@ -590,6 +590,7 @@ def _leaves() -> frozenset[str]:
             "city.merchants.delivery_polygon",
             "city.merchants.prep_minutes",
             "city.merchants.popularity_sigma",
+            "city.merchants.radius_within_promise",
             "demand.orders",
             "demand.hourly_profile",
             "demand.scheduled_share",

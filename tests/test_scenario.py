@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
 
@@ -104,3 +105,20 @@ def test_variants_are_policies_times_values() -> None:
         "greedy fleet.scale=1.0",
     ]
     assert [v.name for v in variants_of("greedy", [], [])] == ["greedy"]
+
+
+def test_a_delivery_zone_from_a_geojson_file(tmp_path: Path) -> None:
+    zone = {
+        "type": "Polygon",
+        "coordinates": [[[13.35, 52.49], [13.46, 52.49], [13.46, 52.55], [13.35, 52.55], [13.35, 52.49]]],
+    }
+    (tmp_path / "zone.geojson").write_text(json.dumps(zone))
+    text = _demo_text().replace(
+        "delivery_radius_m = [2000, 2500, 3000, 3500]", 'delivery_polygon = "zone.geojson"'
+    )
+    (tmp_path / "city.toml").write_text(text)
+    s = load_scenario(tmp_path / "city.toml")
+    assert s.city.merchants.delivery_polygon == zone
+    (tmp_path / "zone.geojson").write_text('{"type": "Point", "coordinates": [13.4, 52.5]}')
+    with pytest.raises(ScenarioError, match=r"city\.merchants\.delivery_polygon = 'zone.geojson'.*Polygon"):
+        load_scenario(tmp_path / "city.toml")
