@@ -162,7 +162,7 @@ def build_day(scenario: Scenario, seed: int) -> Day:
     m_per_deg_lng = 111_195.0 * math.cos(lat0)
     mx = np.array([(m.location.lng - s.city.lng) * m_per_deg_lng for m in merchants])
     my = np.array([(m.location.lat - s.city.lat) * 111_195.0 for m in merchants])
-    radius = np.array([m.area.radius_m or math.inf for m in merchants])
+    radii = np.array([m.area.radius_m or math.inf for m in merchants])
     pop = np.array(popularity)
     spots = s.city.hotspots
     requests = []
@@ -178,12 +178,12 @@ def build_day(scenario: Scenario, seed: int) -> Day:
             ex = (h.lng - s.city.lng) * m_per_deg_lng + rng.gauss(0, sd)
             ny = (h.lat - s.city.lat) * 111_195.0 + rng.gauss(0, sd)
         dist = np.hypot(mx - ex, my - ny)
-        serving = np.flatnonzero(dist <= radius * 0.98)
+        serving = np.flatnonzero(dist <= radii * 0.98)
         if serving.size:
             w = pop[serving]
             k = int(serving[int(np.searchsorted(np.cumsum(w), rng.random() * float(w.sum()), side="right"))])
         else:
-            k = int(np.argmin(dist - radius))
+            k = int(np.argmin(dist - radii))
         dropoff = offset(centre, ex, ny)
         window = None
         if rng.random() < s.demand.scheduled_share:

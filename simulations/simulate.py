@@ -126,17 +126,10 @@ def run_variant(
     day = build_day(scenario, seed)
     dispatcher = Dispatcher(config=day.config, policy=_policy(variant.policy))
     world = World(dispatcher, day.plan, tick_s=scenario.rules.tick_seconds, truth=day.truth)
-    counts = {"on_time": 0, "seen": 0}
 
     def on_progress(now: int, report: ReplayReport) -> None:
-        if progress is None:
-            return
-        delivered = report.delivered
-        if len(delivered) != counts["seen"]:  # count the new deliveries' punctuality once
-            for oid in list(delivered)[counts["seen"] :]:
-                counts["on_time"] += delivered[oid][4] <= report.deadlines[oid]
-            counts["seen"] = len(delivered)
-        progress(now, report.placed, len(delivered), counts["on_time"])
+        if progress is not None:
+            progress(now, report.placed, len(report.delivered), report.on_time)
 
     report = world.run(on_progress=on_progress)
     merchants = {m.id: (m.location.lat, m.location.lng) for m in day.plan.merchants}

@@ -156,6 +156,8 @@ class ReplayReport:
     orders: dict[str, OrderRecord] = field(default_factory=dict)
     couriers: dict[str, CourierRecord] = field(default_factory=dict)
     samples: list[Sample] = field(default_factory=list)
+    #: deliveries by the end of their promise or window, so far
+    on_time: int = 0
 
     def summary(self) -> dict[str, float]:
         c2d = [d[4] - d[1] for d in self.delivered.values()]
@@ -591,6 +593,7 @@ class World:
             o = d.order(oid)
             assert o.picked_up_at is not None and o.delivered_at is not None
             report.delivered[oid] = (cid, o.placed_at, o.ready_at, o.picked_up_at, o.delivered_at)
+            report.on_time += at <= o.window.end
             rec.orders += 1
             if oid in report.orders:
                 report.orders[oid].delivered_at = at
