@@ -96,6 +96,8 @@ def _simulate(args: argparse.Namespace) -> int:
         write_report = importlib.import_module("simulations.report").write_report
         path = write_report(out)
         console.print(f"Report: {path or out / 'report.html'}")
+    else:
+        console.print("Report: not written (this installation has no simulations.report)")
     return 0
 
 
