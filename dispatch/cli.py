@@ -70,11 +70,11 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    import importlib.util
     import shlex
 
     from rich.console import Console
 
+    from simulations.report import write_report
     from simulations.simulate import kpi_table, parse_set, simulate
 
     sets = [parse_set(text) for text in args.set]
@@ -92,12 +92,7 @@ def _simulate(args: argparse.Namespace) -> int:
     console = Console()
     console.print(kpi_table(data))
     console.print(f"Files: {out}/kpis.json, orders.csv, couriers.csv, timeline.csv")
-    if importlib.util.find_spec("simulations.report") is not None:  # the HTML report, when installed
-        write_report = importlib.import_module("simulations.report").write_report
-        path = write_report(out)
-        console.print(f"Report: {path or out / 'report.html'}")
-    else:
-        console.print("Report: not written (this installation has no simulations.report)")
+    console.print(f"Report: {write_report(out)}")
     return 0
 
 

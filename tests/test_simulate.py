@@ -13,7 +13,7 @@ import pytest
 from dispatch.cli import main
 from simulations.simulate import simulate
 
-FILES = ("kpis.json", "orders.csv", "couriers.csv", "timeline.csv")
+FILES = ("kpis.json", "orders.csv", "couriers.csv", "timeline.csv", "report.html")
 
 
 @pytest.fixture(scope="module")
