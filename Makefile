@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test demo lint bench clean redis-server
+.PHONY: setup test demo lint bench clean redis-server chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,15 +26,27 @@ redis-server:
 	    echo "no redis-server on PATH: the Redis tests will be skipped (install redis-server 7.x)"; \
 	  fi; }
 
+## The report tests open the page in a real headless Chromium: install Debian's package when it
+## is missing and we may (root with apt-get); otherwise those tests skip and say why.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium package for the report tests"; \
+	    apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	      { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; \
+	  else \
+	    echo "no chromium on PATH: the report tests will be skipped (install chromium)"; \
+	  fi; }
+
 ## Run every test (unit, property, end-to-end), then lint and type checks.
-test: $(STAMP) redis-server
+test: $(STAMP) redis-server chromium
 	$(BIN)/pytest
 	$(BIN)/ruff check dispatch simulations api tests benchmarks
 	$(BIN)/mypy
 
-## The main job: a small simulated city dispatched end to end.
+## The main job: the demo city simulated with both policies (KPI table, files, report).
 demo: $(STAMP)
-	$(BIN)/dispatch demo
+	$(BIN)/dispatch simulate demo --policy optimizing greedy --out out/demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check dispatch simulations api tests benchmarks

@@ -19,6 +19,7 @@ from api.metrics import MetricsMiddleware
 from api.problems import PROBLEM_MEDIA_TYPE, Problem, install_problem_handlers
 from api.routes import couriers, dispatch, events, merchants, ops, orders, quotes
 from api.runtime import Clock, Runtime, system_clock
+from api.server_limits import HeaderCountMiddleware
 from api.settings import Settings
 from dispatch.config import DispatchConfig
 from dispatch.engine import Dispatcher
@@ -99,6 +100,7 @@ def create_app(
     # outermost first: every request is counted, including the ones refused for size
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, registry=runtime.metrics)
+    app.add_middleware(HeaderCountMiddleware)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

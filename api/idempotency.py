@@ -12,6 +12,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import Enum
@@ -26,6 +27,7 @@ __all__ = [
     "Begin",
     "IdempotencyStore",
     "MemoryIdempotencyStore",
+    "RecordsExhausted",
     "RedisIdempotencyStore",
     "StoredResponse",
     "fingerprint",
@@ -50,6 +52,15 @@ class Outcome(Enum):
 class Begin:
     outcome: Outcome
     response: StoredResponse | None = None
+
+
+class RecordsExhausted(Exception):
+    """The API key holds as many idempotency records as it may (``max_records``) within the TTL."""
+
+    def __init__(self, max_records: int, retry_after_s: int) -> None:
+        super().__init__(f"this API key holds {max_records} idempotency records, the most it may keep")
+        self.max_records = max_records
+        self.retry_after_s = retry_after_s
 
 
 def fingerprint(method: str, path: str, body: Any) -> str:
@@ -79,11 +90,14 @@ class _Record:
 
 
 class MemoryIdempotencyStore:
-    """Records in a dict, oldest first, dropped ``ttl_s`` after they were made."""
+    """Records in a dict, oldest first, dropped ``ttl_s`` after they were made; at most
+    ``max_records`` per scope (API key) at once."""
 
-    def __init__(self, ttl_s: int) -> None:
+    def __init__(self, ttl_s: int, *, max_records: int = 100_000) -> None:
         self.ttl_s = ttl_s
+        self.max_records = max_records
         self._records: OrderedDict[tuple[str, str], _Record] = OrderedDict()
+        self._per_scope: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._records)
@@ -92,7 +106,11 @@ class MemoryIdempotencyStore:
         self._expire(now)
         record = self._records.get((scope, key))
         if record is None:
+            if self._per_scope.get(scope, 0) >= self.max_records:
+                oldest = next(r for (s, _), r in self._records.items() if s == scope)
+                raise RecordsExhausted(self.max_records, max(1, oldest.created_at + self.ttl_s - now))
             self._records[(scope, key)] = _Record(request_fingerprint, now)
+            self._per_scope[scope] = self._per_scope.get(scope, 0) + 1
             return Begin(Outcome.STARTED)
         if record.fingerprint != request_fingerprint:
             return Begin(Outcome.MISMATCH)
@@ -106,14 +124,23 @@ class MemoryIdempotencyStore:
             record.response = response
 
     async def abandon(self, scope: str, key: str) -> None:
-        self._records.pop((scope, key), None)
+        if self._records.pop((scope, key), None) is not None:
+            self._forget(scope)
+
+    def _forget(self, scope: str) -> None:
+        left = self._per_scope[scope] - 1
+        if left:
+            self._per_scope[scope] = left
+        else:
+            del self._per_scope[scope]
 
     def _expire(self, now: int) -> None:
         while self._records:
             first = next(iter(self._records.values()))
             if first.created_at + self.ttl_s > now:
                 break
-            self._records.popitem(last=False)
+            (scope, _), _ = self._records.popitem(last=False)
+            self._forget(scope)
 
 
 class RedisIdempotencyStore:
@@ -124,28 +151,57 @@ class RedisIdempotencyStore:
     orders (the order id is the merchant's external id, created at most once): a retry after a
     worker died having placed the order meets it as ``duplicate-id``. A completed record lasts
     ``ttl_s`` from completion.
+
+    Each scope (API key) holds at most ``max_records`` records at once: a sorted set per scope
+    scores each record's name by when it expires, and a new key past the cap is refused with
+    :class:`RecordsExhausted`. A claim given back with :meth:`abandon` is deleted only while it is
+    still this request's claim (a Lua compare-and-delete), so a late release never frees another
+    request's claim.
     """
 
-    def __init__(self, client: Client, city: str, ttl_s: int, *, in_flight_ttl_s: int = 10) -> None:
+    def __init__(
+        self,
+        client: Client,
+        city: str,
+        ttl_s: int,
+        *,
+        in_flight_ttl_s: int = 10,
+        max_records: int = 100_000,
+    ) -> None:
         self.client = client
         self.ttl_s = ttl_s
         self.in_flight_ttl_s = in_flight_ttl_s
+        self.max_records = max_records
         self._prefix = city_prefix(city) + "idem:"
+        self._claims: dict[str, str] = {}  # this process's claims in flight, by record name
 
     def _key(self, scope: str, key: str) -> str:
         # the key is client-chosen: hashed, it cannot collide with the scope separator or run long
         return self._prefix + hashlib.sha256(f"{scope}\n{key}".encode()).hexdigest()
 
+    def _scope_key(self, scope: str) -> str:
+        return self._prefix + "n:" + hashlib.sha256(scope.encode()).hexdigest()
+
     # Each call runs in a worker thread: with appendfsync always a write waits for the disk,
     # and the event loop should not.
     async def begin(self, scope: str, key: str, request_fingerprint: str, now: int) -> Begin:
-        return await asyncio.to_thread(self._begin, self._key(scope, key), request_fingerprint, now)
+        name = self._key(scope, key)
+        return await asyncio.to_thread(self._begin, self._scope_key(scope), name, request_fingerprint, now)
 
     @redis_errors_as_unavailable
-    def _begin(self, name: str, request_fingerprint: str, now: int) -> Begin:
-        claim = json.dumps({"fp": request_fingerprint, "at": now})
+    def _begin(self, counter: str, name: str, request_fingerprint: str, now: int) -> Begin:
+        claim = json.dumps({"fp": request_fingerprint, "at": now, "claim": secrets.token_hex(8)})
         for _ in range(3):  # a record that expires between SET NX and GET is claimed on the next try
+            if self.client.exists(name) == 0:
+                self.client.zremrangebyscore(counter, "-inf", now)
+                if self.client.zcard(counter) >= self.max_records:
+                    oldest = self.client.zrange(counter, 0, 0, withscores=True)
+                    retry_after = int(oldest[0][1]) - now if oldest else 1
+                    raise RecordsExhausted(self.max_records, max(1, retry_after))
             if self.client.set(name, claim, nx=True, px=self.in_flight_ttl_s * 1000):
+                self._claims[name] = claim
+                self.client.zadd(counter, {name: now + self.ttl_s})
+                self.client.expire(counter, self.ttl_s)
                 return Begin(Outcome.STARTED)
             raw = self.client.get(name)
             if raw is None:
@@ -167,6 +223,7 @@ class RedisIdempotencyStore:
 
     @redis_errors_as_unavailable
     def _complete(self, name: str, response: StoredResponse) -> None:
+        self._claims.pop(name, None)
         raw = self.client.get(name)
         if raw is None:
             return
@@ -179,4 +236,20 @@ class RedisIdempotencyStore:
         self.client.set(name, json.dumps(record), xx=True, px=self.ttl_s * 1000)
 
     async def abandon(self, scope: str, key: str) -> None:
-        await asyncio.to_thread(redis_errors_as_unavailable(self.client.delete), self._key(scope, key))
+        name = self._key(scope, key)
+        claim = self._claims.get(name)
+        if claim is not None:
+            await asyncio.to_thread(self._abandon, name, claim, self._scope_key(scope))
+            self._claims.pop(name, None)
+
+    @redis_errors_as_unavailable
+    def _abandon(self, name: str, claim: str, counter: str) -> None:
+        if self.client.eval(_DELETE_IF_SAME, 1, name, claim):
+            self.client.zrem(counter, name)
+
+
+#: Deletes KEYS[1] only while it holds ARGV[1] (this request's claim).
+_DELETE_IF_SAME = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""

@@ -1,4 +1,11 @@
-"""Request body size limit: a body over the limit is refused with 413 before it is parsed."""
+"""Request body size limit: a body over the limit is refused with 413 before it is parsed.
+
+Why not FastAPI's own ``FastAPI(max_body_size=...)`` (FastAPI 0.165, Starlette 1.10's
+``RequestBodyLimitMiddleware``): for a declared ``Content-Length`` over the limit, Starlette
+replaces whatever the app answers with its own ``text/plain`` "Content Too Large" at send time,
+so the 413 could not be problem+json like every other error. This middleware raises the 413
+from ``receive`` instead, where the app's exception handlers turn it into a problem.
+"""
 
 from __future__ import annotations
 

@@ -1,28 +1,147 @@
-"""Prometheus text-format metrics, kept by hand: a few counters and histograms, no dependency.
+"""Prometheus metrics with prometheus_client: counters and histograms of requests and ticks.
 
 Request metrics are labelled by route template (``/v1/orders/{order_id}``), never by raw path,
 so their number stays bounded whatever clients send.
+
+With several worker processes (``dispatch serve --workers N``), prometheus_client's multiprocess
+mode adds up every worker's counts: ``PROMETHEUS_MULTIPROC_DIR`` names a directory where each
+process keeps its values (``dispatch serve`` makes a fresh one when it is unset), and a scrape
+answered by any worker shows the totals of all of them. It must be set before a process imports
+prometheus_client, which is why ``dispatch serve`` sets it before it starts the workers. Gauges of the
+city's state (open orders, couriers) are computed at scrape time from the shared state, so any
+worker gives the same answer.
 """
 
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
 from collections.abc import Iterable
 
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["Counter", "Histogram", "MetricsMiddleware", "Registry"]
+__all__ = ["Labels", "MetricsMiddleware", "Registry", "multiprocess"]
 
 Labels = tuple[tuple[str, str], ...]
 
 LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+TICK_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+# a *_created series per counter doubles the output and tells a scraper nothing it needs here
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
-def _fmt_labels(labels: Labels, extra: str = "") -> str:
+def multiprocess() -> bool:
+    """Whether this process keeps its metrics in files for a multiprocess scrape: decided when
+    prometheus_client was imported (``PROMETHEUS_MULTIPROC_DIR`` set then), not by the variable now."""
+    return values.ValueClass is not values.MutexValue
+
+
+class _Labelled:
+    """A counter or histogram that takes the project's ``(("name", "value"), ...)`` labels."""
+
+    def __init__(self, metric: Counter | Histogram) -> None:
+        self.metric = metric
+
+    def _child(self, labels: Labels) -> Counter | Histogram:
+        return self.metric.labels(**dict(labels)) if labels else self.metric
+
+
+class _Counter(_Labelled):
+    def inc(self, labels: Labels = (), amount: float = 1.0) -> None:
+        child = self._child(labels)
+        assert isinstance(child, Counter)
+        child.inc(amount)
+
+
+class _Histogram(_Labelled):
+    def observe(self, value: float, labels: Labels = ()) -> None:
+        child = self._child(labels)
+        assert isinstance(child, Histogram)
+        child.observe(value)
+
+
+class Registry:
+    """The service's metrics; the city's gauges are computed by the caller at scrape time."""
+
+    def __init__(self) -> None:
+        self.shared = multiprocess()
+        # In multiprocess mode the values live in files, and a scrape reads every process's; the
+        # metric objects are registered nowhere (one set per app: tests build many apps).
+        self.registry = CollectorRegistry(auto_describe=True)
+        into = None if self.shared else self.registry
+        self.requests = _Counter(
+            Counter(
+                "dispatch_http_requests",
+                "HTTP requests by method, route and status.",
+                ("method", "route", "status"),
+                registry=into,
+            )
+        )
+        self.latency = _Histogram(
+            Histogram(
+                "dispatch_http_request_duration_seconds",
+                "HTTP request latency by route.",
+                ("method", "route"),
+                buckets=LATENCY_BUCKETS_S,
+                registry=into,
+            )
+        )
+        self.ticks = _Counter(
+            Counter(
+                "dispatch_ticks",
+                "Dispatch ticks by trigger (background, admin) and outcome.",
+                ("trigger", "outcome"),
+                registry=into,
+            )
+        )
+        self.tick_duration = _Histogram(
+            Histogram(
+                "dispatch_tick_duration_seconds",
+                "Time one dispatch tick took.",
+                buckets=TICK_BUCKETS_S,
+                registry=into,
+            )
+        )
+        self.assignments = _Counter(
+            Counter("dispatch_assignments", "Orders assigned to couriers by ticks.", registry=into)
+        )
+        self.skipped_records = _Counter(
+            Counter(
+                "dispatch_tick_skipped_records",
+                "Courier or order records a tick left out because they failed on their own, by kind.",
+                ("kind",),
+                registry=into,
+            )
+        )
+        #: ticks failed in a row; across workers the largest (only the lease holder ticks)
+        self.failing_ticks = Gauge(
+            "dispatch_tick_failures_in_a_row",
+            "Dispatch ticks failed in a row; not 0 means /healthz is degraded.",
+            registry=into,
+            multiprocess_mode="livemax",
+        )
+        if self.shared:
+            MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
+
+    def render(self, gauges: Iterable[tuple[str, str, Labels, float]]) -> str:
+        """Prometheus text format 0.0.4: the metrics (all workers' in multiprocess mode), then
+        the scrape-time gauges."""
+        lines = [generate_latest(self.registry).decode().rstrip("\n")]
+        seen: set[str] = set()
+        for name, help_text, labels, value in gauges:
+            if name not in seen:
+                seen.add(name)
+                lines.append(f"# HELP {name} {help_text}")
+                lines.append(f"# TYPE {name} gauge")
+            lines.append(f"{name}{_fmt_labels(labels)} {_num(value)}")
+        return "\n".join(lines) + "\n"
+
+
+def _fmt_labels(labels: Labels) -> str:
     parts = [f'{k}="{_escape(v)}"' for k, v in labels]
-    if extra:
-        parts.append(extra)
     return "{" + ",".join(parts) + "}" if parts else ""
 
 
@@ -32,79 +151,6 @@ def _escape(value: str) -> str:
 
 def _num(value: float) -> str:
     return repr(float(value)) if not float(value).is_integer() else str(int(value))
-
-
-class Counter:
-    def __init__(self, name: str, help_text: str) -> None:
-        self.name, self.help = name, help_text
-        self.values: dict[Labels, float] = {}
-
-    def inc(self, labels: Labels = (), amount: float = 1.0) -> None:
-        self.values[labels] = self.values.get(labels, 0.0) + amount
-
-    def render(self) -> Iterable[str]:
-        yield f"# HELP {self.name} {self.help}"
-        yield f"# TYPE {self.name} counter"
-        for labels, value in sorted(self.values.items()):
-            yield f"{self.name}{_fmt_labels(labels)} {_num(value)}"
-
-
-class Histogram:
-    def __init__(self, name: str, help_text: str, buckets: tuple[float, ...] = LATENCY_BUCKETS_S) -> None:
-        self.name, self.help, self.buckets = name, help_text, buckets
-        # per label set: counts per bucket (non-cumulative, +Inf last), sum, count
-        self.series: dict[Labels, tuple[list[int], list[float]]] = {}
-
-    def observe(self, value: float, labels: Labels = ()) -> None:
-        series = self.series.get(labels)
-        if series is None:
-            series = self.series[labels] = ([0] * (len(self.buckets) + 1), [0.0, 0.0])
-        series[0][bisect_left(self.buckets, value)] += 1
-        series[1][0] += value
-        series[1][1] += 1
-
-    def render(self) -> Iterable[str]:
-        yield f"# HELP {self.name} {self.help}"
-        yield f"# TYPE {self.name} histogram"
-        for labels, (counts, (total, n)) in sorted(self.series.items()):
-            running = 0
-            for bound, count in zip((*self.buckets, float("inf")), counts, strict=True):
-                running += count
-                le = "+Inf" if bound == float("inf") else _num(bound)
-                le_label = 'le="' + le + '"'
-                yield f"{self.name}_bucket{_fmt_labels(labels, le_label)} {running}"
-            yield f"{self.name}_sum{_fmt_labels(labels)} {total!r}"
-            yield f"{self.name}_count{_fmt_labels(labels)} {int(n)}"
-
-
-class Registry:
-    """The service's metrics; gauges are computed by the caller at scrape time."""
-
-    def __init__(self) -> None:
-        self.requests = Counter("dispatch_http_requests_total", "HTTP requests by method, route and status.")
-        self.latency = Histogram("dispatch_http_request_duration_seconds", "HTTP request latency by route.")
-        self.ticks = Counter(
-            "dispatch_ticks_total", "Dispatch ticks by trigger (background, admin) and outcome."
-        )
-        self.tick_duration = Histogram(
-            "dispatch_tick_duration_seconds",
-            "Time one dispatch tick took.",
-            (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
-        )
-        self.assignments = Counter("dispatch_assignments_total", "Orders assigned to couriers by ticks.")
-
-    def render(self, gauges: Iterable[tuple[str, str, Labels, float]]) -> str:
-        lines: list[str] = []
-        for metric in (self.requests, self.latency, self.ticks, self.tick_duration, self.assignments):
-            lines.extend(metric.render())
-        seen: set[str] = set()
-        for name, help_text, labels, value in gauges:
-            if name not in seen:
-                seen.add(name)
-                lines.append(f"# HELP {name} {help_text}")
-                lines.append(f"# TYPE {name} gauge")
-            lines.append(f"{name}{_fmt_labels(labels)} {_num(value)}")
-        return "\n".join(lines) + "\n"
 
 
 class MetricsMiddleware:

@@ -52,6 +52,9 @@ API_PROBLEMS: dict[str, tuple[int, str]] = {
     "quote-expired": (409, "The quote has expired"),
     "idempotency-key-in-use": (409, "A request with this Idempotency-Key is still being processed"),
     "idempotency-key-reused": (422, "This Idempotency-Key was used with another request"),
+    "too-many-idempotency-records": (429, "This key holds the most idempotency records it may"),
+    "too-many-headers": (431, "The request has too many headers"),
+    "too-many-streams": (429, "This key holds the most event streams it may open at once"),
     "internal-error": (500, "Internal error"),
 }
 
@@ -231,8 +234,9 @@ async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
         return problem_response(request, "malformed-json", 400, "The request body is not valid JSON.")
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     is_json = media_type == "application/json" or media_type.endswith("+json")
-    if not is_json and any(tuple(e.get("loc", ())) == ("body",) for e in errs):
-        # FastAPI hands a non-JSON body over as bytes; say what is wrong rather than "not an object"
+    if not is_json and any(tuple(e.get("loc", ()))[:1] == ("body",) for e in errs):
+        # The one media-type rule of every JSON body. FastAPI hands a non-JSON body over as bytes
+        # (or as nothing), so each body field or union branch fails; say what is really wrong.
         detail = f"send the body as JSON with Content-Type: application/json (got {media_type or 'none'!r})"
         return problem_response(request, "unsupported-media-type", 415, detail)
     # The raw inputs are never echoed back: they may be huge, secret, or NaN.
@@ -306,6 +310,7 @@ _DESCRIPTIONS = {
     413: "Request body too large",
     415: "Request body is not JSON",
     422: "Invalid input or refused, with the reason in numbers",
+    429: "Too many at once for this key; retry after Retry-After seconds",
     503: "The shared state (Redis) is unreachable; retry after Retry-After seconds",
 }
 

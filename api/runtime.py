@@ -48,6 +48,10 @@ log = logging.getLogger("api")
 Clock = Callable[[], int]
 T = TypeVar("T")
 
+#: A claim whose release failed is retried this often, for at most this long (its expiry, and then some).
+_RELEASE_EVERY_S = 0.2
+_RELEASE_FOR_S = 15.0
+
 
 def system_clock() -> int:
     """Whole POSIX seconds now: the one place the service reads the wall clock."""
@@ -79,17 +83,26 @@ class Runtime:
             self.lease = Lease(store.client, store.city, ttl_s=settings.lease_ttl_s)
             self.quotes = RedisQuoteBook(store.client, store.city)
             self.idempotency: IdempotencyStore = idempotency or RedisIdempotencyStore(
-                store.client, store.city, settings.idempotency_ttl_s
+                store.client,
+                store.city,
+                settings.idempotency_ttl_s,
+                max_records=settings.idempotency_max_records,
             )
         else:
             self.quotes = QuoteBook()
-            self.idempotency = idempotency or MemoryIdempotencyStore(settings.idempotency_ttl_s)
+            self.idempotency = idempotency or MemoryIdempotencyStore(
+                settings.idempotency_ttl_s, max_records=settings.idempotency_max_records
+            )
         self.metrics = Registry()
         self.last_tick: TickRecord | None = None
         self.ticks = 0
         self.background: asyncio.Task[None] | None = None
         self.leasing: asyncio.Task[None] | None = None
         self._events_seen = 0
+        #: ticks failed in a row (background or admin); /healthz is degraded while it is not 0
+        self.failing_ticks = 0
+        self._streams: dict[str, int] = {}
+        self._releases: set[asyncio.Task[None]] = set()
 
     @property
     def shared(self) -> bool:
@@ -103,6 +116,49 @@ class Runtime:
             async with self.lock:
                 return block()
         return await asyncio.to_thread(block)
+
+    def take_stream_slot(self, key_id: str) -> bool:
+        """Whether ``key_id`` may open one more event stream now; if so it holds one more slot
+        until :meth:`give_stream_slot` (per process: N workers allow N times as many)."""
+        held = self._streams.get(key_id, 0)
+        if held >= self.settings.event_streams_per_key:
+            return False
+        self._streams[key_id] = held + 1
+        return True
+
+    def give_stream_slot(self, key_id: str) -> None:
+        left = self._streams.get(key_id, 0) - 1
+        if left > 0:
+            self._streams[key_id] = left
+        else:
+            self._streams.pop(key_id, None)
+
+    async def release_claim(self, scope: str, key: str, *, background: bool = False) -> None:
+        """Give an ``Idempotency-Key`` claim back. With shared state out of reach (or with
+        ``background``), it is given back by a task that retries until the state answers."""
+        if not background:
+            try:
+                await self.idempotency.abandon(scope, key)
+                return
+            except StoreUnavailable:
+                pass
+        task = asyncio.create_task(self._release_retrying(scope, key), name="idempotency-release")
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def _release_retrying(self, scope: str, key: str) -> None:
+        loop = asyncio.get_running_loop()
+        # past this the claim has expired by itself (RedisIdempotencyStore.in_flight_ttl_s)
+        give_up_at = loop.time() + _RELEASE_FOR_S
+        while True:
+            try:
+                await self.idempotency.abandon(scope, key)
+                return
+            except StoreUnavailable:
+                if loop.time() >= give_up_at:
+                    log.warning("an Idempotency-Key claim was not given back; it expires by itself")
+                    return
+            await asyncio.sleep(_RELEASE_EVERY_S)
 
     @property
     def role(self) -> str:
@@ -143,14 +199,21 @@ class Runtime:
                     if borrowed and self.lease is not None:
                         with contextlib.suppress(StoreUnavailable):
                             self.lease.release()
-            except Exception:
+            except Exception as exc:
                 self.metrics.ticks.inc((("trigger", trigger), ("outcome", "error")))
+                if not isinstance(exc, LeaseHeld):  # not a failure: another process ticks
+                    self.failing_ticks += 1
+                    self.metrics.failing_ticks.set(self.failing_ticks)
                 raise
             duration = time.perf_counter() - start
             record = TickRecord(result, duration)
             self.last_tick = record
             self.ticks += 1
+            self.failing_ticks = 0
+            self.metrics.failing_ticks.set(0)
         self.metrics.ticks.inc((("trigger", trigger), ("outcome", "ok")))
+        for skipped in result.skipped:
+            self.metrics.skipped_records.inc((("kind", skipped.kind),))
         self.metrics.tick_duration.observe(duration)
         self.metrics.assignments.inc(amount=sum(len(a.order_ids) for a in result.assignments))
         return record
@@ -216,7 +279,7 @@ class Runtime:
             self.background = asyncio.create_task(self.run_background_ticks(), name="dispatch-tick")
 
     async def stop(self) -> None:
-        tasks = [self.background, self.leasing]
+        tasks = [self.background, self.leasing, *self._releases]
         self.background = self.leasing = None
         for task in tasks:
             if task is not None:

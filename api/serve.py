@@ -4,14 +4,21 @@ Over the embedded in-memory state, one process holds the state, so it runs one w
 would be more cities, not more capacity) and ``--workers`` above 1 is refused. With
 ``DISPATCH_REDIS_URL`` set, ``--workers N`` runs N uvicorn worker processes over the shared
 state; one of them at a time (the lease holder) runs the background tick. ``python -m api.serve``
-runs the same function with the same options.
+runs the same function with the same options. What one connection may cost (header size and
+count, read timeout, keep-alive) is bounded as :mod:`api.server_limits` says. With several
+workers, metrics are kept in prometheus_client's multiprocess mode (a fresh
+``PROMETHEUS_MULTIPROC_DIR`` unless one is set; a directory you set yourself should be emptied
+between runs), so a scrape shows every worker's totals.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 
 __all__ = ["add_serve_arguments", "main", "run_serve", "serve"]
@@ -36,6 +43,7 @@ def serve(
     from pydantic import ValidationError
 
     from api.app import create_app
+    from api.server_limits import uvicorn_options
     from api.settings import Settings
 
     try:
@@ -54,10 +62,25 @@ def serve(
             file=sys.stderr,
         )
         return 2
+    # the h11 protocol of every worker reads it from the environment (api/server_limits.py)
+    os.environ["DISPATCH_REQUEST_READ_TIMEOUT_S"] = str(settings.request_read_timeout_s)
     if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=access_log)
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=access_log,
+            **uvicorn_options(),
+        )
         return 0
     # Each worker process builds its own app from the environment (no state crosses processes).
+    # prometheus_client's multiprocess mode is chosen when a process imports it: the workers
+    # inherit the directory, and each scrape adds up every worker's counts.
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metrics_dir = tempfile.mkdtemp(prefix="dispatch-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
     if tick_interval_s is not None:
         os.environ["DISPATCH_TICK_INTERVAL_S"] = str(tick_interval_s)
     uvicorn.run(
@@ -68,6 +91,7 @@ def serve(
         log_level=log_level,
         access_log=access_log,
         workers=workers,
+        **uvicorn_options(),
     )
     return 0
 

@@ -31,10 +31,12 @@ from typing import Self
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dispatch import ranges
+
 __all__ = ["ID_PATTERN", "Principal", "Role", "Settings", "key_digest", "parse_api_keys"]
 
-#: Merchant, courier and external ids the API accepts (and so a tenant id): URL-safe, no ``:``.
-ID_PATTERN = r"^[A-Za-z0-9._~-]{1,64}$"
+#: Merchant, courier and external ids the API accepts (and so a tenant id): the engine's id rule.
+ID_PATTERN = ranges.ID_PATTERN
 _ID = re.compile(ID_PATTERN)
 #: Shorter keys are refused at start-up: they can be guessed.
 MIN_KEY_LENGTH = 16
@@ -131,6 +133,14 @@ def parse_api_keys(entries: list[str], source: str) -> dict[str, Principal]:
     return table
 
 
+def _scheme_hint(url: str) -> str:
+    """What a refused Redis URL starts with, without any part that may be a secret."""
+    scheme, sep, _ = url.partition("://")
+    if sep and scheme.isascii() and scheme.isalnum() and len(scheme) <= 10:
+        return repr(scheme + "://")
+    return "no scheme"
+
+
 class Settings(BaseSettings):
     """Service settings; environment variables are the field names upper-cased, prefixed ``DISPATCH_``.
 
@@ -138,7 +148,10 @@ class Settings(BaseSettings):
     sources set, or with a short, placeholder or malformed key.
     """
 
-    model_config = SettingsConfigDict(env_prefix="DISPATCH_", extra="ignore", frozen=True)
+    # an error never shows the values it was given: they hold API keys and the Redis password
+    model_config = SettingsConfigDict(
+        env_prefix="DISPATCH_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     api_keys: SecretStr | None = Field(default=None, description="comma-separated key=role[:tenant]")
     api_keys_file: Path | None = Field(default=None, description="a file of key=role[:tenant], one a line")
@@ -149,6 +162,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     #: How long an ``Idempotency-Key`` is remembered.
     idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
+    #: A request (head and body) that has not fully arrived this long after its first byte is cut
+    #: off (``dispatch serve``; see api/server_limits.py).
+    request_read_timeout_s: float = Field(default=10.0, gt=0.0, le=300.0)
+    #: Idempotency records one API key may hold at once (429 past it).
+    idempotency_max_records: int = Field(default=100_000, ge=1, le=10_000_000)
+    #: Event streams one API key may hold open at once, per process (429 past it).
+    event_streams_per_key: int = Field(default=8, ge=1, le=1000)
     #: An event stream connection is closed after this long; clients reconnect with Last-Event-ID.
     event_stream_max_s: float = Field(default=300.0, gt=0.0, le=3600.0)
     #: How often an open event stream looks for new events.
@@ -195,10 +215,13 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_redis_url(self) -> Self:
         if self.redis_url is not None:
-            scheme = self.redis_url.get_secret_value().partition("://")[0]
-            if scheme not in ("redis", "rediss", "unix"):
+            url = self.redis_url.get_secret_value()
+            scheme, sep, _ = url.partition("://")
+            if not sep or scheme not in ("redis", "rediss", "unix"):
+                # the URL may hold a password: the message names the rule, never the value
                 raise ValueError(
-                    f"DISPATCH_REDIS_URL must start with redis://, rediss:// or unix:// (got {scheme!r}://)"
+                    "DISPATCH_REDIS_URL must start with redis://, rediss:// or unix:// "
+                    f"(it starts with {_scheme_hint(url)})"
                 )
         return self
 

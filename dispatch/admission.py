@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import h3
 
+from dispatch import ranges
 from dispatch.errors import DuplicateId, InvalidInput, InvalidWindow, OutsideDeliveryArea, WindowInfeasible
 from dispatch.geo import AreaIndex, disk_k_for, location_to_cell
 from dispatch.lookups import Engine, check_now, merchant_of
@@ -56,6 +57,17 @@ class Admitted:
     scheduled: bool
     #: from the food being ready to it being in the customer's hands, at the earliest
     after_ready_s: int
+
+
+def _check_ahead(ahead_s: int, field: str) -> None:
+    if not ranges.SCHEDULE_AHEAD_S.contains(ahead_s):
+        days = ranges.SCHEDULE_AHEAD_S.high / 86400
+        error = InvalidWindow if field == "window" else InvalidInput
+        raise error(
+            f"{field} is {ahead_s / 86400:.1f} days ahead; at most {days:.0f} days ahead are taken "
+            f"(in {ranges.SCHEDULE_AHEAD_S.describe()} from now)",
+            field=field,
+        )
 
 
 class AreaCache:
@@ -153,6 +165,8 @@ def admit(
         ready = max(now + merchant.prep_s, window.start - after_ready_s) if ready_at is None else ready_at
     if isinstance(ready, bool) or not isinstance(ready, int) or ready < now:
         raise InvalidInput(f"ready_at must be whole seconds, not before now ({now} s)", field="ready_at")
+    _check_ahead(window.start - now, "window")
+    _check_ahead(ready - now, "ready_at")
     earliest = ready + after_ready_s
     if earliest > window.end and cfg.refuse_infeasible_promises:
         late_min = (earliest - window.end) / 60

@@ -69,6 +69,33 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if summary["orders_undelivered"] == 0 else 1
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    import shlex
+
+    from rich.console import Console
+
+    from simulations.report import write_report
+    from simulations.simulate import kpi_table, parse_set, simulate
+
+    sets = [parse_set(text) for text in args.set]
+    command = shlex.join(["dispatch", *(args.argv or [])])
+    out, data = simulate(
+        args.scenario,
+        seed=args.seed,
+        policies=args.policy,
+        sets=sets,
+        out=args.out,
+        jobs=args.jobs,
+        command=command,
+        quiet=args.quiet,
+    )
+    console = Console()
+    console.print(kpi_table(data))
+    console.print(f"Files: {out}/kpis.json, orders.csv, couriers.csv, timeline.csv")
+    console.print(f"Report: {write_report(out)}")
+    return 0
+
+
 def _policy(name: str) -> object:
     from dispatch.matching import GreedyPolicy, OptimizingPolicy
 
@@ -91,9 +118,23 @@ def _mdrp_solve(args: argparse.Namespace) -> int:
     kpis["feasible"] = not violations
     (out / "kpis.json").write_text(json.dumps(kpis, indent=2) + "\n")
     print(json.dumps(kpis, indent=2))
+    if args.report:
+        from simulations.mdrp_report import mdrp_kpis, replay_tables, write_replay_report
+
+        tables = replay_tables(
+            instance, report, args.policy, params={"policy": args.policy}, extra_kpis=mdrp_kpis(kpis)
+        )
+        page = write_replay_report(out / "report", instance, [tables], command=_command(args))
+        print(f"report: {page}", file=sys.stderr)
     for v in violations[:20]:
         print(f"dispatch: infeasible: {v}", file=sys.stderr)
     return 0 if not violations else 1
+
+
+def _command(args: argparse.Namespace) -> str:
+    import shlex
+
+    return shlex.join(["dispatch", *args.argv])
 
 
 def _mdrp_check(args: argparse.Namespace) -> int:
@@ -113,7 +154,10 @@ def _mdrp_bench(args: argparse.Namespace) -> int:
     from simulations.mdrp_bench import POLICIES, bench
 
     policies = POLICIES if args.policy == "both" else (args.policy,)
-    rows = bench(args.instances, args.out, jobs=args.jobs, tick_s=args.tick, policies=policies)
+    rows = bench(
+        args.instances, args.out, jobs=args.jobs, tick_s=args.tick, policies=policies,
+        report_command=_command(args) if args.report else None,
+    )  # fmt: skip
     print(Path(args.out, "results.md").read_text())
     return 0 if all(r["feasible"] for r in rows) else 1
 
@@ -144,6 +188,31 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="print only refusals and the summary")
     demo.set_defaults(run=_demo)
 
+    sim = sub.add_parser(
+        "simulate",
+        help="simulate a city day (a preset or a TOML file): variants side by side, files and KPIs",
+    )
+    sim.add_argument("scenario", help="a preset (demo, lunch-rush, metro-day) or a scenario TOML file")
+    sim.add_argument("--seed", type=int, default=1, help="random seed of the day (default 1)")
+    sim.add_argument("--out", default=None, help="output folder (default out/<scenario name>)")
+    sim.add_argument(
+        "--policy",
+        nargs="+",
+        default=[],
+        choices=["optimizing", "greedy"],
+        help="one or more policies (default: the scenario's)",
+    )
+    sim.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="scenario values to vary, e.g. fleet.scale=0.8,1.0 or promise_minutes=30,40 (repeatable)",
+    )
+    sim.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
+    sim.add_argument("--quiet", action="store_true", help="no progress bars")
+    sim.set_defaults(run=_simulate)
+
     serve = sub.add_parser(
         "serve",
         help="serve the HTTP API (uvicorn); in-memory state, or Redis (dispatch serve --help)",
@@ -169,6 +238,7 @@ def _parser() -> argparse.ArgumentParser:
     solve.add_argument("--out", required=True, help="directory for the solution files")
     solve.add_argument("--policy", choices=["optimizing", "greedy"], default="optimizing")
     solve.add_argument("--tick", type=int, default=60, help="seconds between re-optimizations (default 60)")
+    solve.add_argument("--report", action="store_true", help="also write the HTML report to OUT/report/")
     solve.set_defaults(run=_mdrp_solve)
     many = mdrp.add_parser("bench", help="replay many instances in parallel; CSV and markdown table")
     many.add_argument("instances", nargs="+", help="instance directories")
@@ -176,6 +246,9 @@ def _parser() -> argparse.ArgumentParser:
     many.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
     many.add_argument("--policy", choices=["both", "optimizing", "greedy"], default="both")
     many.add_argument("--tick", type=int, default=60, help="seconds between re-optimizations (default 60)")
+    many.add_argument(
+        "--report", action="store_true", help="also write an HTML report per instance to OUT/reports/NAME/"
+    )
     many.set_defaults(run=_mdrp_bench)
     check = mdrp.add_parser("check", help="check a solution against every MDRP rule")
     check.add_argument("instance")
@@ -191,6 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.serve_args = rest
     elif rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return int(args.run(args))
     except DispatchError as exc:

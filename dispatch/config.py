@@ -83,6 +83,8 @@ class DispatchConfig:
     #: Refuse orders whose promise cannot be met. A replay of orders that were already
     #: accepted (the Grubhub instances) turns this off: those orders are served, late if need be.
     refuse_infeasible_promises: bool = True
+    #: A courier who declines an assignment is not offered those orders again for this long.
+    decline_cooloff_s: int = 900
     #: Quotes are honoured for this long.
     quote_valid_s: int = 300
     #: Routes of more orders than this are sequenced by OR-Tools with a time limit.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from dispatch import ranges
 from dispatch.errors import Conflict, IllegalTransition, InvalidInput
 from dispatch.geo import location_to_cell
 from dispatch.lookups import (
@@ -72,6 +73,7 @@ def start_shift(
     check_now(now)
     if isinstance(shift_end, bool) or not isinstance(shift_end, int) or shift_end <= now:
         raise InvalidInput(f"shift_end must be whole seconds after now ({now} s)", field="shift_end")
+    ranges.SHIFT_S.check(shift_end - now, "shift length (shift_end - now)")
     old = ctx.store.get_courier(courier_id)
     if old is not None and old.on_shift:
         raise Conflict(f"courier {courier_id!r} is already on shift")

@@ -11,11 +11,13 @@ nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from dispatch import admission, couriers, etas
 from dispatch.admission import AreaCache, Quote
 from dispatch.config import DispatchConfig
+from dispatch.declines import Declines
 from dispatch.etas import BoardRow, Eta
 from dispatch.geo import GreatCircleTravel, TravelModel
 from dispatch.lookups import check_now, courier_of, merchant_of, order_of
@@ -66,6 +68,7 @@ class Dispatcher:
         self.travel: TravelModel = travel or GreatCircleTravel()
         self.policy: DispatchPolicy = policy or OptimizingPolicy()
         self._areas = AreaCache()
+        self._declines = Declines()
         self._ticked_at: int | None = None  # this process's last tick
 
     # -- merchants ---------------------------------------------------------------------------
@@ -179,6 +182,12 @@ class Dispatcher:
         """The courier turns down an order it has not picked up: it goes back to the pool."""
         return couriers.release(self, courier_id, order_id, now)
 
+    def decline(self, courier_id: str, order_ids: Sequence[str], now: int) -> list[Order]:
+        """The courier turns down an assignment: its orders go back to waiting, and it is not
+        offered them again for ``decline_cooloff_s`` (see :mod:`dispatch.declines`)."""
+        check_now(now)
+        return self._declines.decline(self, courier_id, order_ids, now)
+
     def courier(self, courier_id: str) -> Courier:
         return courier_of(self, courier_id)
 
@@ -200,7 +209,8 @@ class Dispatcher:
         check_now(now)
         last = self._ticked_at
         recall = last is None or not 0 <= now - last <= _RECALL_AFTER_S  # (or the clock went back)
-        result = run_tick(self.store, self.policy, self.travel, self.config, now, recall=recall)
+        policy = self._declines.guard(self.policy, now)
+        result = run_tick(self.store, policy, self.travel, self.config, now, recall=recall)
         if result.available_couriers:  # the policy was asked (with no courier it is not)
             self._ticked_at = now
         return result

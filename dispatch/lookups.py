@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from dispatch import ranges
 from dispatch.config import DispatchConfig
 from dispatch.errors import (
     CourierOffShift,
@@ -41,9 +42,9 @@ class Engine(Protocol):
 
 
 def check_now(now: object) -> int:
-    if isinstance(now, bool) or not isinstance(now, int) or now < 0:
+    if isinstance(now, bool) or not isinstance(now, int):
         raise InvalidInput(f"now must be whole seconds >= 0, got {now!r}", field="now")
-    return now
+    return ranges.TIMESTAMP.check(now, "now")
 
 
 def merchant_of(ctx: Engine, merchant_id: str) -> Merchant:

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from dispatch import isolation
 from dispatch.config import DispatchConfig
+from dispatch.errors import DispatchError
 from dispatch.geo import TravelModel
 from dispatch.matching import Collecting, CourierSupply, Decision, DispatchPolicy, Snapshot
 from dispatch.models import (
@@ -38,6 +40,10 @@ _RECALL_PAGE = 1000
 _RECALL_PAGES = 200
 
 
+class _PolicyError(RuntimeError):
+    """The policy broke its contract (two plans for a courier, an order twice): the tick fails."""
+
+
 @dataclass(frozen=True, slots=True)
 class TickResult:
     """What one tick decided: the new plans, and what is still open."""
@@ -48,6 +54,9 @@ class TickResult:
     available_couriers: int
     #: idle couriers sent to wait at a merchant (plans of one reposition stop, no orders)
     repositions: tuple[Assignment, ...] = ()
+    #: couriers and orders this tick left out because they failed on their own
+    #: (:mod:`dispatch.isolation`); each has a ``tick.record_skipped`` event
+    skipped: tuple[isolation.Skipped, ...] = ()
 
 
 def run_tick(
@@ -64,8 +73,10 @@ def run_tick(
     With ``recall``, the policy is also told the orders placed within the demand window,
     read back from the event log (:func:`recent_placements`).
     """
-    placed = store.orders_with_status(OrderStatus.PLACED)
-    couriers = store.couriers_on_shift()
+    merchants = {m.id: m for m in store.merchants()}
+    couriers, placed, skipped = isolation.screen(
+        store.couriers_on_shift(), store.orders_with_status(OrderStatus.PLACED), merchants
+    )
     routes = store.routes([c.id for c in couriers])
     # Couriers waiting at a merchant that has open orders may take some into their pickup;
     # only then are their orders read (in one read).
@@ -89,7 +100,6 @@ def run_tick(
             )
     supply.sort(key=lambda s: s.courier.id)
     placed.sort(key=lambda o: o.id)
-    merchants = {m.id: m for m in store.merchants()}
     snapshot = Snapshot(
         now=now,
         orders=tuple(placed),
@@ -97,10 +107,11 @@ def run_tick(
         merchants=merchants,
         placements=recent_placements(store, now, config.demand_window_s) if recall else (),
     )
-    decisions = policy.decide(snapshot, travel, config) if supply else []
+    decisions, left_out, snapshot = isolation.decide(policy, snapshot, travel, config)
+    skipped += left_out
 
-    by_id = {o.id: o for o in placed}
-    supply_of = {s.courier.id: s for s in supply}
+    by_id = {o.id: o for o in snapshot.orders}
+    supply_of = {s.courier.id: s for s in snapshot.supply}
     tick = _Tick(policy, Planner(config, travel, merchants), now, Change())
     change = tick.change
     assignments = []
@@ -108,7 +119,7 @@ def run_tick(
     taken: set[str] = set()
     for decision in decisions:
         if decision.courier_id in taken or decision.courier_id not in supply_of:
-            raise RuntimeError(f"policy {policy.name} gave courier {decision.courier_id!r} two plans")
+            raise _PolicyError(f"policy {policy.name} gave courier {decision.courier_id!r} two plans")
         taken.add(decision.courier_id)
         s = supply_of[decision.courier_id]
         if not decision.order_ids:
@@ -117,14 +128,20 @@ def run_tick(
         orders = []
         for oid in decision.order_ids:
             if oid not in by_id:
-                raise RuntimeError(f"policy {policy.name} assigned order {oid!r} twice or not open")
+                raise _PolicyError(f"policy {policy.name} assigned order {oid!r} twice or not open")
             orders.append(by_id.pop(oid))
         old = routes.get(s.courier.id)
         moved: list[Order] = []  # orders it held whose pickup or hand-over the decision moves
-        if decision.join:
-            route, moved = tick.join_pickup(s, old, orders)
-        else:
-            route = tick.after_plan(s, old, orders)
+        try:
+            if decision.join:
+                route, moved = tick.join_pickup(s, old, orders)
+            else:
+                route = tick.after_plan(s, old, orders)
+        except (DispatchError, _PolicyError):
+            raise
+        except Exception as exc:  # this courier's plan cannot be made: the rest of the city goes on
+            skipped.append(isolation.Skipped("courier", s.courier.id, f"{type(exc).__name__}: {exc}"[:300]))
+            continue
         change.routes[s.courier.id] = route
         change.couriers.append(next_version(s.courier, status=CourierStatus.BUSY))
         for order in orders:
@@ -135,7 +152,17 @@ def run_tick(
         for order in moved:
             change.events.append(_timed_event(EventKind.ORDER_RESCHEDULED, now, order, s.courier.id, route))
         assignments.append(Assignment(s.courier.id, decision.order_ids, route, float(decision.cost)))
-    if assignments or repositions:
+    for item in skipped:
+        change.events.append(
+            NewEvent(
+                EventKind.TICK_RECORD_SKIPPED,
+                now,
+                courier_id=item.id if item.kind == "courier" else None,
+                order_id=item.id if item.kind == "order" else None,
+                data={"kind": item.kind, "reason": item.reason},
+            )
+        )
+    if assignments or repositions or skipped:
         store.apply(change)
     return TickResult(
         now=now,
@@ -143,6 +170,7 @@ def run_tick(
         open_orders=len(placed) - sum(len(a.order_ids) for a in assignments),
         available_couriers=len(supply),
         repositions=tuple(repositions),
+        skipped=tuple(skipped),
     )
 
 
@@ -247,7 +275,7 @@ class _Tick:
             or old.arrived_at is None
             or any(o.merchant_id != held.merchant_id for o in orders)
         ):
-            raise RuntimeError(
+            raise _PolicyError(
                 f"policy {self.policy.name} joined orders to courier {supply.courier.id!r}, "
                 "which is not waiting at their merchant"
             )
@@ -283,7 +311,7 @@ class _Tick:
         now, courier = self.now, supply.courier
         merchant = self.planner.merchants.get(decision.reposition_to or "")
         if merchant is None or not supply.idle:
-            raise RuntimeError(
+            raise _PolicyError(
                 f"policy {self.policy.name} repositioned courier {courier.id!r} "
                 f"{'to an unknown merchant' if merchant is None else 'that has a plan'}"
             )

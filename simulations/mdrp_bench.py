@@ -48,7 +48,7 @@ def family_of(name: str) -> dict[str, str]:
     return match.groupdict() if match else {}
 
 
-def _one(instance_dir: str, policy: str, out_dir: str, tick_s: int) -> dict[str, Any]:
+def _one(instance_dir: str, policy: str, out_dir: str, tick_s: int, tables: bool = False) -> dict[str, Any]:
     from dispatch.matching import GreedyPolicy, OptimizingPolicy
     from simulations import mdrp
 
@@ -64,6 +64,12 @@ def _one(instance_dir: str, policy: str, out_dir: str, tick_s: int) -> dict[str,
     kpis = mdrp.compute_kpis(instance, solution, report)
     kpis.update(policy=policy, feasible=not violations, violations=len(violations))
     kpis["replay_s"] = round(time.perf_counter() - started, 2)
+    if tables:  # the report's rows, built here where the replay is (they travel back as plain values)
+        from simulations.mdrp_report import mdrp_kpis, replay_tables
+
+        kpis["_tables"] = replay_tables(
+            instance, report, policy, params={"policy": policy}, extra_kpis=mdrp_kpis(kpis)
+        )
     return kpis
 
 
@@ -75,17 +81,28 @@ def bench(
     tick_s: int = 60,
     policies: Sequence[str] = POLICIES,
     progress: TextIO | None = sys.stderr,
+    report_command: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Replay every instance with every policy; write CSV and markdown; return the rows."""
+    """Replay every instance with every policy; write CSV and markdown; return the rows.
+
+    With ``report_command`` (the command line to name in it), each instance also gets the HTML
+    report of :mod:`simulations.report` in ``out_dir/reports/<instance>/``, its policies side by side.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tasks = [(str(d), p) for d in sorted(map(str, instance_dirs)) for p in policies]
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(_one, d, p, str(out), tick_s) for d, p in tasks]
+        futures = [pool.submit(_one, d, p, str(out), tick_s, report_command is not None) for d, p in tasks]
+        waiting: dict[str, list[Any]] = {}
         for done, future in enumerate(as_completed(futures), start=1):
             rows.append(future.result())
+            if report_command is not None:
+                name = rows[-1]["instance"]
+                waiting.setdefault(name, []).append(rows[-1].pop("_tables"))
+                if len(waiting[name]) == len(policies):
+                    _write_report(out, instance_dirs, name, waiting.pop(name), report_command)
             if progress is not None:
                 width = 30
                 filled = width * done // len(tasks)
@@ -106,6 +123,17 @@ def bench(
         writer.writerows(rows)
     (out / "results.md").write_text(markdown(rows))
     return rows
+
+
+def _write_report(
+    out: Path, instance_dirs: Sequence[str | Path], name: str, tables: list[Any], command: str
+) -> None:
+    from simulations import mdrp
+    from simulations.mdrp_report import write_replay_report
+
+    directory = next(d for d in instance_dirs if Path(d).name == name)
+    tables.sort(key=lambda t: POLICIES.index(t.name) if t.name in POLICIES else 9)
+    write_replay_report(out / "reports" / name, mdrp.read_instance(directory), tables, command=command)
 
 
 def _mean(rows: Sequence[dict[str, Any]], key: str) -> float:

@@ -10,25 +10,23 @@ events of its own tenant only.
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Depends, Header, Query
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from api.deps import ReaderDep, RuntimeDep
-from api.problems import problem_responses
+from api.problems import ApiError, problem_responses
 from api.runtime import Runtime
 from api.schemas.ops import EventPage, EventPublic
 from api.settings import Principal, Role
 from dispatch.errors import StoreUnavailable
 from dispatch.models import Event
+from dispatch.ranges import EVENT_SEQ
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
-_KEEPALIVE_S = 15.0
 _BATCH = 500
 
 
@@ -70,17 +68,10 @@ async def _read(
     return await runtime.run(read)
 
 
-_SSE_EVENT = {
-    "type": "object",
-    "properties": {
-        "id": {"type": "string", "pattern": "^[0-9]+$"},
-        "event": {"type": "string"},
-        "data": {"type": "string", "contentMediaType": "application/json"},
-        "retry": {"type": "integer"},
-    },
-}
-
-_After = Annotated[int, Query(ge=0, description="read events with seq greater than this")]
+_After = Annotated[
+    int,
+    Query(ge=0, le=int(EVENT_SEQ.high), description="read events with seq greater than this"),
+]
 
 
 @router.get(
@@ -96,55 +87,59 @@ async def list_events(
     return EventPage(events=events, next_after=next_after)
 
 
+async def _stream_slot(principal: ReaderDep, runtime: RuntimeDep) -> AsyncIterator[None]:
+    """Holds one of the key's event-stream slots while its stream is open (429 when none is free).
+
+    A dependency with ``yield``: it runs before the stream's first byte, so the 429 is an answer,
+    and its exit runs after the stream ends, however it ends.
+    """
+    if not runtime.take_stream_slot(principal.key_id):
+        raise ApiError(
+            "too-many-streams",
+            f"this key holds {runtime.settings.event_streams_per_key} event streams open, the most it "
+            "may; close one, or poll GET /v1/events",
+            headers={"Retry-After": "5"},
+        )
+    try:
+        yield
+    finally:
+        runtime.give_stream_slot(principal.key_id)
+
+
 @router.get(
     "/stream",
-    response_class=StreamingResponse,
-    responses={
-        200: {
-            "description": "server-sent events: `id` is the seq, `event` the kind, `data` an Event as JSON",
-            "content": {"text/event-stream": {"schema": _SSE_EVENT}},
-        },
-        **problem_responses(401, 403, 422),
-    },
-    summary="Server-sent events; resumes from Last-Event-ID or after=",
+    response_class=EventSourceResponse,
+    responses=problem_responses(401, 403, 422, 429),
+    summary="Server-sent events; resumes from Last-Event-ID or after= (a few streams per key at once)",
+    description=(
+        "Each event is `id: <seq>`, `event: <kind>`, `data: <the event as JSON>`; a `: ping` comment "
+        "keeps a quiet connection open. The stream closes after `DISPATCH_EVENT_STREAM_MAX_S`; "
+        "`EventSource` reconnects by itself (`retry: 1000`) and resumes through `Last-Event-ID`."
+    ),
+    dependencies=[Depends(_stream_slot)],
 )
 async def stream_events(
     principal: ReaderDep,
     runtime: RuntimeDep,
     after: _After = 0,
     last_event_id: Annotated[str, Header(alias="Last-Event-ID", max_length=18, pattern=r"^[0-9]*$")] = "",
-) -> StreamingResponse:
-    start = max(after, int(last_event_id)) if last_event_id else after
+) -> AsyncIterator[ServerSentEvent]:
+    cursor = max(after, int(last_event_id)) if last_event_id else after
     settings = runtime.settings
-
-    async def stream() -> AsyncIterator[str]:
-        cursor = start
-        loop = asyncio.get_running_loop()
-        closes_at = loop.time() + settings.event_stream_max_s
-        quiet_since = time.monotonic()
-        yield "retry: 1000\n\n"
-        while True:
-            try:
-                events, cursor_next = await _read(runtime, principal, cursor, _BATCH)
-            except StoreUnavailable:
-                return  # the client reconnects (retry: 1000) and resumes from Last-Event-ID
-            for event in events:
-                data = json.dumps(event.model_dump(mode="json"))
-                yield f"id: {event.seq}\nevent: {event.kind}\ndata: {data}\n\n"
-                quiet_since = time.monotonic()
-            if cursor_next - cursor >= _BATCH:
-                cursor = cursor_next
-                continue
+    loop = asyncio.get_running_loop()
+    closes_at = loop.time() + settings.event_stream_max_s
+    yield ServerSentEvent(retry=1000)
+    while True:
+        try:
+            events, cursor_next = await _read(runtime, principal, cursor, _BATCH)
+        except StoreUnavailable:
+            return  # the client reconnects (retry: 1000) and resumes from Last-Event-ID
+        for event in events:
+            yield ServerSentEvent(raw_data=event.model_dump_json(), event=event.kind, id=str(event.seq))
+        if cursor_next - cursor >= _BATCH:
             cursor = cursor_next
-            if loop.time() >= closes_at:
-                return
-            if time.monotonic() - quiet_since > _KEEPALIVE_S:
-                yield ": keepalive\n\n"
-                quiet_since = time.monotonic()
-            await asyncio.sleep(min(settings.event_poll_s, max(0.0, closes_at - loop.time())))
-
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+            continue
+        cursor = cursor_next
+        if loop.time() >= closes_at:
+            return
+        await asyncio.sleep(min(settings.event_poll_s, max(0.0, closes_at - loop.time())))

@@ -15,11 +15,12 @@ router = APIRouter(tags=["ops"])
 PROMETHEUS_MEDIA_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-@router.get("/healthz", summary="Liveness: the service answers (no key needed)")
+@router.get("/healthz", summary="Liveness: the service answers (no key needed); degraded while ticks fail")
 async def healthz(runtime: RuntimeDep) -> Health:
     last = runtime.last_tick
     return Health(
-        status="ok",
+        status="degraded" if runtime.failing_ticks else "ok",
+        failing_ticks=runtime.failing_ticks,
         city=runtime.settings.city,
         background_tick=runtime.background is not None and not runtime.background.done(),
         last_tick_at=last.result.now if last else None,

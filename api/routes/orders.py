@@ -6,6 +6,12 @@ required: a retry with the same key and body gets the first response again (stat
 ``Location``) with ``Idempotent-Replayed: true``; the same key with another body is 422
 ``idempotency-key-reused``; a retry while the first is still running is 409
 ``idempotency-key-in-use`` with ``Retry-After``. Keys are scoped to the API key and kept 24 h.
+
+Only a request that placed an order is remembered (Stripe's rule): a refusal (an unknown
+merchant, a drop-off outside the area, a duplicate external id ...) wrote nothing, so its key is
+given back and a retry runs the request again, and a 503 gives the key back as soon as the
+shared state answers again. An API key holds at most ``idempotency_max_records`` records at
+once (429 ``too-many-idempotency-records`` past that, with ``Retry-After``).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.deps import OrderingDep, ReaderDep, RuntimeDep, can_see_order, not_found_merchant
-from api.idempotency import Outcome, StoredResponse, fingerprint
+from api.idempotency import Outcome, RecordsExhausted, StoredResponse, fingerprint
 from api.problems import ApiError, api_problem, dispatch_problem, problem_responses
 from api.runtime import Runtime
 from api.schemas.common import ORDER_ID_PATTERN
@@ -91,7 +97,7 @@ def _place_now(body: OrderCreate, principal: Principal, runtime: Runtime) -> Ord
     "",
     status_code=201,
     response_model=OrderPublic,
-    responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422),
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
     summary="Place an order, from a quote or direct (idempotent)",
 )
 async def create_order(
@@ -102,9 +108,20 @@ async def create_order(
     idempotency_key: _IdempotencyKey,
 ) -> Response:
     store, scope = runtime.idempotency, principal.key_id
-    begun = await store.begin(
-        scope, idempotency_key, fingerprint("POST", "/v1/orders", body.model_dump(mode="json")), runtime.now()
-    )
+    try:
+        begun = await store.begin(
+            scope,
+            idempotency_key,
+            fingerprint("POST", "/v1/orders", body.model_dump(mode="json")),
+            runtime.now(),
+        )
+    except RecordsExhausted as exc:
+        raise ApiError(
+            "too-many-idempotency-records",
+            f"{exc}; retry in {exc.retry_after_s} s, when the oldest expires",
+            headers={"Retry-After": str(exc.retry_after_s)},
+            max_records=exc.max_records,
+        ) from None
     if begun.outcome is Outcome.REPLAY:
         assert begun.response is not None
         stored = begun.response
@@ -129,9 +146,18 @@ async def create_order(
             response = dispatch_problem(request, exc)
         except ApiError as exc:
             response = api_problem(request, exc)
+    except StoreUnavailable:
+        # The shared state is out of reach, so giving the key back may hang too: it is given
+        # back in the background as soon as the state answers, and the 503 goes out now.
+        await runtime.release_claim(scope, idempotency_key, background=True)
+        raise
     except BaseException:
         await store.abandon(scope, idempotency_key)
         raise
+    if response.status_code >= 400:
+        # refused, nothing written: nothing to remember, and a retry runs the request again
+        await runtime.release_claim(scope, idempotency_key)
+        return response
     keep = {k: v for k, v in response.headers.items() if k.lower() in ("location", "content-type")}
     await store.complete(
         scope, idempotency_key, StoredResponse(response.status_code, bytes(response.body), keep)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic.fields import FieldInfo
 
-from api.settings import ID_PATTERN
 from dispatch.models import Location, Window
+from dispatch.ranges import ID_PATTERN, MAX_TIMESTAMP, ORDER_ID_PATTERN, TIMESTAMP, Range
 
 __all__ = [
     "ID_PATTERN",
+    "MAX_TIMESTAMP",
     "ORDER_ID_PATTERN",
     "Id",
     "Latitude",
@@ -27,12 +29,9 @@ __all__ = [
     "TimeWindow",
     "Timestamp",
     "WholeNumber",
+    "in_range",
+    "range_field",
 ]
-
-#: API order ids are ``<merchant_id>:<external_id>``.
-ORDER_ID_PATTERN = r"^[A-Za-z0-9._~-]{1,64}:[A-Za-z0-9._~-]{1,64}$"
-#: Last POSIX second of year 9999: later "times" are typos.
-MAX_TIMESTAMP = 253_402_300_799
 
 
 def _integral(value: object) -> object:
@@ -45,11 +44,34 @@ def _integral(value: object) -> object:
 #: Metadata for whole numbers in request bodies, after their constraints:
 #: ``Annotated[int, Field(ge=0), WholeNumber]`` is strict (no strings, no booleans), but ``5.0`` is 5.
 WholeNumber = BeforeValidator(_integral)
+
+
+def range_field(r: Range, description: str) -> FieldInfo:
+    """Schema metadata of a ranged number: its bounds (``minimum``/``maximum``) and description."""
+    info: FieldInfo = Field(
+        description=f"{description}; in {r.describe()}", json_schema_extra=r.json_schema()
+    )
+    return info
+
+
+def in_range(r: Range, name: str) -> AfterValidator:
+    """The check of a ranged number (:mod:`dispatch.ranges`), with the range in its message."""
+
+    def check(value: float) -> float:
+        if not r.contains(value):
+            raise ValueError(f"{name} must be in {r.describe()}, got {value!r}")
+        return value
+
+    return AfterValidator(check)
+
+
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 OrderId = Annotated[str, StringConstraints(pattern=ORDER_ID_PATTERN)]
 Latitude = Annotated[float, Field(ge=-90.0, le=90.0, allow_inf_nan=False, description="degrees, WGS 84")]
 Longitude = Annotated[float, Field(ge=-180.0, le=180.0, allow_inf_nan=False, description="degrees, WGS 84")]
-Timestamp = Annotated[int, Field(ge=0, le=MAX_TIMESTAMP, description="POSIX seconds (UTC)"), WholeNumber]
+Timestamp = Annotated[
+    int, range_field(TIMESTAMP, "POSIX seconds (UTC)"), WholeNumber, in_range(TIMESTAMP, "timestamp")
+]
 
 
 class RequestModel(BaseModel):

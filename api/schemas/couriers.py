@@ -15,7 +15,10 @@ from api.schemas.common import (
     RequestModel,
     Timestamp,
     WholeNumber,
+    in_range,
+    range_field,
 )
+from dispatch import ranges
 from dispatch.models import Courier, CourierStatus, Route, StopKind
 
 __all__ = [
@@ -29,13 +32,29 @@ __all__ = [
 ]
 
 
+_SHIFT_MIN = ranges.SHIFT_S.in_minutes()
+
+
 class ShiftStart(RequestModel):
     location: Point
     duration_minutes: Annotated[
-        int, Field(ge=1, le=24 * 60, description="the shift ends this long from now"), WholeNumber
+        int,
+        range_field(_SHIFT_MIN, "the shift ends this long from now"),
+        WholeNumber,
+        in_range(_SHIFT_MIN, "duration_minutes"),
     ]
-    speed_mps: Annotated[float, Field(gt=0.0, le=40.0, allow_inf_nan=False)] = 4.5
-    capacity: Annotated[int, Field(ge=1, le=20, description="orders carried at once"), WholeNumber] = 3
+    speed_mps: Annotated[
+        float,
+        Field(allow_inf_nan=False),
+        range_field(ranges.SPEED_MPS, "typical speed, metres per second"),
+        in_range(ranges.SPEED_MPS, "speed_mps"),
+    ] = 4.5
+    capacity: Annotated[
+        int,
+        range_field(ranges.CAPACITY, "orders carried at once"),
+        WholeNumber,
+        in_range(ranges.CAPACITY, "capacity"),
+    ] = 3
 
 
 class PositionUpdate(RequestModel):

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from api.schemas.common import Id, Point, PublicModel, RequestModel, Timestamp, WholeNumber
+from api.schemas.common import (
+    Id,
+    Point,
+    PublicModel,
+    RequestModel,
+    Timestamp,
+    WholeNumber,
+    in_range,
+    range_field,
+)
+from dispatch import ranges
 from dispatch.models import DeliveryArea, Merchant, OrderStatus
 
 __all__ = [
@@ -24,9 +34,22 @@ Position = Annotated[list[float], Field(min_length=2, max_length=2, description=
 Ring = Annotated[list[Position], Field(min_length=4, max_length=1000)]
 
 
+def _check_vertices(rings: list[list[Position]]) -> None:
+    vertices = sum(len(ring) for ring in rings)
+    if vertices > ranges.POLYGON_VERTICES.high:
+        raise ValueError(
+            f"a delivery polygon has {vertices} vertices; it must have {ranges.POLYGON_VERTICES.describe()}"
+        )
+
+
 class GeoJsonPolygon(RequestModel):
     type: Literal["Polygon"]
     coordinates: Annotated[list[Ring], Field(min_length=1, max_length=50)]
+
+    @model_validator(mode="after")
+    def _vertices(self) -> GeoJsonPolygon:
+        _check_vertices(self.coordinates)
+        return self
 
 
 class GeoJsonMultiPolygon(RequestModel):
@@ -35,11 +58,21 @@ class GeoJsonMultiPolygon(RequestModel):
         list[Annotated[list[Ring], Field(min_length=1, max_length=50)]], Field(min_length=1, max_length=50)
     ]
 
+    @model_validator(mode="after")
+    def _vertices(self) -> GeoJsonMultiPolygon:
+        _check_vertices([ring for part in self.coordinates for ring in part])
+        return self
+
 
 class RadiusArea(RequestModel):
     """Every drop-off within ``radius_m`` metres (great circle) of the merchant."""
 
-    radius_m: Annotated[float, Field(gt=0.0, le=100_000.0, allow_inf_nan=False)]
+    radius_m: Annotated[
+        float,
+        Field(allow_inf_nan=False),
+        range_field(ranges.DELIVERY_RADIUS_M, "metres"),
+        in_range(ranges.DELIVERY_RADIUS_M, "radius_m"),
+    ]
 
 
 class PolygonArea(RequestModel):
@@ -49,11 +82,19 @@ class PolygonArea(RequestModel):
 
 
 Area = RadiusArea | PolygonArea
+_PREP_MIN = ranges.PREP_S.in_minutes()
+_PROMISE_MIN = ranges.PROMISE_S.in_minutes()
 PrepMinutes = Annotated[
-    int, Field(ge=0, le=240, description="typical preparation time, minutes"), WholeNumber
+    int,
+    range_field(_PREP_MIN, "typical preparation time, minutes"),
+    WholeNumber,
+    in_range(_PREP_MIN, "prep_minutes"),
 ]
 PromiseMinutes = Annotated[
-    int, Field(ge=1, le=240, description="ASAP promise, minutes from placement to drop-off"), WholeNumber
+    int,
+    range_field(_PROMISE_MIN, "ASAP promise, minutes from placement to drop-off"),
+    WholeNumber,
+    in_range(_PROMISE_MIN, "promise_minutes"),
 ]
 
 

@@ -68,7 +68,8 @@ class Stats(PublicModel):
 
 
 class Health(PublicModel):
-    status: str
+    status: str = Field(description="ok, or degraded while dispatch ticks fail (see failing_ticks)")
+    failing_ticks: int = Field(default=0, description="dispatch ticks failed in a row")
     city: str
     background_tick: bool
     last_tick_at: Timestamp | None

@@ -17,6 +17,7 @@ from dispatch.models import (
     Stop,
     StopKind,
     Window,
+    restored,
 )
 
 __all__ = [
@@ -67,7 +68,9 @@ def encode_merchant(m: Merchant) -> str:
 
 def decode_merchant(raw: str | bytes) -> Merchant:
     d = json.loads(raw)
-    return Merchant(d["id"], decode_location(d["loc"]), DeliveryArea(**d["area"]), d["prep"], d["promise"])
+    return restored(
+        Merchant, d["id"], decode_location(d["loc"]), DeliveryArea(**d["area"]), d["prep"], d["promise"]
+    )
 
 
 def encode_courier(c: Courier) -> str:
@@ -92,7 +95,8 @@ def decode_courier(raw: str | bytes, position: str | bytes | None = None) -> Cou
     if position is not None:  # a ping newer than the record: [seen_at, cell, lat, lng(, x, y)]
         p = json.loads(position)
         loc, seen_at = decode_location(p[2:]), p[0]
-    return Courier(
+    return restored(
+        Courier,
         d["id"],
         loc,
         seen_at,
@@ -127,7 +131,8 @@ def encode_order(o: Order) -> str:
 
 def decode_order(raw: str | bytes) -> Order:
     d = json.loads(raw)
-    return Order(
+    return restored(
+        Order,
         d["id"],
         d["mid"],
         decode_location(d["drop"]),

@@ -61,6 +61,17 @@ class Clock:
         return self.now
 
 
+def metric(text: str, name: str, **labels: str) -> float | None:
+    """The value of the sample ``name{labels}`` in Prometheus text (labels in any order), or None."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return None
+
+
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 

@@ -1,0 +1,117 @@
+"""The metro-day scenario end to end, optimizing vs greedy: wall time, simulated orders per
+second, peak memory, decision time and the KPIs of a day where the world does not follow
+the plan.
+
+Each run is its own process (so its peak RSS is its own). Besides the full day (25,000
+orders, 2,000 shifts), a scaled-down day of the same city (demand and fleet x 0.1: 2,500
+orders, 200 shifts) is run in the same script, so the cost per order can be compared as the
+state grows. Targets (2-core machine): the full day within 300 s per policy, time per order at
+25,000 orders at most 1.5x that at 2,500, peak RSS at most 1.5 GB.
+
+    python benchmarks/simulate_bench.py [--seed 1] [--policies optimizing greedy] [--small-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from typing import Any
+
+from simulations.kpis import compute_kpis
+from simulations.simulate import Variant, run_variant
+
+SCENARIO = "metro-day"
+TARGET_WALL_S = 300.0
+TARGET_PER_ORDER_RATIO = 1.5
+TARGET_RSS_MB = 1536.0
+
+
+def child(policy: str, scale: float, seed: int) -> dict[str, Any]:
+    """One run in this process; its numbers."""
+    overrides: tuple[tuple[str, Any], ...] = ()
+    if scale != 1.0:
+        overrides = (("demand.orders", round(25_000 * scale)), ("fleet.scale", scale))
+    started = time.perf_counter()
+    result = run_variant(SCENARIO, Variant(policy, policy, overrides), seed)
+    wall = time.perf_counter() - started
+    kpis = compute_kpis(result.orders, result.couriers, result.tick_seconds)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "policy": policy,
+        "scale": scale,
+        "orders": len(result.orders),
+        "couriers": len(result.couriers),
+        "wall_s": round(wall, 1),
+        # the machine is shared: CPU seconds say what the run itself cost
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+        "orders_per_s": round(len(result.orders) / wall, 1),
+        "ms_per_order": round(1000 * wall / max(1, len(result.orders)), 3),
+        "cpu_ms_per_order": round(1000 * (usage.ru_utime + usage.ru_stime) / max(1, len(result.orders)), 3),
+        "ticks": len(result.tick_seconds),
+        "tick_s_total": round(sum(result.tick_seconds), 1),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "decision_s_p99": kpis["decision_s_p99"],
+        "kpis": kpis,
+    }
+
+
+def run(policy: str, scale: float, seed: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", policy, str(scale), "--seed", str(seed)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return dict(json.loads(out.stdout))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--policies", nargs="+", default=["optimizing", "greedy"])
+    parser.add_argument("--small-only", action="store_true", help="only the scaled-down day")
+    parser.add_argument("--child", nargs=2, metavar=("POLICY", "SCALE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child[0], float(args.child[1]), args.seed)))
+        return
+    results: dict[str, Any] = {}
+    for policy in args.policies:
+        small = run(policy, 0.1, args.seed)
+        row: dict[str, Any] = {"small": small}
+        if not args.small_only:
+            full = run(policy, 1.0, args.seed)
+            ratio = full["ms_per_order"] / small["ms_per_order"]
+            row["full"] = full
+            row["per_order_ratio"] = round(ratio, 2)
+            row["cpu_per_order_ratio"] = round(full["cpu_ms_per_order"] / small["cpu_ms_per_order"], 2)
+            row["targets"] = {
+                "wall_s_le_300": full["wall_s"] <= TARGET_WALL_S,
+                "cpu_s_le_300": full["cpu_s"] <= TARGET_WALL_S,
+                "per_order_ratio_le_1.5": ratio <= TARGET_PER_ORDER_RATIO,
+                "peak_rss_le_1.5GB": full["peak_rss_mb"] <= TARGET_RSS_MB,
+            }
+        results[policy] = row
+        print(json.dumps({policy: row}), file=sys.stderr)  # progress, one line per policy
+    print(
+        json.dumps(
+            {
+                "benchmark": "simulate_bench",
+                "scenario": SCENARIO,
+                "seed": args.seed,
+                "python": platform.python_version(),
+                "machine": platform.machine(),
+                "results": results,
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
