@@ -38,10 +38,10 @@ from api.quote_book import QuoteBook, QuoteStore, RedisQuoteBook
 from api.settings import Settings
 from dispatch.engine import Dispatcher, TickResult
 from dispatch.errors import LeaseHeld, LeaseLost, StaleWrite, StoreUnavailable
-from dispatch.models import CourierStatus, OrderStatus
+from dispatch.models import CourierStatus
 from dispatch.redis_store import Lease, RedisStore
 
-__all__ = ["Clock", "Runtime", "TickRecord", "system_clock"]
+__all__ = ["Backend", "Clock", "Runtime", "TickRecord", "backend_for", "system_clock"]
 
 log = logging.getLogger("api")
 
@@ -56,6 +56,43 @@ _RELEASE_FOR_S = 15.0
 def system_clock() -> int:
     """Whole POSIX seconds now: the one place the service reads the wall clock."""
     return int(time.time())
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """What differs between in-memory and shared (Redis) state, chosen once when the app is
+    built: where quotes and idempotency records live, and, with shared state, the city's lease
+    and how a lease holder's writes are fenced."""
+
+    quotes: QuoteStore
+    idempotency: IdempotencyStore
+    lease: Lease | None = None
+    fencing: Callable[[int], contextlib.AbstractContextManager[None]] | None = None
+
+
+def backend_for(
+    settings: Settings, dispatcher: Dispatcher, idempotency: IdempotencyStore | None = None
+) -> Backend:
+    """The backend of ``dispatcher``'s store: the one place that asks which store it is."""
+    store = dispatcher.store
+    if isinstance(store, RedisStore):
+        return Backend(
+            quotes=RedisQuoteBook(store.client, store.city),
+            idempotency=idempotency
+            or RedisIdempotencyStore(
+                store.client,
+                store.city,
+                settings.idempotency_ttl_s,
+                max_records=settings.idempotency_max_records,
+            ),
+            lease=Lease(store.client, store.city, ttl_s=settings.lease_ttl_s),
+            fencing=store.fencing,
+        )
+    return Backend(
+        quotes=QuoteBook(),
+        idempotency=idempotency
+        or MemoryIdempotencyStore(settings.idempotency_ttl_s, max_records=settings.idempotency_max_records),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,29 +113,16 @@ class Runtime:
         self.dispatcher = dispatcher
         self.clock = clock
         self.lock = asyncio.Lock()
-        store = dispatcher.store
-        self.lease: Lease | None = None
-        self.quotes: QuoteStore
-        if isinstance(store, RedisStore):
-            self.lease = Lease(store.client, store.city, ttl_s=settings.lease_ttl_s)
-            self.quotes = RedisQuoteBook(store.client, store.city)
-            self.idempotency: IdempotencyStore = idempotency or RedisIdempotencyStore(
-                store.client,
-                store.city,
-                settings.idempotency_ttl_s,
-                max_records=settings.idempotency_max_records,
-            )
-        else:
-            self.quotes = QuoteBook()
-            self.idempotency = idempotency or MemoryIdempotencyStore(
-                settings.idempotency_ttl_s, max_records=settings.idempotency_max_records
-            )
+        backend = backend_for(settings, dispatcher, idempotency)
+        self.lease: Lease | None = backend.lease
+        self.quotes: QuoteStore = backend.quotes
+        self.idempotency: IdempotencyStore = backend.idempotency
+        self._fence = backend.fencing
         self.metrics = Registry()
         self.last_tick: TickRecord | None = None
         self.ticks = 0
         self.background: asyncio.Task[None] | None = None
         self.leasing: asyncio.Task[None] | None = None
-        self._events_seen = 0
         #: ticks failed in a row (background or admin); /healthz is degraded while it is not 0
         self.failing_ticks = 0
         self._streams: dict[str, int] = {}
@@ -168,14 +192,8 @@ class Runtime:
         return "leader" if self.lease.held else "standby"
 
     def event_count(self) -> int:
-        """Events in the log so far; call it in a :meth:`run` block. Reads only the tail since last time."""
-        store = self.dispatcher.store
-        if isinstance(store, RedisStore):
-            return store.last_seq()
-        tail = store.events(self._events_seen)
-        if tail:
-            self._events_seen = tail[-1].seq
-        return self._events_seen
+        """Events in the log so far; call it in a :meth:`run` block (one read, not the log)."""
+        return self.dispatcher.last_event_seq()
 
     def now(self) -> int:
         return self.clock()
@@ -221,8 +239,8 @@ class Runtime:
     def _fencing(self) -> tuple[contextlib.AbstractContextManager[None], bool]:
         """A context in which the store's writes are fenced with this process's lease token, and
         whether the lease was taken just for this tick (raises LeaseHeld when another has it)."""
-        lease, store = self.lease, self.dispatcher.store
-        if lease is None or not isinstance(store, RedisStore):
+        lease, fence = self.lease, self._fence
+        if lease is None or fence is None:
             return contextlib.nullcontext(), False
         borrowed = False
         if not lease.held:
@@ -230,13 +248,13 @@ class Runtime:
                 holder = lease.holder()
                 who = f" ({holder[1]}, token {holder[0]})" if holder else ""
                 raise LeaseHeld(
-                    f"another process{who} holds the dispatcher lease of city {store.city!r}; "
+                    f"another process{who} holds the dispatcher lease of city {lease.city!r}; "
                     "it runs the tick",
                 )
             borrowed = self.leasing is None  # no lease loop here to keep it
             self.dispatcher.recall_demand()  # another process may have dispatched meanwhile
         assert lease.token is not None
-        return store.fencing(lease.token), borrowed
+        return fence(lease.token), borrowed
 
     async def run_background_ticks(self) -> None:
         """Tick every ``tick_interval_s`` until cancelled; a failed tick is logged, the next one runs.
@@ -292,13 +310,8 @@ class Runtime:
 
     async def gauges(self) -> list[tuple[str, str, Labels, float]]:
         """Scrape-time gauges, read under the lock like any engine state."""
-        store = self.dispatcher.store
-        open_orders, couriers = await self.run(
-            lambda: (
-                {s: len(store.orders_with_status(s)) for s in OrderStatus if s.is_open},
-                store.couriers_on_shift(),
-            )
-        )
+        counts = await self.run(lambda: self.dispatcher.counts(open_only=True))
+        open_orders, couriers = counts.orders, counts.couriers_on_shift
         by_status = {s: 0 for s in (CourierStatus.IDLE, CourierStatus.BUSY)}
         for courier in couriers:
             by_status[courier.status] = by_status.get(courier.status, 0) + 1

@@ -241,8 +241,14 @@ class Dispatcher:
         """The city's events after ``after_seq``, oldest first (at most ``limit``)."""
         return self.store.events(after_seq, limit)
 
-    def counts(self) -> CityCounts:
-        """How many orders are in each status, which couriers are on shift, how many merchants."""
+    def last_event_seq(self) -> int:
+        """The seq of the city's last event (0 before the first), without reading the log."""
+        return self.store.last_seq()
+
+    def counts(self, *, open_only: bool = False) -> CityCounts:
+        """How many orders are in each status (only the open ones with ``open_only``, which
+        skips reading the ever-growing delivered and cancelled sets), which couriers are on
+        shift, how many merchants."""
         store = self.store
-        orders = {s: len(store.orders_with_status(s)) for s in OrderStatus}
+        orders = {s: len(store.orders_with_status(s)) for s in OrderStatus if s.is_open or not open_only}
         return CityCounts(orders, tuple(store.couriers_on_shift()), len(store.merchants()))

@@ -105,6 +105,9 @@ class Store(Protocol):
     def apply(self, change: Change) -> list[Event]: ...
     def events(self, after_seq: int = 0, limit: int | None = None) -> list[Event]: ...
     def events_back(self, before_seq: int | None = None, limit: int = 1000) -> list[Event]: ...
+    def last_seq(self) -> int:
+        """The seq of the last event (the number of events), without reading the log."""
+        ...
 
 
 class MemoryStore:
@@ -165,6 +168,9 @@ class MemoryStore:
     def events(self, after_seq: int = 0, limit: int | None = None) -> list[Event]:
         selected = self._events[after_seq:]  # seq n lives at index n - 1
         return selected if limit is None else selected[:limit]
+
+    def last_seq(self) -> int:
+        return len(self._events)  # seq n lives at index n - 1
 
     def events_back(self, before_seq: int | None = None, limit: int = 1000) -> list[Event]:
         end = len(self._events) if before_seq is None else min(max(before_seq - 1, 0), len(self._events))
