@@ -428,22 +428,18 @@ class World:
             ]
 
     def _busy(self) -> bool:
-        store = self.dispatcher.store
-        return bool(
-            store.orders_with_status(OrderStatus.ASSIGNED) or store.orders_with_status(OrderStatus.PICKED_UP)
-        )
+        orders = self.dispatcher.counts(open_only=True).orders
+        return bool(orders[OrderStatus.ASSIGNED] or orders[OrderStatus.PICKED_UP])
 
     def _sample(self, t: int) -> Sample:
-        store = self.dispatcher.store
-        open_orders = sum(
-            len(store.orders_with_status(s))
-            for s in (OrderStatus.PLACED, OrderStatus.ASSIGNED, OrderStatus.PICKED_UP)
-        )
+        d = self.dispatcher
+        orders = d.counts(open_only=True).orders
+        open_orders = sum(n for s, n in orders.items() if s.is_open)
         idle = busy = waiting = 0
         for cid in self._on_shift:
             rider = self._riders[cid]
-            route = store.get_route(cid)
-            if route is None or not route.order_ids:
+            route = d.route(cid)
+            if not route.order_ids:
                 idle += 1
             elif (
                 rider.at_stop_since is not None
@@ -463,10 +459,10 @@ class World:
         if rider is None:
             return
         d = self.dispatcher
-        route = d.store.get_route(courier_id)
-        stops = route.stops if route is not None else ()
+        route = d.route(courier_id)
+        stops = route.stops
         rec = self._report.couriers[courier_id]
-        holds = bool(route is not None and route.order_ids)
+        holds = bool(route.order_ids)
         if holds and rider.load_since is None:
             rider.load_since = now
         elif not holds and rider.load_since is not None:
