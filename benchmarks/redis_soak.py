@@ -6,7 +6,7 @@ Each round kills an API worker that does not hold the lease (a new one joins), t
 holder (a new one joins; the time until another process holds the lease is measured), then
 redis-server itself, which restarts on its AOF. At the end every acknowledged order must exist
 once, be assigned at most once and sit in exactly its courier's plan (the checks of
-``tests/test_redis_faults.py``). Prints JSON; exits 1 if a check fails.
+``tests/dispatch/test_redis_faults.py``). Prints JSON; exits 1 if a check fails.
 
     .venv/bin/python benchmarks/redis_soak.py --rounds 10 --settle 3
 """
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from dispatch.redis_store import RedisStore  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
-from tests.test_redis_faults import CITY, Load, Server, check_state, holder_pid, setup_city, wait_for  # noqa: E402
+from tests.dispatch.test_redis_faults import CITY, Load, Server, check_state, holder_pid, setup_city, wait_for  # noqa: E402
 
 
 def main() -> int:

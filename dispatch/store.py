@@ -89,7 +89,7 @@ class Change:
 
 
 class Store(Protocol):
-    """What the engine needs of state. Both stores pass ``tests/test_store.py``."""
+    """What the engine needs of state. Both stores pass ``tests/dispatch/test_store.py``."""
 
     def get_merchant(self, merchant_id: str) -> Merchant | None: ...
     def get_courier(self, courier_id: str) -> Courier | None: ...

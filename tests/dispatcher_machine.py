@@ -11,7 +11,7 @@ and ticks. After every step:
 * every accepted order is placed, assigned, picked up, delivered or cancelled; a placed one has
   no courier and is in no plan.
 
-``tests/test_dispatcher_fuzz.py`` runs it with a bounded number of examples in the suite;
+``tests/dispatch/test_dispatcher_fuzz.py`` runs it with a bounded number of examples in the suite;
 ``benchmarks/dispatcher_fuzz.py`` runs it longer.
 """
 

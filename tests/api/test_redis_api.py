@@ -2,7 +2,7 @@
 the tick belongs to the lease holder, and an unreachable Redis is a 503 the service recovers from.
 
 Each "worker" here is a full app with its own Redis connection pool, as a uvicorn worker has;
-``tests/test_redis_faults.py`` does the same with real processes and kill -9.
+``tests/dispatch/test_redis_faults.py`` does the same with real processes and kill -9.
 """
 
 from __future__ import annotations

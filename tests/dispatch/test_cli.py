@@ -12,7 +12,7 @@ import pytest
 
 from dispatch.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MDRP = ROOT / "tests" / "data" / "mdrp"
 
 

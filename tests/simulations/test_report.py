@@ -23,7 +23,7 @@ from simulations.mdrp_bench import bench
 from simulations.report import h3_resolution_for, write_report
 from tests.browser import ink_share, open_page
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 CHARTS = {
     "chart-orders-placed",
     "chart-open-orders",

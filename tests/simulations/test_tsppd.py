@@ -27,7 +27,7 @@ from simulations.tsppd import (
 )
 
 # Grubhub's instances with 2 to 12 pairs, copied into the repository (tests/data/tsppd/README.md)
-GRUBHUB = Path(__file__).parent / "data" / "tsppd" / "grubhub"
+GRUBHUB = Path(__file__).resolve().parents[1] / "data" / "tsppd" / "grubhub"
 
 # Two orders. +0 -> +1 -> +2 -> -1 -> -2 costs 1 + 2 + 2 + 1 = 6, the optimum.
 TINY: dict[str, Any] = {

@@ -33,7 +33,7 @@ from dispatch import OrderStatus
 from dispatch.redis_store import Lease, RedisStore, connect
 from tests.redis_server import RedisServer, free_port, stop_process
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ADMIN = "admin-fault-000000000001"
 APP = "app-fault-00000000000001"
 CITY = "fault"

@@ -18,7 +18,7 @@ from simulations.day import Truth, build_day
 from simulations.scenario import load_scenario
 from simulations.world import ReplayReport, World
 
-DATA = Path(__file__).parent / "data" / "sim"
+DATA = Path(__file__).resolve().parents[1] / "data" / "sim"
 
 
 @pytest.mark.parametrize("policy", [OptimizingPolicy, GreedyPolicy])

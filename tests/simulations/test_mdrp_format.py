@@ -18,7 +18,7 @@ from dispatch.cli import main
 from simulations import mdrp
 from simulations.world import ReplayReport
 
-DAY = Path(__file__).parent / "data" / "mdrp" / "grubhub" / "4o50t75s1p100"
+DAY = Path(__file__).resolve().parents[1] / "data" / "mdrp" / "grubhub" / "4o50t75s1p100"
 
 
 @pytest.fixture(scope="module")

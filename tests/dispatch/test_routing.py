@@ -25,7 +25,7 @@ from dispatch.routing import (
 from dispatch.routing.exact import min_travel_sequence
 
 # Grubhub's instances with 2 to 12 pairs, copied into the repository (tests/data/tsppd/README.md)
-GRUBHUB = Path(__file__).parent / "data" / "tsppd" / "grubhub"
+GRUBHUB = Path(__file__).resolve().parents[1] / "data" / "tsppd" / "grubhub"
 
 # A small town. Nodes: 0 the courier, 1 restaurant A, 2 customer X, 3 customer Y,
 # 4 restaurant B. Symmetric, in seconds.

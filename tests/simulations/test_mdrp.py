@@ -16,7 +16,7 @@ from dispatch import GreedyPolicy, InvalidInput
 from simulations import mdrp
 from simulations.world import ReplayReport
 
-DATA = Path(__file__).parent / "data" / "mdrp"
+DATA = Path(__file__).resolve().parents[1] / "data" / "mdrp"
 # two of Grubhub's published days, copied into the repository (see tests/data/mdrp/README.md)
 GRUBHUB = DATA / "grubhub"
 
@@ -189,7 +189,7 @@ def test_a_shared_day_with_assignment_updates_is_feasible(tmp_path: Path) -> Non
 
 
 def _foresight_module() -> ModuleType:  # benchmarks/ is scripts, not a package
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mdrp_foresight.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "mdrp_foresight.py"
     spec = importlib.util.spec_from_file_location("mdrp_foresight", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -233,7 +233,7 @@ def _solution_of(report: ReplayReport) -> mdrp.Solution:
 def test_the_measurement_scripts_name_an_unreadable_instance_without_a_traceback(
     script: str, tmp_path: Path
 ) -> None:
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / script
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / script
     done = subprocess.run(
         [sys.executable, str(path), str(tmp_path / "missing")], capture_output=True, text=True, timeout=120
     )
