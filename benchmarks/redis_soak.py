@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dispatch.redis_store import RedisStore  # noqa: E402
-from tests.redis_server import RedisServer  # noqa: E402
 from tests.dispatch.test_redis_faults import CITY, Load, Server, check_state, holder_pid, setup_city, wait_for  # noqa: E402
+from tests.redis_server import RedisServer  # noqa: E402
 
 
 def main() -> int:
