@@ -50,6 +50,7 @@ API_PROBLEMS: dict[str, tuple[int, str]] = {
     "method-not-allowed": (405, "Method not allowed"),
     "unknown-quote": (404, "No such quote"),
     "quote-expired": (409, "The quote has expired"),
+    "quote-used": (409, "The quote has already placed an order"),
     "idempotency-key-in-use": (409, "A request with this Idempotency-Key is still being processed"),
     "idempotency-key-reused": (422, "This Idempotency-Key was used with another request"),
     "too-many-idempotency-records": (429, "This key holds the most idempotency records it may"),
@@ -224,6 +225,12 @@ def _field_error(err: Mapping[str, Any]) -> FieldError:
         )
     if where == "header":
         return FieldError(detail=msg, header=path[0] if path else "")
+    if where == "path" and path[:1] == ["order_id"] and ":" not in str(err.get("input", ":")):
+        # the client's own id alone: say what an order id is, and where to look one up by it
+        msg = (
+            "an order id is <merchant_id>:<external_id> (e.g. m-1:A-1001), not the external id "
+            "alone; or look it up with GET /v1/orders?merchant_id=...&external_id=..."
+        )
     return FieldError(detail=msg, parameter=path[0] if path else where)
 
 

@@ -32,6 +32,13 @@ class QuoteStore(Protocol):
         self, owner: str, quote: Quote, now: int, *, requested_ready_at: int | None = None
     ) -> IssuedQuote: ...
     def get(self, quote_id: str, owner: str) -> IssuedQuote | None: ...
+    def claim(self, issued: IssuedQuote, order_id: str, now: int) -> str | None:
+        """Mark the quote used by ``order_id``; the order that used it already, or ``None``."""
+        ...
+
+    def unclaim(self, issued: IssuedQuote, order_id: str) -> None:
+        """Give a claim back (the order it was for was refused, so nothing used the quote)."""
+        ...
 
 
 def _new_id() -> str:
@@ -44,6 +51,7 @@ class QuoteBook:
     def __init__(self, max_quotes: int = 100_000) -> None:
         self.max_quotes = max_quotes
         self._quotes: OrderedDict[str, IssuedQuote] = OrderedDict()
+        self._used: dict[str, str] = {}  # quote id -> the order placed from it
 
     def issue(
         self, owner: str, quote: Quote, now: int, *, requested_ready_at: int | None = None
@@ -52,7 +60,8 @@ class QuoteBook:
             first = next(iter(self._quotes.values()))
             if first.quote.valid_until >= now and len(self._quotes) < self.max_quotes:
                 break
-            self._quotes.popitem(last=False)
+            gone, _ = self._quotes.popitem(last=False)
+            self._used.pop(gone, None)
         issued = IssuedQuote(_new_id(), owner, quote, now, requested_ready_at)
         self._quotes[issued.id] = issued
         return issued
@@ -61,6 +70,14 @@ class QuoteBook:
         """The quote, if it exists and belongs to ``owner`` (another key's quote is not found)."""
         issued = self._quotes.get(quote_id)
         return issued if issued is not None and issued.owner == owner else None
+
+    def claim(self, issued: IssuedQuote, order_id: str, now: int) -> str | None:
+        used = self._used.setdefault(issued.id, order_id)
+        return None if used == order_id else used
+
+    def unclaim(self, issued: IssuedQuote, order_id: str) -> None:
+        if self._used.get(issued.id) == order_id:
+            del self._used[issued.id]
 
 
 class RedisQuoteBook:
@@ -113,3 +130,21 @@ class RedisQuoteBook:
             mid, Location(*drop), distance, ready, Window(*window), scheduled, pickup, dropoff, valid
         )
         return IssuedQuote(quote_id, owner, quote, r["at"], r["ready"])
+
+    @redis_errors_as_unavailable
+    def claim(self, issued: IssuedQuote, order_id: str, now: int) -> str | None:
+        # SET NX: of two workers placing from one quote at once, one wins
+        ttl_s = max(1, issued.quote.valid_until - now) + self.keep_s
+        key = self._prefix + "used:" + issued.id
+        if self.client.set(key, order_id, nx=True, ex=ttl_s):
+            return None
+        used = self.client.get(key)
+        used_by = used.decode() if isinstance(used, bytes) else str(used)
+        return None if used_by == order_id else used_by
+
+    @redis_errors_as_unavailable
+    def unclaim(self, issued: IssuedQuote, order_id: str) -> None:
+        key = self._prefix + "used:" + issued.id
+        used = self.client.get(key)
+        if used is not None and (used.decode() if isinstance(used, bytes) else str(used)) == order_id:
+            self.client.delete(key)

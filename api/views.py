@@ -5,9 +5,10 @@ from __future__ import annotations
 from api.schemas.common import Point, TimeWindow
 from api.schemas.orders import CourierPosition, OrderEta, OrderPublic
 from dispatch.engine import Dispatcher
-from dispatch.models import Order, OrderStatus
+from dispatch.geo.distance import haversine_m
+from dispatch.models import Location, Order, OrderStatus, Route, StopKind
 
-__all__ = ["external_id_of", "order_id_for", "order_public"]
+__all__ = ["courier_imminent", "external_id_of", "order_id_for", "order_public"]
 
 
 def order_id_for(merchant_id: str, external_id: str) -> str:
@@ -39,11 +40,17 @@ def order_public(dispatcher: Dispatcher, order: Order, now: int) -> OrderPublic:
             estimated=e.estimated,
         )
     position = None
+    imminent = False
     if order.courier_id is not None and order.status in (OrderStatus.ASSIGNED, OrderStatus.PICKED_UP):
         courier = dispatcher.courier(order.courier_id)
         position = CourierPosition(
-            courier_id=courier.id, lat=courier.location.lat, lng=courier.location.lng, seen_at=courier.seen_at
+            courier_id=courier.id,
+            lat=courier.location.lat,
+            lng=courier.location.lng,
+            seen_at=courier.seen_at,
+            age_s=max(0, now - courier.seen_at),
         )
+        imminent = courier_imminent(dispatcher.route(courier.id), order, courier.location, now)
     return OrderPublic(
         id=order.id,
         external_id=external_id_of(order),
@@ -58,4 +65,24 @@ def order_public(dispatcher: Dispatcher, order: Order, now: int) -> OrderPublic:
         courier_id=order.courier_id if order.status is not OrderStatus.CANCELLED else None,
         eta=eta,
         courier_position=position,
+        courier_imminent=imminent,
+        cancel_reason=order.cancel_reason,
+        cancelled_by=order.cancelled_by,
     )
+
+
+#: how close (metres, seconds) a courier is to a stop for it to be "imminent"
+IMMINENT_M = 100.0
+IMMINENT_S = 60
+
+
+def courier_imminent(route: Route, order: Order, position: Location, now: int) -> bool:
+    """Whether the courier is within ``IMMINENT_M`` or ``IMMINENT_S`` of this order's next stop
+    (its pickup while assigned, its drop-off once picked up), or already there."""
+    kind = StopKind.PICKUP if order.status is OrderStatus.ASSIGNED else StopKind.DROPOFF
+    for i, stop in enumerate(route.stops):
+        if stop.kind is kind and order.id in stop.order_ids:
+            if i == 0 and route.arrived_at is not None:
+                return True
+            return haversine_m(position, stop.location) <= IMMINENT_M or stop.arrive_at - now <= IMMINENT_S
+    return False

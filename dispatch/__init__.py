@@ -27,6 +27,7 @@ from dispatch.geo import AreaIndex, CourierIndex, GreatCircleTravel, PlanarTrave
 from dispatch.matching import DispatchPolicy, GreedyPolicy, OptimizingPolicy
 from dispatch.models import (
     Assignment,
+    CancelledBy,
     Courier,
     CourierStatus,
     DeliveryArea,
@@ -46,6 +47,7 @@ from dispatch.store import Change, MemoryStore, Store
 __all__ = [
     "AreaIndex",
     "Assignment",
+    "CancelledBy",
     "Change",
     "Conflict",
     "Courier",

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
+from typing import Any
 
 from dispatch import ranges
 from dispatch.errors import Conflict, IllegalTransition, InvalidInput
@@ -19,6 +21,7 @@ from dispatch.lookups import (
     route_with_stops,
 )
 from dispatch.models import (
+    CancelledBy,
     Courier,
     CourierStatus,
     EventKind,
@@ -38,6 +41,7 @@ __all__ = [
     "delivered",
     "drop_from_plan",
     "end_shift",
+    "expected_next",
     "picked_up",
     "release",
     "start_shift",
@@ -45,18 +49,68 @@ __all__ = [
 ]
 
 
-def cancel_order(ctx: Engine, order_id: str, now: int) -> Order:
-    """Cancel an order not yet picked up; its courier's plan drops its stops."""
+_REASON = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def cancel_order(
+    ctx: Engine,
+    order_id: str,
+    now: int,
+    *,
+    reason: str = "unspecified",
+    by: CancelledBy = CancelledBy.OPERATOR,
+) -> Order:
+    """Cancel an order not yet picked up; its courier's plan drops its stops.
+
+    ``reason`` is a short code (``customer_request``, ``store_closed`` ...: lowercase letters,
+    digits and ``_``), stored on the order with ``by``, who cancelled; ``order.cancelled``
+    carries both.
+    """
     check_now(now)
+    if not isinstance(reason, str) or not _REASON.match(reason):
+        raise InvalidInput(
+            f"reason {reason!r} is not a reason code (lowercase letters, digits and _, at most 64)",
+            field="reason",
+        )
+    if not isinstance(by, CancelledBy):
+        raise InvalidInput(f"cancelled by {by!r}: one of {[b.value for b in CancelledBy]}", field="by")
     order = order_of(ctx, order_id)
     if order.status not in (OrderStatus.PLACED, OrderStatus.ASSIGNED):
         raise IllegalTransition(f"order {order_id!r} is {order.status.value}; it can no longer be cancelled")
-    cancelled = next_version(order, status=OrderStatus.CANCELLED)
-    change = Change(orders=[cancelled], events=[NewEvent(EventKind.ORDER_CANCELLED, now, order_id=order_id)])
+    cancelled = next_version(order, status=OrderStatus.CANCELLED, cancel_reason=reason, cancelled_by=by)
+    event = NewEvent(
+        EventKind.ORDER_CANCELLED, now, order_id=order_id, data={"reason": reason, "by": by.value}
+    )
+    change = Change(orders=[cancelled], events=[event])
     if order.courier_id is not None:
         drop_from_plan(ctx, change, order.courier_id, {order_id}, now)
     ctx.store.apply(change)
     return cancelled
+
+
+def expected_next(route: Route | None) -> dict[str, Any]:
+    """What the courier's plan expects it to report next (the 409 of an out-of-order event says it).
+
+    >>> expected_next(None)
+    {'event': None, 'detail': 'no stops ahead: nothing to report'}
+    """
+    if route is None or not route.stops:
+        return {"event": None, "detail": "no stops ahead: nothing to report"}
+    stop = route.stops[0]
+    where = {"stop": stop.kind.value, "order_ids": list(stop.order_ids), "merchant_id": stop.merchant_id}
+    if route.arrived_at is None or stop.kind is StopKind.REPOSITION:
+        return {"event": "arrived", **where}
+    if stop.kind is StopKind.PICKUP:
+        return {"event": "picked_up", **where}
+    return {"event": "delivered", **where}
+
+
+def _out_of_order(route: Route, what: str) -> IllegalTransition:
+    expected = expected_next(route)
+    step = expected["event"]
+    ids = ", ".join(expected.get("order_ids", ())) or "-"
+    then = f"expected next: {step} ({expected.get('stop')}: {ids})" if step else expected["detail"]
+    return IllegalTransition(f"{what} is out of order; {then}", expected_next=expected)
 
 
 def start_shift(
@@ -135,6 +189,8 @@ def arrived(ctx: Engine, courier_id: str, now: int) -> Route:
     courier = courier_on_shift(ctx, courier_id)
     route = route_with_stops(ctx, courier_id)
     first = route.stops[0]
+    if route.arrived_at is not None:
+        raise _out_of_order(route, f"arrived of courier {courier_id!r} (already at its next stop)")
     # a plan is part of its courier: every write of one bumps the other (see _drop_from_plan)
     if first.kind is StopKind.REPOSITION:
         # arrived where it was sent to wait: the stop is done, whatever comes next
@@ -174,7 +230,13 @@ def picked_up(ctx: Engine, courier_id: str, order_id: str, now: int) -> Route:
     if order.courier_id != courier_id:
         raise Conflict(f"order {order_id!r} is not assigned to courier {courier_id!r}")
     if order.status is not OrderStatus.ASSIGNED:
-        raise IllegalTransition(f"order {order_id!r} is {order.status.value}, not waiting for pickup")
+        raise IllegalTransition(
+            f"order {order_id!r} is {order.status.value}, not waiting for pickup",
+            expected_next=expected_next(route),
+        )
+    first = route.stops[0]
+    if route.arrived_at is None or first.kind is not StopKind.PICKUP or order_id not in first.order_ids:
+        raise _out_of_order(route, f"picked_up of order {order_id!r}")
     stops = []
     for stop in route.stops:
         if stop.kind is StopKind.PICKUP and order_id in stop.order_ids:
@@ -213,8 +275,12 @@ def delivered(ctx: Engine, courier_id: str, order_id: str, now: int) -> Route:
         raise Conflict(f"order {order_id!r} is not assigned to courier {courier_id!r}")
     if order.status is not OrderStatus.PICKED_UP:
         raise IllegalTransition(
-            f"order {order_id!r} is {order.status.value}; only picked-up orders are delivered"
+            f"order {order_id!r} is {order.status.value}; only picked-up orders are delivered",
+            expected_next=expected_next(route),
         )
+    first = route.stops[0]
+    if route.arrived_at is None or first.kind is not StopKind.DROPOFF or order_id not in first.order_ids:
+        raise _out_of_order(route, f"delivered of order {order_id!r}")
     stops = tuple(s for s in route.stops if not (s.kind is StopKind.DROPOFF and order_id in s.order_ids))
     done = next_version(order, status=OrderStatus.DELIVERED, delivered_at=now)
     rest = leave_s(ctx.config.dropoff_service_s)
@@ -299,7 +365,11 @@ def drop_from_plan(
         else:
             start, start_at = courier.location, max(now, courier.seen_at, courier.available_at)
         kept = kept[:same] + retime(ctx, courier, start, start_at, kept[same:])
-        change.routes[courier_id] = replace(route, stops=kept, planned_at=now)
+        # still at the stop it arrived at only if that stop is still the first one
+        first, was = kept[0], route.stops[0]
+        here = (first.kind, first.location, first.merchant_id) == (was.kind, was.location, was.merchant_id)
+        arrived_at = route.arrived_at if here else None
+        change.routes[courier_id] = replace(route, stops=kept, planned_at=now, arrived_at=arrived_at)
         # Every write of a plan bumps its courier's version (read before the plan), so two
         # callers changing one courier's plan at once (a tick and a cancel, in two processes)
         # cannot both win: the store refuses the second as a StaleWrite.

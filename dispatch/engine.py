@@ -22,7 +22,18 @@ from dispatch.etas import BoardRow, Eta
 from dispatch.geo import GreatCircleTravel, TravelModel
 from dispatch.lookups import check_now, courier_of, merchant_of, order_of
 from dispatch.matching import DispatchPolicy, OptimizingPolicy
-from dispatch.models import Courier, Event, EventKind, Location, Merchant, Order, OrderStatus, Route, Window
+from dispatch.models import (
+    CancelledBy,
+    Courier,
+    Event,
+    EventKind,
+    Location,
+    Merchant,
+    Order,
+    OrderStatus,
+    Route,
+    Window,
+)
 from dispatch.store import Change, MemoryStore, NewEvent, Store
 from dispatch.ticking import TickResult, run_tick
 
@@ -134,9 +145,17 @@ class Dispatcher:
             self, self._areas, order_id, merchant_id, dropoff, now, window=window, ready_at=ready_at
         )
 
-    def cancel_order(self, order_id: str, now: int) -> Order:
-        """Cancel an order not yet picked up; its courier's plan drops its stops."""
-        return couriers.cancel_order(self, order_id, now)
+    def cancel_order(
+        self,
+        order_id: str,
+        now: int,
+        *,
+        reason: str = "unspecified",
+        by: CancelledBy = CancelledBy.OPERATOR,
+    ) -> Order:
+        """Cancel an order not yet picked up; its courier's plan drops its stops. The reason
+        code and who cancelled are stored on the order and carried by ``order.cancelled``."""
+        return couriers.cancel_order(self, order_id, now, reason=reason, by=by)
 
     def order(self, order_id: str) -> Order:
         return order_of(self, order_id)

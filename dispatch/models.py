@@ -17,6 +17,7 @@ from dispatch.errors import InvalidInput, InvalidLocation, InvalidWindow
 
 __all__ = [
     "Assignment",
+    "CancelledBy",
     "Courier",
     "CourierStatus",
     "DeliveryArea",
@@ -173,6 +174,15 @@ class OrderStatus(StrEnum):
         return self in (OrderStatus.PLACED, OrderStatus.ASSIGNED, OrderStatus.PICKED_UP)
 
 
+class CancelledBy(StrEnum):
+    """Who cancelled an order (stored with its reason code, and in ``order.cancelled``)."""
+
+    CUSTOMER = "customer"
+    MERCHANT = "merchant"
+    COURIER = "courier"
+    OPERATOR = "operator"
+
+
 @dataclass(frozen=True, slots=True)
 class Window:
     """A drop-off window ``[start, end]`` in seconds; ASAP orders have ``start`` = placement."""
@@ -214,6 +224,9 @@ class Order:
     picked_up_at: int | None = None
     delivered_at: int | None = None
     version: int = 1
+    #: set when cancelled: a short reason code and who cancelled
+    cancel_reason: str | None = None
+    cancelled_by: CancelledBy | None = None
 
     def __post_init__(self) -> None:
         ranges.check_order_id(self.id)

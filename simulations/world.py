@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from dispatch.engine import Dispatcher
 from dispatch.errors import DispatchError, Refused
-from dispatch.models import Assignment, Location, OrderStatus, StopKind
+from dispatch.models import Assignment, CancelledBy, Location, OrderStatus, StopKind
 from simulations.city import CityPlan, CourierShift, OrderRequest
 from simulations.day import Truth
 
@@ -374,7 +374,7 @@ class World:
         order = d.order(order_id)
         if order.status not in (OrderStatus.PLACED, OrderStatus.ASSIGNED):
             return  # picked up (or delivered) already: too late to cancel
-        d.cancel_order(order_id, now=at)
+        d.cancel_order(order_id, now=at, reason="customer_request", by=CancelledBy.CUSTOMER)
         rec.cancelled_at = at
         if order.courier_id is not None:
             self._reschedule(order.courier_id, at)

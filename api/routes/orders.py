@@ -18,19 +18,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.deps import OrderingDep, ReaderDep, RuntimeDep, can_see_order, not_found_merchant
 from api.idempotency import Outcome, RecordsExhausted, StoredResponse, fingerprint
 from api.problems import ApiError, api_problem, dispatch_problem, problem_responses
+from api.quote_book import IssuedQuote
 from api.runtime import Runtime
-from api.schemas.common import ORDER_ID_PATTERN
-from api.schemas.orders import OrderCreate, OrderCreateFromQuote, OrderPublic
-from api.settings import Principal
+from api.schemas.common import ID_PATTERN, ORDER_ID_PATTERN
+from api.schemas.orders import CancelRequest, OrderCreate, OrderCreateFromQuote, OrderPublic
+from api.settings import Principal, Role
 from api.views import order_id_for, order_public
 from dispatch.errors import DispatchError, StoreUnavailable, UnknownOrder
-from dispatch.models import Location, Order, Window
+from dispatch.models import CancelledBy, Location, Order, Window
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
@@ -66,6 +67,7 @@ def _place_now(body: OrderCreate, principal: Principal, runtime: Runtime) -> Ord
     """The engine calls of an order placement, made as one block by :meth:`Runtime.run`."""
     now = runtime.now()
     window: Window | None
+    issued: IssuedQuote | None = None
     if isinstance(body, OrderCreateFromQuote):
         issued = runtime.quotes.get(body.quote_id, principal.key_id)
         if issued is None:
@@ -89,7 +91,21 @@ def _place_now(body: OrderCreate, principal: Principal, runtime: Runtime) -> Ord
         raise not_found_merchant(merchant_id)
     order_id = order_id_for(merchant_id, body.external_id)
     d = runtime.dispatcher
-    order = d.place_order(order_id, merchant_id, dropoff, now, window=window, ready_at=ready_at)
+    if issued is None:
+        order = d.place_order(order_id, merchant_id, dropoff, now, window=window, ready_at=ready_at)
+        return order_public(d, order, now)
+    used_by = runtime.quotes.claim(issued, order_id, now)
+    if used_by is not None:
+        raise ApiError(
+            "quote-used",
+            f"quote {issued.id!r} already placed order {used_by!r}; a quote places one order",
+            order_id=used_by,
+        )
+    try:
+        order = d.place_order(order_id, merchant_id, dropoff, now, window=window, ready_at=ready_at)
+    except BaseException:
+        runtime.quotes.unclaim(issued, order_id)  # refused: the quote is still unused
+        raise
     return order_public(d, order, now)
 
 
@@ -166,6 +182,26 @@ async def create_order(
 
 
 @router.get(
+    "",
+    responses=problem_responses(401, 403, 404, 422),
+    summary="Look an order up by its merchant and the client's own (external) id",
+)
+async def find_order(
+    merchant_id: Annotated[str, Query(pattern=ID_PATTERN, description="the merchant")],
+    external_id: Annotated[str, Query(pattern=ID_PATTERN, description="the client's order id")],
+    principal: ReaderDep,
+    runtime: RuntimeDep,
+) -> OrderPublic:
+    order_id = order_id_for(merchant_id, external_id)
+
+    def read() -> OrderPublic:
+        order = _visible_order(runtime, principal, order_id)
+        return order_public(runtime.dispatcher, order, runtime.now())
+
+    return await runtime.run(read)
+
+
+@router.get(
     "/{order_id}",
     responses=problem_responses(401, 403, 404, 422),
     summary="An order: status, ETAs, and the courier's position once assigned",
@@ -180,14 +216,41 @@ async def get_order(order_id: _OrderPath, principal: ReaderDep, runtime: Runtime
 
 @router.post(
     "/{order_id}/cancel",
-    responses=problem_responses(401, 403, 404, 409, 422),
-    summary="Cancel an order before it is picked up (409 after)",
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422),
+    summary="Cancel an order before it is picked up (409 after), with a reason code",
+    description=(
+        "The body is optional: `reason` (a code, `unspecified` by default) and, for an admin key, "
+        "`cancelled_by`. Both are stored on the order and carried by the `order.cancelled` event."
+    ),
 )
-async def cancel_order(order_id: _OrderPath, principal: OrderingDep, runtime: RuntimeDep) -> OrderPublic:
+async def cancel_order(
+    order_id: _OrderPath,
+    principal: OrderingDep,
+    runtime: RuntimeDep,
+    body: CancelRequest | None = None,
+) -> OrderPublic:
+    request = body or CancelRequest()
+    by = _canceller(principal, request.cancelled_by)
+
     def cancel() -> OrderPublic:
         _visible_order(runtime, principal, order_id)
         now = runtime.now()
-        cancelled = runtime.dispatcher.cancel_order(order_id, now)
+        cancelled = runtime.dispatcher.cancel_order(order_id, now, reason=request.reason, by=by)
         return order_public(runtime.dispatcher, cancelled, now)
 
     return await runtime.run(cancel)
+
+
+def _canceller(principal: Principal, said: CancelledBy | None) -> CancelledBy:
+    """Who cancels: an admin (an operator) may say on whose behalf; other keys are what they are."""
+    own = {Role.MERCHANT: CancelledBy.MERCHANT, Role.APP: CancelledBy.CUSTOMER}.get(
+        principal.role, CancelledBy.OPERATOR
+    )
+    if said is None or said is own:
+        return own
+    if principal.role is not Role.ADMIN:
+        raise ApiError(
+            "forbidden",
+            f"a {principal.role.value} key cancels as {own.value}, not {said.value}",
+        )
+    return said

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pydantic import Field
 
 from api.schemas.common import Id, Point, PublicModel, RequestModel, Timestamp, TimeWindow
-from dispatch.models import OrderStatus
+from dispatch.models import CancelledBy, OrderStatus
 
 __all__ = [
+    "CancelRequest",
     "CourierPosition",
     "OrderCreate",
     "OrderCreateDirect",
@@ -33,6 +34,19 @@ class OrderCreateDirect(RequestModel):
 OrderCreate = OrderCreateFromQuote | OrderCreateDirect
 
 
+class CancelRequest(RequestModel):
+    reason: str = Field(
+        default="unspecified",
+        pattern=r"^[a-z][a-z0-9_]{0,63}$",
+        description="a reason code, e.g. customer_request, store_closed, no_courier",
+    )
+    cancelled_by: CancelledBy | None = Field(
+        default=None,
+        description="who cancelled; an admin key may say, other keys cancel as what they are "
+        "(an app for its customer, a merchant key as the merchant)",
+    )
+
+
 class OrderEta(PublicModel):
     courier_arrival_at: Timestamp | None = Field(description="courier at the restaurant")
     pickup_at: Timestamp | None
@@ -45,6 +59,7 @@ class CourierPosition(PublicModel):
     lat: float
     lng: float
     seen_at: Timestamp
+    age_s: int = Field(ge=0, description="seconds since the courier last reported where it is")
 
 
 class OrderPublic(PublicModel):
@@ -61,3 +76,11 @@ class OrderPublic(PublicModel):
     courier_id: str | None
     eta: OrderEta | None = Field(description="null once delivered or cancelled")
     courier_position: CourierPosition | None = Field(description="while a courier is assigned")
+    courier_imminent: bool = Field(
+        description="the courier is within about 100 m or a minute of this order's next stop "
+        "(the restaurant before pickup, the customer after)"
+    )
+    cancel_reason: str | None = Field(default=None, description="once cancelled: the reason code")
+    cancelled_by: CancelledBy | None = Field(
+        default=None, description="once cancelled: customer, merchant, courier or operator"
+    )

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from dispatch.models import (
+    CancelledBy,
     Courier,
     CourierStatus,
     DeliveryArea,
@@ -125,6 +126,8 @@ def encode_order(o: Order) -> str:
             "picked": o.picked_up_at,
             "delivered": o.delivered_at,
             "version": o.version,
+            "cxr": o.cancel_reason,
+            "cxby": None if o.cancelled_by is None else o.cancelled_by.value,
         }
     )
 
@@ -146,6 +149,8 @@ def decode_order(raw: str | bytes) -> Order:
         d["picked"],
         d["delivered"],
         d["version"],
+        d.get("cxr"),
+        None if d.get("cxby") is None else CancelledBy(d["cxby"]),
     )
 
 

@@ -245,7 +245,10 @@ async def test_courier_events_carry_an_order_to_its_door(client: httpx.AsyncClie
         "/v1/couriers/c-1/events", json={"type": "picked_up", "order_id": order_id}, headers=h
     )
     assert [s["kind"] for s in picked.json()["route"]["stops"]] == ["dropoff"]
-    clock.advance(600)
+    clock.advance(540)
+    at_door = await client.post("/v1/couriers/c-1/events", json={"type": "arrived"}, headers=h)
+    assert at_door.status_code == 200
+    clock.advance(60)
     done = await client.post(
         "/v1/couriers/c-1/events", json={"type": "delivered", "order_id": order_id}, headers=h
     )

@@ -54,6 +54,7 @@ def test_order_lifecycle_and_events(dispatcher: Dispatcher) -> None:
         dispatcher.cancel_order(oid, now=611)
     route = dispatcher.route(cid)
     assert [s.kind for s in route.stops] == [StopKind.DROPOFF]
+    dispatcher.arrived(cid, now=route.stops[0].arrive_at)
     dispatcher.delivered(cid, oid, now=route.stops[0].service_at)
     assert dispatcher.order(oid).status is OrderStatus.DELIVERED
     assert dispatcher.courier(cid).status is CourierStatus.IDLE
@@ -98,6 +99,7 @@ def test_end_shift_keeps_picked_up_orders_to_deliver(dispatcher: Dispatcher) -> 
     dispatcher.picked_up(cid, oid, now=610)
     assert dispatcher.end_shift(cid, now=620).status is CourierStatus.BUSY
     drop = dispatcher.route(cid).stops[0]
+    dispatcher.arrived(cid, now=drop.arrive_at)
     dispatcher.delivered(cid, oid, now=drop.service_at)
     assert dispatcher.courier(cid).status is CourierStatus.OFF_SHIFT
 
