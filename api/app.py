@@ -64,7 +64,10 @@ def create_app(
                 cluster=settings.redis_cluster,
             )
             store = RedisStore(client, settings.city)
-        dispatcher = Dispatcher(store=store, config=DispatchConfig(city=settings.city))
+        config = DispatchConfig(
+            city=settings.city, auto_accept=settings.auto_accept, offer_timeout_s=settings.offer_timeout_s
+        )
+        dispatcher = Dispatcher(store=store, config=config)
     runtime = Runtime(settings, dispatcher, clock or system_clock)
 
     @asynccontextmanager

@@ -68,6 +68,7 @@ _TITLES: dict[str, str] = {
     "unknown-merchant": "No such merchant",
     "unknown-courier": "No such courier",
     "unknown-order": "No such order",
+    "unknown-offer": "No such offer for this courier",
     "duplicate-id": "The id already exists",
     "illegal-transition": "The current status does not allow this",
     "courier-off-shift": "The courier is off shift",

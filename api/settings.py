@@ -184,6 +184,10 @@ class Settings(BaseSettings):
     redis_timeout_s: float = Field(default=2.0, gt=0.0, le=30.0)
     #: The dispatcher lease: a holder that stops renewing is replaced after this long.
     lease_ttl_s: float = Field(default=5.0, ge=0.5, le=120.0)
+    #: Assignments are accepted for their couriers at once; false: each is first an offer the
+    #: courier accepts or declines within ``offer_timeout_s`` (``DispatchConfig``'s fields).
+    auto_accept: bool = True
+    offer_timeout_s: int = Field(default=30, ge=1, le=3600)
 
     _principals: dict[str, Principal] = PrivateAttr(default_factory=dict)
 

@@ -85,6 +85,11 @@ class DispatchConfig:
     refuse_infeasible_promises: bool = True
     #: A courier who declines an assignment is not offered those orders again for this long.
     decline_cooloff_s: int = 900
+    #: An assignment is accepted for its courier at once (the Grubhub replay, the default
+    #: simulator). Off, it is first an offer the courier accepts or declines within
+    #: ``offer_timeout_s``; a decline or a timeout frees the orders for the next tick.
+    auto_accept: bool = True
+    offer_timeout_s: int = 30
     #: Quotes are honoured for this long.
     quote_valid_s: int = 300
     #: Routes of more orders than this are sequenced by OR-Tools with a time limit.
@@ -105,6 +110,7 @@ _RANGES: dict[str, tuple[float, float | None, bool]] = {
     "h3_resolution": (0, 15, True),
     "area_resolution": (0, 15, True),
     "promise_s": (1, None, True),
+    "offer_timeout_s": (1, None, True),
     "max_window_s": (1, None, True),
     "max_bundle_size": (1, None, True),
     "candidates_per_bundle": (1, None, True),

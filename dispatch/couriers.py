@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from dispatch import ranges
-from dispatch.errors import Conflict, IllegalTransition, InvalidInput
+from dispatch.declines import with_bar
+from dispatch.errors import Conflict, IllegalTransition, InvalidInput, UnknownOffer
 from dispatch.geo import location_to_cell
 from dispatch.lookups import (
     Engine,
@@ -36,12 +38,16 @@ from dispatch.store import Change, NewEvent, next_version
 from dispatch.timing import handover_s, leave_s
 
 __all__ = [
+    "accept_offer",
     "arrived",
     "cancel_order",
+    "decline",
+    "decline_offer",
     "delivered",
     "drop_from_plan",
     "end_shift",
     "expected_next",
+    "expire_offers",
     "picked_up",
     "release",
     "start_shift",
@@ -105,12 +111,13 @@ def expected_next(route: Route | None) -> dict[str, Any]:
     return {"event": "delivered", **where}
 
 
-def _out_of_order(route: Route, what: str) -> IllegalTransition:
+def _out_of_order(route: Route, why: str) -> IllegalTransition:
+    """The 409 of an event the plan does not expect now: why, and what the plan expects."""
     expected = expected_next(route)
     step = expected["event"]
     ids = ", ".join(expected.get("order_ids", ())) or "-"
     then = f"expected next: {step} ({expected.get('stop')}: {ids})" if step else expected["detail"]
-    return IllegalTransition(f"{what} is out of order; {then}", expected_next=expected)
+    return IllegalTransition(f"{why}; {then}", expected_next=expected)
 
 
 def start_shift(
@@ -190,7 +197,7 @@ def arrived(ctx: Engine, courier_id: str, now: int) -> Route:
     route = route_with_stops(ctx, courier_id)
     first = route.stops[0]
     if route.arrived_at is not None:
-        raise _out_of_order(route, f"arrived of courier {courier_id!r} (already at its next stop)")
+        raise _out_of_order(route, f"courier {courier_id!r} has already arrived at its next stop")
     # a plan is part of its courier: every write of one bumps the other (see _drop_from_plan)
     if first.kind is StopKind.REPOSITION:
         # arrived where it was sent to wait: the stop is done, whatever comes next
@@ -230,13 +237,16 @@ def picked_up(ctx: Engine, courier_id: str, order_id: str, now: int) -> Route:
     if order.courier_id != courier_id:
         raise Conflict(f"order {order_id!r} is not assigned to courier {courier_id!r}")
     if order.status is not OrderStatus.ASSIGNED:
+        raise _out_of_order(route, f"order {order_id!r} is {order.status.value}, not waiting for pickup")
+    if order.offer_pending:
         raise IllegalTransition(
-            f"order {order_id!r} is {order.status.value}, not waiting for pickup",
-            expected_next=expected_next(route),
+            f"order {order_id!r} is offered to courier {courier_id!r}, not accepted yet: "
+            f"accept offer {order.offer_id!r} first",
+            expected_next={"event": "accept", "offer_id": order.offer_id},
         )
     first = route.stops[0]
     if route.arrived_at is None or first.kind is not StopKind.PICKUP or order_id not in first.order_ids:
-        raise _out_of_order(route, f"picked_up of order {order_id!r}")
+        raise _out_of_order(route, f"picked_up of order {order_id!r} is out of order")
     stops = []
     for stop in route.stops:
         if stop.kind is StopKind.PICKUP and order_id in stop.order_ids:
@@ -274,13 +284,12 @@ def delivered(ctx: Engine, courier_id: str, order_id: str, now: int) -> Route:
     if order.courier_id != courier_id:
         raise Conflict(f"order {order_id!r} is not assigned to courier {courier_id!r}")
     if order.status is not OrderStatus.PICKED_UP:
-        raise IllegalTransition(
-            f"order {order_id!r} is {order.status.value}; only picked-up orders are delivered",
-            expected_next=expected_next(route),
+        raise _out_of_order(
+            route, f"order {order_id!r} is {order.status.value}; only picked-up orders are delivered"
         )
     first = route.stops[0]
     if route.arrived_at is None or first.kind is not StopKind.DROPOFF or order_id not in first.order_ids:
-        raise _out_of_order(route, f"delivered of order {order_id!r}")
+        raise _out_of_order(route, f"delivered of order {order_id!r} is out of order")
     stops = tuple(s for s in route.stops if not (s.kind is StopKind.DROPOFF and order_id in s.order_ids))
     done = next_version(order, status=OrderStatus.DELIVERED, delivered_at=now)
     rest = leave_s(ctx.config.dropoff_service_s)
@@ -380,3 +389,135 @@ def drop_from_plan(
         if write_courier:
             change.couriers.append(next_version(courier, status=CourierStatus.IDLE))
     return kept
+
+
+# -- offers and declines ------------------------------------------------------------------------
+
+
+def _offer_orders(ctx: Engine, courier_id: str, offer_id: str) -> list[Order]:
+    """The orders of ``courier_id``'s plan given to it by ``offer_id`` (404 when there are none)."""
+    route = ctx.store.get_route(courier_id)
+    found = []
+    for oid in route.order_ids if route else ():
+        order = order_of(ctx, oid)
+        if order.offer_id == offer_id and order.courier_id == courier_id:
+            found.append(order)
+    if not found:
+        raise UnknownOffer(
+            f"courier {courier_id!r} holds no offer {offer_id!r} (declined, expired or never made)",
+            id=offer_id,
+        )
+    return found
+
+
+def accept_offer(ctx: Engine, courier_id: str, offer_id: str, now: int) -> list[Order]:
+    """The courier accepts an offer: its orders are confirmed. Accepting twice changes nothing."""
+    check_now(now)
+    courier = courier_on_shift(ctx, courier_id)
+    orders = _offer_orders(ctx, courier_id, offer_id)
+    pending = [o for o in orders if o.offer_pending]
+    if not pending:
+        return orders  # accepted already: harmless
+    expires_at = min(o.offer_expires_at for o in pending if o.offer_expires_at is not None)
+    if now >= expires_at:
+        raise IllegalTransition(
+            f"offer {offer_id!r} expired at {expires_at} ({now - expires_at} s ago)",
+            expected_next={"event": None, "detail": "wait for the next offer"},
+        )
+    accepted = [next_version(o, offer_expires_at=None) for o in pending]
+    ctx.store.apply(
+        Change(
+            orders=accepted,
+            couriers=[next_version(courier)],
+            events=[
+                NewEvent(
+                    EventKind.OFFER_ACCEPTED,
+                    now,
+                    order_id=o.id,
+                    courier_id=courier_id,
+                    merchant_id=o.merchant_id,
+                    data={"offer_id": offer_id},
+                )
+                for o in accepted
+            ],
+        )
+    )
+    return [order_of(ctx, o.id) for o in orders]
+
+
+def decline_offer(ctx: Engine, courier_id: str, offer_id: str, now: int) -> list[Order]:
+    """The courier declines an offer it has not accepted: its orders wait for the next tick,
+    which does not offer them to this courier for ``decline_cooloff_s``."""
+    check_now(now)
+    courier_on_shift(ctx, courier_id)
+    orders = _offer_orders(ctx, courier_id, offer_id)
+    if not any(o.offer_pending for o in orders):
+        raise IllegalTransition(
+            f"offer {offer_id!r} was accepted; to give an order back, report it rejected",
+            expected_next={"event": "rejected", "order_ids": [o.id for o in orders]},
+        )
+    return _bar(ctx, courier_id, [o for o in orders if o.offer_pending], now, EventKind.OFFER_DECLINED)
+
+
+def decline(ctx: Engine, courier_id: str, order_ids: Sequence[str], now: int) -> list[Order]:
+    """The courier turns down orders it was assigned and has not picked up (all or, on an
+    error, none): they wait for the next tick, which does not offer them to it for a while."""
+    check_now(now)
+    ids = list(dict.fromkeys(order_ids))
+    if not ids:
+        raise InvalidInput("a decline names at least one order", field="order_ids")
+    courier_of(ctx, courier_id)  # an unknown courier is an error before anything else
+    orders = []
+    for oid in ids:
+        order = order_of(ctx, oid)
+        if order.courier_id != courier_id or order.status is not OrderStatus.ASSIGNED:
+            raise IllegalTransition(
+                f"order {oid!r} is not waiting for pickup by courier {courier_id!r}: cannot decline it"
+            )
+        orders.append(order)
+    courier_on_shift(ctx, courier_id)
+    return _bar(ctx, courier_id, orders, now, EventKind.ORDER_RELEASED)
+
+
+def expire_offers(ctx: Engine, now: int) -> list[Order]:
+    """Offers not answered by their time: their orders go back to waiting, and the courier is
+    barred from them as after a decline. Returns the orders freed."""
+    check_now(now)
+    if ctx.config.auto_accept:
+        return []
+    late: dict[str, list[Order]] = {}
+    for order in ctx.store.orders_with_status(OrderStatus.ASSIGNED):
+        if order.offer_expires_at is not None and order.offer_expires_at <= now and order.courier_id:
+            late.setdefault(order.courier_id, []).append(order)
+    freed = []
+    for courier_id in sorted(late):
+        orders = sorted(late[courier_id], key=lambda o: o.id)
+        freed += _bar(ctx, courier_id, orders, now, EventKind.OFFER_EXPIRED)
+    return freed
+
+
+def _bar(ctx: Engine, courier_id: str, orders: list[Order], now: int, kind: EventKind) -> list[Order]:
+    """Take ``orders`` out of ``courier_id``'s plan, back to waiting, barred from it for a while."""
+    until = now + ctx.config.decline_cooloff_s
+    freed = [
+        next_version(
+            o,
+            status=OrderStatus.PLACED,
+            courier_id=None,
+            assigned_at=None,
+            offer_id=None,
+            offer_expires_at=None,
+            declined_by=with_bar(o, courier_id, until, now),
+        )
+        for o in orders
+    ]
+    change = Change(orders=list(freed))
+    for o in orders:
+        data = {"barred_until": until} | ({"offer_id": o.offer_id} if o.offer_id else {})
+        change.events.append(
+            NewEvent(kind, now, order_id=o.id, courier_id=courier_id, merchant_id=o.merchant_id, data=data)
+        )
+        change.events.append(NewEvent(EventKind.ORDER_UNASSIGNED, now, order_id=o.id, courier_id=courier_id))
+    drop_from_plan(ctx, change, courier_id, {o.id for o in orders}, now)
+    ctx.store.apply(change)
+    return freed

@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from dispatch import admission, couriers, etas
+from dispatch import admission, couriers, declines, etas
 from dispatch.admission import AreaCache, Quote
 from dispatch.config import DispatchConfig
-from dispatch.declines import Declines
 from dispatch.etas import BoardRow, Eta
 from dispatch.geo import GreatCircleTravel, TravelModel
 from dispatch.lookups import check_now, courier_of, merchant_of, order_of
@@ -79,7 +78,6 @@ class Dispatcher:
         self.travel: TravelModel = travel or GreatCircleTravel()
         self.policy: DispatchPolicy = policy or OptimizingPolicy()
         self._areas = AreaCache()
-        self._declines = Declines()
         self._ticked_at: int | None = None  # this process's last tick
 
     # -- merchants ---------------------------------------------------------------------------
@@ -203,9 +201,17 @@ class Dispatcher:
 
     def decline(self, courier_id: str, order_ids: Sequence[str], now: int) -> list[Order]:
         """The courier turns down an assignment: its orders go back to waiting, and it is not
-        offered them again for ``decline_cooloff_s`` (see :mod:`dispatch.declines`)."""
-        check_now(now)
-        return self._declines.decline(self, courier_id, order_ids, now)
+        offered them again for ``decline_cooloff_s`` (the bar is kept on the orders, in the Store)."""
+        return couriers.decline(self, courier_id, order_ids, now)
+
+    def accept_offer(self, courier_id: str, offer_id: str, now: int) -> list[Order]:
+        """The courier accepts an offer (see ``DispatchConfig.auto_accept``); twice is harmless."""
+        return couriers.accept_offer(self, courier_id, offer_id, now)
+
+    def decline_offer(self, courier_id: str, offer_id: str, now: int) -> list[Order]:
+        """The courier declines an offer: its orders wait for the next tick, which does not
+        offer them to this courier for ``decline_cooloff_s``."""
+        return couriers.decline_offer(self, courier_id, offer_id, now)
 
     def courier(self, courier_id: str) -> Courier:
         return courier_of(self, courier_id)
@@ -228,7 +234,8 @@ class Dispatcher:
         check_now(now)
         last = self._ticked_at
         recall = last is None or not 0 <= now - last <= _RECALL_AFTER_S  # (or the clock went back)
-        policy = self._declines.guard(self.policy, now)
+        couriers.expire_offers(self, now)
+        policy = declines.guard(self.policy)
         result = run_tick(self.store, policy, self.travel, self.config, now, recall=recall)
         if result.available_couriers:  # the policy was asked (with no courier it is not)
             self._ticked_at = now

@@ -29,6 +29,7 @@ __all__ = [
     "StoreUnavailable",
     "UnknownCourier",
     "UnknownMerchant",
+    "UnknownOffer",
     "UnknownOrder",
     "WindowInfeasible",
 ]
@@ -95,6 +96,12 @@ class UnknownCourier(NotFound):
 
 class UnknownOrder(NotFound):
     code = "unknown-order"
+
+
+class UnknownOffer(NotFound):
+    """An offer its courier does not hold (declined, expired, or never made)."""
+
+    code = "unknown-offer"
 
 
 # -- conflicts with the current state -------------------------------------------------------

@@ -227,6 +227,17 @@ class Order:
     #: set when cancelled: a short reason code and who cancelled
     cancel_reason: str | None = None
     cancelled_by: CancelledBy | None = None
+    #: the offer that gave it to its courier (see :mod:`dispatch.couriers`), and until when the
+    #: courier may answer it; ``offer_expires_at`` is ``None`` once accepted
+    offer_id: str | None = None
+    offer_expires_at: int | None = None
+    #: couriers who declined it (or let the offer expire), each with when it may be offered again
+    declined_by: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def offer_pending(self) -> bool:
+        """Offered to its courier, not yet accepted."""
+        return self.status is OrderStatus.ASSIGNED and self.offer_expires_at is not None
 
     def __post_init__(self) -> None:
         ranges.check_order_id(self.id)
@@ -322,6 +333,9 @@ class EventKind(StrEnum):
     ORDER_PICKED_UP = "order.picked_up"
     ORDER_DELIVERED = "order.delivered"
     ORDER_CANCELLED = "order.cancelled"
+    OFFER_ACCEPTED = "order.offer_accepted"
+    OFFER_DECLINED = "order.offer_declined"
+    OFFER_EXPIRED = "order.offer_expired"
     COURIER_SHIFT_STARTED = "courier.shift_started"
     COURIER_SHIFT_ENDED = "courier.shift_ended"
     COURIER_ARRIVED = "courier.arrived"

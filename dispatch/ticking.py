@@ -8,6 +8,7 @@ the pickup a courier waits for at a merchant, or a move to wait at a merchant.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -144,11 +145,22 @@ def run_tick(
             continue
         change.routes[s.courier.id] = route
         change.couriers.append(next_version(s.courier, status=CourierStatus.BUSY))
+        offer = offer_of(config, s.courier.id, decision.order_ids, now)
         for order in orders:
             change.orders.append(
-                next_version(order, status=OrderStatus.ASSIGNED, courier_id=s.courier.id, assigned_at=now)
+                next_version(
+                    order,
+                    status=OrderStatus.ASSIGNED,
+                    courier_id=s.courier.id,
+                    assigned_at=now,
+                    offer_id=offer[0] if offer else None,
+                    offer_expires_at=offer[1] if offer else None,
+                )
             )
-            change.events.append(_timed_event(EventKind.ORDER_ASSIGNED, now, order, s.courier.id, route))
+            event = _timed_event(EventKind.ORDER_ASSIGNED, now, order, s.courier.id, route)
+            if offer is not None:
+                event.data.update(offer_id=offer[0], offer_expires_at=offer[1])
+            change.events.append(event)
         for order in moved:
             change.events.append(_timed_event(EventKind.ORDER_RESCHEDULED, now, order, s.courier.id, route))
         assignments.append(Assignment(s.courier.id, decision.order_ids, route, float(decision.cost)))
@@ -172,6 +184,19 @@ def run_tick(
         repositions=tuple(repositions),
         skipped=tuple(skipped),
     )
+
+
+def offer_of(
+    config: DispatchConfig, courier_id: str, order_ids: tuple[str, ...], now: int
+) -> tuple[str, int] | None:
+    """The offer of an assignment, ``(offer id, answer by)``; ``None`` when the city auto-accepts.
+
+    The id is the same for the same decision (same inputs, same ids), unique per courier.
+    """
+    if config.auto_accept:
+        return None
+    digest = hashlib.sha256("\0".join((courier_id, *order_ids)).encode()).hexdigest()[:10]
+    return f"of-{now}-{digest}", now + config.offer_timeout_s
 
 
 def recent_placements(store: Store, now: int, window_s: int) -> tuple[Placement, ...]:

@@ -160,6 +160,9 @@ class Scenario:
             "promise_s": round(self.rules.promise_minutes * 60),
             "max_window_s": _MAX_WINDOW_MIN * 60,
         }
+        if self.uncertainty.decline_probability > 0:
+            # couriers who may decline answer offers (the world answers each at once)
+            values["auto_accept"] = False
         values.update(self.rules.config)
         return DispatchConfig(**values)
 

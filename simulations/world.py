@@ -286,8 +286,7 @@ class World:
             report.tick_seconds.append(time.perf_counter() - started)
             for a in result.assignments:
                 self._record_assignment(now, a)
-                if truth.declines():
-                    self._decline(a, now)
+                self._answer_offer(a, now, decline=truth.declines())
                 self._reschedule(a.courier_id, now)
             for a in result.repositions:
                 self._reschedule(a.courier_id, now)
@@ -379,8 +378,20 @@ class World:
         if order.courier_id is not None:
             self._reschedule(order.courier_id, at)
 
-    def _decline(self, a: Assignment, now: int) -> None:
-        self.dispatcher.decline(a.courier_id, a.order_ids, now)
+    def _answer_offer(self, a: Assignment, now: int, *, decline: bool) -> None:
+        """The courier's app answers the assignment: the offer when the city makes offers, or
+        (auto-accepted) a decline of the assignment itself."""
+        d = self.dispatcher
+        order = d.order(a.order_ids[0])
+        if order.offer_pending and order.offer_id is not None:
+            if not decline:
+                d.accept_offer(a.courier_id, order.offer_id, now)
+                return
+            d.decline_offer(a.courier_id, order.offer_id, now)
+        elif decline:
+            d.decline(a.courier_id, a.order_ids, now)
+        else:
+            return
         self._report.couriers[a.courier_id].declines += 1
         for oid in a.order_ids:
             rec = self._report.orders[oid]

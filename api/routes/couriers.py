@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Request, Response
 
 from api.deps import CallerDep, CourierIdDep, RuntimeDep
 from api.problems import problem_responses
 from api.runtime import Runtime
 from api.schemas.couriers import (
+    OFFER_ID_PATTERN,
     Arrived,
     CourierEvent,
     CourierEventResult,
     CourierPublic,
     Delivered,
+    OfferPublic,
     PickedUp,
     PositionUpdate,
     RoutePublic,
@@ -20,9 +24,13 @@ from api.schemas.couriers import (
 )
 from api.settings import Role
 from dispatch.errors import UnknownOrder
-from dispatch.models import Location, Route
+from dispatch.models import Location, Order, Route
 
 router = APIRouter(prefix="/v1/couriers", tags=["couriers"])
+
+_OfferPath = Annotated[
+    str, Path(pattern=OFFER_ID_PATTERN, description="from the offer's order.assigned event")
+]
 
 
 @router.post(
@@ -121,3 +129,72 @@ async def get_courier(courier_id: CourierIdDep, runtime: RuntimeDep) -> CourierP
 async def get_route(courier_id: CourierIdDep, runtime: RuntimeDep) -> RoutePublic:
     route = await runtime.run(lambda: runtime.dispatcher.route(courier_id))
     return RoutePublic.of(route)
+
+
+@router.get(
+    "/{courier_id}/offers",
+    responses=problem_responses(401, 403, 404, 422),
+    summary="The offers waiting for this courier's answer",
+    description=(
+        "In a city that does not auto-accept, each assignment is first an offer: accept or "
+        "decline it before `expires_at`, or it is withdrawn and offered to someone else."
+    ),
+)
+async def list_offers(courier_id: CourierIdDep, runtime: RuntimeDep) -> list[OfferPublic]:
+    def read() -> list[OfferPublic]:
+        d = runtime.dispatcher
+        route = d.route(courier_id)
+        pending: dict[str, list[Order]] = {}
+        for oid in route.order_ids:
+            order = d.order(oid)
+            if order.offer_pending and order.offer_id is not None:
+                pending.setdefault(order.offer_id, []).append(order)
+        return [_offer(courier_id, oid, "pending", orders, route) for oid, orders in pending.items()]
+
+    return await runtime.run(read)
+
+
+@router.post(
+    "/{courier_id}/offers/{offer_id}/accept",
+    responses=problem_responses(401, 403, 404, 409, 422),
+    summary="Accept an offer (accepting twice is harmless; 409 once it expired)",
+)
+async def accept_offer(courier_id: CourierIdDep, offer_id: _OfferPath, runtime: RuntimeDep) -> OfferPublic:
+    def act() -> OfferPublic:
+        d = runtime.dispatcher
+        orders = d.accept_offer(courier_id, offer_id, runtime.now())
+        return _offer(courier_id, offer_id, "accepted", orders, d.route(courier_id))
+
+    return await runtime.run(act)
+
+
+@router.post(
+    "/{courier_id}/offers/{offer_id}/decline",
+    responses=problem_responses(401, 403, 404, 409, 422),
+    summary="Decline an offer: its orders go to another courier, not back to this one for a while",
+)
+async def decline_offer(courier_id: CourierIdDep, offer_id: _OfferPath, runtime: RuntimeDep) -> OfferPublic:
+    def act() -> OfferPublic:
+        d = runtime.dispatcher
+        orders = d.decline_offer(courier_id, offer_id, runtime.now())
+        return _offer(courier_id, offer_id, "declined", orders, d.route(courier_id))
+
+    return await runtime.run(act)
+
+
+def _offer(
+    courier_id: str,
+    offer_id: str,
+    status: Literal["pending", "accepted", "declined"],
+    orders: list[Order],
+    route: Route,
+) -> OfferPublic:
+    expires = [o.offer_expires_at for o in orders if o.offer_expires_at is not None]
+    return OfferPublic(
+        offer_id=offer_id,
+        courier_id=courier_id,
+        status=status,
+        order_ids=[o.id for o in orders],
+        expires_at=min(expires) if status == "pending" and expires else None,
+        route=RoutePublic.of(route),
+    )

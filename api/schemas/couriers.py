@@ -25,11 +25,15 @@ __all__ = [
     "CourierEvent",
     "CourierEventResult",
     "CourierPublic",
+    "OfferPublic",
     "PositionUpdate",
     "RoutePublic",
     "ShiftStart",
     "StopPublic",
 ]
+
+#: an offer id as the engine makes them (``dispatch.ticking.offer_of``)
+OFFER_ID_PATTERN = r"^of-[0-9]{1,12}-[0-9a-f]{10}$"
 
 
 _SHIFT_MIN = ranges.SHIFT_S.in_minutes()
@@ -152,3 +156,14 @@ class CourierEventResult(PublicModel):
     event: Literal["arrived", "picked_up", "delivered", "rejected"]
     order_id: str | None
     route: RoutePublic = Field(description="the courier's plan after the event")
+
+
+class OfferPublic(PublicModel):
+    """An assignment offered to a courier: it accepts or declines it by ``expires_at``."""
+
+    offer_id: str
+    courier_id: str
+    status: Literal["pending", "accepted", "declined"]
+    order_ids: list[str]
+    expires_at: Timestamp | None = Field(description="answer by then; null once accepted or declined")
+    route: RoutePublic = Field(description="the courier's plan after the answer")

@@ -128,6 +128,9 @@ def encode_order(o: Order) -> str:
             "version": o.version,
             "cxr": o.cancel_reason,
             "cxby": None if o.cancelled_by is None else o.cancelled_by.value,
+            "offer": o.offer_id,
+            "offer_exp": o.offer_expires_at,
+            "declined": [list(d) for d in o.declined_by],
         }
     )
 
@@ -151,6 +154,9 @@ def decode_order(raw: str | bytes) -> Order:
         d["version"],
         d.get("cxr"),
         None if d.get("cxby") is None else CancelledBy(d["cxby"]),
+        d.get("offer"),
+        d.get("offer_exp"),
+        tuple((cid, until) for cid, until in d.get("declined", ())),
     )
 
 

@@ -122,7 +122,9 @@ def test_declines_and_cancellations_in_a_day() -> None:
     truth.__post_init__()
     d, report = _play(truth)
     events = d.store.events()
-    declined = [(e.seq, e.at, e.order_id, e.courier_id) for e in events if e.kind == "order.released"]
+    # the demo city makes offers when couriers may decline: a decline is a declined offer
+    declines = ("order.offer_declined", "order.released")
+    declined = [(e.seq, e.at, e.order_id, e.courier_id) for e in events if e.kind in declines]
     assert declined, "the day must exercise declines"
     cooloff = d.config.decline_cooloff_s
     for seq, at, oid, cid in declined:
