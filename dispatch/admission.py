@@ -213,7 +213,7 @@ def place_order(
                     now,
                     order_id=order.id,
                     merchant_id=merchant_id,
-                    data={"ready_at": order.ready_at, "deadline": order.window.end},
+                    data={"ready_at": order.ready_at, "deadline": order.window.end, "status": "created"},
                 )
             ],
         )

@@ -26,6 +26,7 @@ from dispatch.models import (
     CancelledBy,
     Courier,
     CourierStatus,
+    DeliveryStatus,
     EventKind,
     Location,
     Order,
@@ -33,6 +34,7 @@ from dispatch.models import (
     Route,
     Stop,
     StopKind,
+    delivery_status,
 )
 from dispatch.store import Change, NewEvent, next_version
 from dispatch.timing import handover_s, leave_s
@@ -85,13 +87,33 @@ def cancel_order(
         raise IllegalTransition(f"order {order_id!r} is {order.status.value}; it can no longer be cancelled")
     cancelled = next_version(order, status=OrderStatus.CANCELLED, cancel_reason=reason, cancelled_by=by)
     event = NewEvent(
-        EventKind.ORDER_CANCELLED, now, order_id=order_id, data={"reason": reason, "by": by.value}
+        EventKind.ORDER_CANCELLED,
+        now,
+        order_id=order_id,
+        data={"reason": reason, "by": by.value, "status": DeliveryStatus.CANCELLED.value},
     )
     change = Change(orders=[cancelled], events=[event])
     if order.courier_id is not None:
         drop_from_plan(ctx, change, order.courier_id, {order_id}, now)
     ctx.store.apply(change)
     return cancelled
+
+
+def _created() -> dict[str, Any]:
+    """The data of an event that puts an order back to waiting for a courier."""
+    return {"status": DeliveryStatus.CREATED.value}
+
+
+def _arrival_data(stop: Stop) -> dict[str, Any]:
+    """``courier.arrived``: which stop, and (at a pickup or drop-off) its orders' new status."""
+    if stop.kind is StopKind.REPOSITION:
+        return {"stop": stop.kind.value}
+    status = (
+        DeliveryStatus.ARRIVED_AT_PICKUP
+        if stop.kind is StopKind.PICKUP
+        else DeliveryStatus.ARRIVED_AT_DROPOFF
+    )
+    return {"stop": stop.kind.value, "order_ids": list(stop.order_ids), "status": status.value}
 
 
 def expected_next(route: Route | None) -> dict[str, Any]:
@@ -220,7 +242,7 @@ def arrived(ctx: Engine, courier_id: str, now: int) -> Route:
                 courier_id=courier_id,
                 merchant_id=first.merchant_id if first.kind is not StopKind.DROPOFF else None,
                 order_id=first.order_ids[0] if first.kind is StopKind.DROPOFF else None,
-                data={"stop": first.kind.value},
+                data=_arrival_data(first),
             )
         ],
     )
@@ -269,7 +291,15 @@ def picked_up(ctx: Engine, courier_id: str, order_id: str, now: int) -> Route:
             orders=[picked],
             couriers=[next_version(courier)],
             routes={courier_id: new_route},
-            events=[NewEvent(EventKind.ORDER_PICKED_UP, now, order_id=order_id, courier_id=courier_id)],
+            events=[
+                NewEvent(
+                    EventKind.ORDER_PICKED_UP,
+                    now,
+                    order_id=order_id,
+                    courier_id=courier_id,
+                    data={"status": delivery_status(picked, new_route).value},
+                )
+            ],
         )
     )
     return new_route
@@ -295,7 +325,15 @@ def delivered(ctx: Engine, courier_id: str, order_id: str, now: int) -> Route:
     rest = leave_s(ctx.config.dropoff_service_s)
     change = Change(
         orders=[done],
-        events=[NewEvent(EventKind.ORDER_DELIVERED, now, order_id=order_id, courier_id=courier_id)],
+        events=[
+            NewEvent(
+                EventKind.ORDER_DELIVERED,
+                now,
+                order_id=order_id,
+                courier_id=courier_id,
+                data={"status": DeliveryStatus.DELIVERED.value},
+            )
+        ],
     )
     if stops:
         new_stops = retime(ctx, courier, order.dropoff, now + rest, stops)
@@ -322,7 +360,9 @@ def release(ctx: Engine, courier_id: str, order_id: str, now: int) -> Order:
     if order.courier_id != courier_id or order.status is not OrderStatus.ASSIGNED:
         raise IllegalTransition(f"order {order_id!r} is not waiting for pickup by courier {courier_id!r}")
     change = Change(
-        events=[NewEvent(EventKind.ORDER_RELEASED, now, order_id=order_id, courier_id=courier_id)]
+        events=[
+            NewEvent(EventKind.ORDER_RELEASED, now, order_id=order_id, courier_id=courier_id, data=_created())
+        ]
     )
     drop_from_plan(ctx, change, courier_id, {order_id}, now, courier=courier)
     ctx.store.apply(change)
@@ -351,7 +391,9 @@ def drop_from_plan(
         change.orders.append(
             next_version(order, status=OrderStatus.PLACED, courier_id=None, assigned_at=None)
         )
-        change.events.append(NewEvent(EventKind.ORDER_UNASSIGNED, now, order_id=oid, courier_id=courier_id))
+        change.events.append(
+            NewEvent(EventKind.ORDER_UNASSIGNED, now, order_id=oid, courier_id=courier_id, data=_created())
+        )
     if route is None:
         return ()
     kept = tuple(
@@ -425,6 +467,7 @@ def accept_offer(ctx: Engine, courier_id: str, offer_id: str, now: int) -> list[
             expected_next={"event": None, "detail": "wait for the next offer"},
         )
     accepted = [next_version(o, offer_expires_at=None) for o in pending]
+    route = ctx.store.get_route(courier_id)
     ctx.store.apply(
         Change(
             orders=accepted,
@@ -436,7 +479,7 @@ def accept_offer(ctx: Engine, courier_id: str, offer_id: str, now: int) -> list[
                     order_id=o.id,
                     courier_id=courier_id,
                     merchant_id=o.merchant_id,
-                    data={"offer_id": offer_id},
+                    data={"offer_id": offer_id, "status": delivery_status(o, route).value},
                 )
                 for o in accepted
             ],
@@ -513,11 +556,13 @@ def _bar(ctx: Engine, courier_id: str, orders: list[Order], now: int, kind: Even
     ]
     change = Change(orders=list(freed))
     for o in orders:
-        data = {"barred_until": until} | ({"offer_id": o.offer_id} if o.offer_id else {})
+        data = {"barred_until": until, **_created()} | ({"offer_id": o.offer_id} if o.offer_id else {})
         change.events.append(
             NewEvent(kind, now, order_id=o.id, courier_id=courier_id, merchant_id=o.merchant_id, data=data)
         )
-        change.events.append(NewEvent(EventKind.ORDER_UNASSIGNED, now, order_id=o.id, courier_id=courier_id))
+        change.events.append(
+            NewEvent(EventKind.ORDER_UNASSIGNED, now, order_id=o.id, courier_id=courier_id, data=_created())
+        )
     drop_from_plan(ctx, change, courier_id, {o.id for o in orders}, now)
     ctx.store.apply(change)
     return freed

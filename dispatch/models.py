@@ -21,6 +21,7 @@ __all__ = [
     "Courier",
     "CourierStatus",
     "DeliveryArea",
+    "DeliveryStatus",
     "Event",
     "Location",
     "Merchant",
@@ -30,6 +31,7 @@ __all__ = [
     "Stop",
     "StopKind",
     "Window",
+    "delivery_status",
     "restored",
 ]
 
@@ -163,15 +165,39 @@ class Courier:
 
 
 class OrderStatus(StrEnum):
+    """Where an order is in its lifecycle, as the engine stores and indexes it.
+
+    Integrators see the finer :class:`DeliveryStatus`, which adds where the courier is in its
+    plan (:func:`dispatch.couriers.delivery_status`).
+    """
+
     PLACED = "placed"
     ASSIGNED = "assigned"
     PICKED_UP = "picked_up"
     DELIVERED = "delivered"
     CANCELLED = "cancelled"
+    #: picked up, then brought back to the merchant (the customer could not be handed it)
+    RETURNED = "returned"
 
     @property
     def is_open(self) -> bool:
         return self in (OrderStatus.PLACED, OrderStatus.ASSIGNED, OrderStatus.PICKED_UP)
+
+
+class DeliveryStatus(StrEnum):
+    """The statuses delivery platforms use (DoorDash Drive, Uber Direct, Stuart), on orders
+    and events. The README maps each to the event that leads to it."""
+
+    CREATED = "created"
+    CONFIRMED = "confirmed"
+    ENROUTE_TO_PICKUP = "enroute_to_pickup"
+    ARRIVED_AT_PICKUP = "arrived_at_pickup"
+    PICKED_UP = "picked_up"
+    ENROUTE_TO_DROPOFF = "enroute_to_dropoff"
+    ARRIVED_AT_DROPOFF = "arrived_at_dropoff"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+    RETURNED = "returned"
 
 
 class CancelledBy(StrEnum):
@@ -333,6 +359,7 @@ class EventKind(StrEnum):
     ORDER_PICKED_UP = "order.picked_up"
     ORDER_DELIVERED = "order.delivered"
     ORDER_CANCELLED = "order.cancelled"
+    ORDER_RETURNED = "order.returned"
     OFFER_ACCEPTED = "order.offer_accepted"
     OFFER_DECLINED = "order.offer_declined"
     OFFER_EXPIRED = "order.offer_expired"
@@ -356,6 +383,28 @@ class Event:
     courier_id: str | None = None
     merchant_id: str | None = None
     data: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+def delivery_status(order: Order, route: Route | None) -> DeliveryStatus:
+    """The integrators' status of ``order``, given its courier's plan (``None``: no plan).
+
+    Assigned: ``created`` while the offer waits for the courier's answer, ``confirmed`` while
+    the courier has other stops first, then on its way to / arrived at the pickup. Picked up:
+    ``picked_up`` while other stops come first, then on its way to / arrived at the drop-off.
+    """
+    status = order.status
+    if status is OrderStatus.PLACED or (status is OrderStatus.ASSIGNED and order.offer_pending):
+        return DeliveryStatus.CREATED
+    if status not in (OrderStatus.ASSIGNED, OrderStatus.PICKED_UP):
+        return DeliveryStatus(status.value)
+    kind = StopKind.PICKUP if status is OrderStatus.ASSIGNED else StopKind.DROPOFF
+    first = route.stops[0] if route is not None and route.stops else None
+    if first is None or first.kind is not kind or order.id not in first.order_ids:
+        return DeliveryStatus.CONFIRMED if kind is StopKind.PICKUP else DeliveryStatus.PICKED_UP
+    arrived = route is not None and route.arrived_at is not None
+    if kind is StopKind.PICKUP:
+        return DeliveryStatus.ARRIVED_AT_PICKUP if arrived else DeliveryStatus.ENROUTE_TO_PICKUP
+    return DeliveryStatus.ARRIVED_AT_DROPOFF if arrived else DeliveryStatus.ENROUTE_TO_DROPOFF
 
 
 def _vertices(polygon: dict[str, Any]) -> int | None:

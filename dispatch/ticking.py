@@ -30,6 +30,7 @@ from dispatch.models import (
     Route,
     Stop,
     StopKind,
+    delivery_status,
 )
 from dispatch.planning import Planner
 from dispatch.store import Change, NewEvent, Store, next_version
@@ -157,7 +158,7 @@ def run_tick(
                     offer_expires_at=offer[1] if offer else None,
                 )
             )
-            event = _timed_event(EventKind.ORDER_ASSIGNED, now, order, s.courier.id, route)
+            event = _timed_event(EventKind.ORDER_ASSIGNED, now, change.orders[-1], s.courier.id, route)
             if offer is not None:
                 event.data.update(offer_id=offer[0], offer_expires_at=offer[1])
             change.events.append(event)
@@ -249,7 +250,12 @@ def _timed_event(kind: EventKind, now: int, order: Order, courier_id: str, route
         order_id=order.id,
         courier_id=courier_id,
         merchant_id=order.merchant_id,
-        data={"courier_arrival_at": times.arrival, "pickup_at": times.pickup, "dropoff_at": times.dropoff},
+        data={
+            "courier_arrival_at": times.arrival,
+            "pickup_at": times.pickup,
+            "dropoff_at": times.dropoff,
+            "status": delivery_status(order, route).value,
+        },
     )
 
 
