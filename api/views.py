@@ -6,7 +6,7 @@ from api.schemas.common import Point, TimeWindow
 from api.schemas.orders import CourierPosition, OrderEta, OrderPublic
 from dispatch.engine import Dispatcher
 from dispatch.geo.distance import haversine_m
-from dispatch.models import Location, Order, OrderStatus, Route, StopKind
+from dispatch.models import Location, Order, OrderStatus, Route, StopKind, delivery_status
 
 __all__ = ["courier_imminent", "external_id_of", "order_id_for", "order_public"]
 
@@ -41,7 +41,9 @@ def order_public(dispatcher: Dispatcher, order: Order, now: int) -> OrderPublic:
         )
     position = None
     imminent = False
+    route = None
     if order.courier_id is not None and order.status in (OrderStatus.ASSIGNED, OrderStatus.PICKED_UP):
+        route = dispatcher.route(order.courier_id)
         courier = dispatcher.courier(order.courier_id)
         position = CourierPosition(
             courier_id=courier.id,
@@ -50,12 +52,12 @@ def order_public(dispatcher: Dispatcher, order: Order, now: int) -> OrderPublic:
             seen_at=courier.seen_at,
             age_s=max(0, now - courier.seen_at),
         )
-        imminent = courier_imminent(dispatcher.route(courier.id), order, courier.location, now)
+        imminent = courier_imminent(route, order, courier.location, now)
     return OrderPublic(
         id=order.id,
         external_id=external_id_of(order),
         merchant_id=order.merchant_id,
-        status=order.status,
+        status=delivery_status(order, route),
         dropoff=Point.of(order.dropoff),
         placed_at=order.placed_at,
         ready_at=order.ready_at,

@@ -28,6 +28,7 @@ from dispatch.matching import DispatchPolicy, GreedyPolicy, OptimizingPolicy
 from dispatch.models import (
     Assignment,
     CancelledBy,
+    Contact,
     Courier,
     CourierStatus,
     DeliveryArea,
@@ -51,6 +52,7 @@ __all__ = [
     "CancelledBy",
     "Change",
     "Conflict",
+    "Contact",
     "Courier",
     "CourierIndex",
     "CourierOffShift",

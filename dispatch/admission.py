@@ -11,7 +11,16 @@ from dispatch import ranges
 from dispatch.errors import DuplicateId, InvalidInput, InvalidWindow, OutsideDeliveryArea, WindowInfeasible
 from dispatch.geo import AreaIndex, disk_k_for, location_to_cell
 from dispatch.lookups import Engine, check_now, merchant_of
-from dispatch.models import CourierStatus, EventKind, Location, Merchant, Order, StopKind, Window
+from dispatch.models import (
+    CourierStatus,
+    EventKind,
+    Location,
+    Merchant,
+    Order,
+    OrderDetails,
+    StopKind,
+    Window,
+)
 from dispatch.store import Change, NewEvent
 from dispatch.timing import pickup_at, pickup_to_dropoff_s
 
@@ -190,9 +199,12 @@ def place_order(
     *,
     window: Window | None = None,
     ready_at: int | None = None,
+    details: OrderDetails | None = None,
 ) -> Order:
     """Accept an order (same rules as :meth:`quote`) and record it as placed."""
     admitted = admit(ctx, areas, merchant_id, dropoff, now, window, ready_at)
+    extra = details or OrderDetails()
+    extra.check(merchant_of(ctx, merchant_id))
     order = Order(
         id=order_id,
         merchant_id=merchant_id,
@@ -201,6 +213,10 @@ def place_order(
         ready_at=admitted.ready_at,
         window=admitted.window,
         scheduled=admitted.scheduled,
+        pickup_contact=extra.pickup_contact,
+        dropoff_contact=extra.dropoff_contact,
+        contactless=extra.contactless,
+        delivery_pin=extra.delivery_pin,
     )
     if ctx.store.get_order(order_id) is not None:
         raise DuplicateId(f"order {order_id!r} already exists", id=order_id)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hmac
 import re
 from collections.abc import Sequence
 from dataclasses import replace
@@ -10,7 +11,14 @@ from typing import Any
 
 from dispatch import ranges
 from dispatch.declines import with_bar
-from dispatch.errors import Conflict, IllegalTransition, InvalidInput, UnknownOffer
+from dispatch.errors import (
+    Conflict,
+    IllegalTransition,
+    InvalidInput,
+    TooManyPinAttempts,
+    UnknownOffer,
+    WrongPin,
+)
 from dispatch.geo import location_to_cell
 from dispatch.lookups import (
     Engine,
@@ -52,6 +60,7 @@ __all__ = [
     "expire_offers",
     "picked_up",
     "release",
+    "returned",
     "start_shift",
     "update_position",
 ]
@@ -305,38 +314,97 @@ def picked_up(ctx: Engine, courier_id: str, order_id: str, now: int) -> Route:
     return new_route
 
 
-def delivered(ctx: Engine, courier_id: str, order_id: str, now: int) -> Route:
-    """The courier handed ``order_id`` to its customer."""
+#: wrong PINs allowed per order before attempts pause for ``PIN_LOCKOUT_S``
+MAX_PIN_FAILURES = 5
+PIN_LOCKOUT_S = 300
+
+
+def delivered(ctx: Engine, courier_id: str, order_id: str, now: int, *, pin: str | None = None) -> Route:
+    """The courier handed ``order_id`` to its customer.
+
+    An order with a delivery PIN (and not left at the door) needs ``pin``: a wrong or missing
+    one is refused with :class:`WrongPin` and counted (the count is the one thing it writes);
+    after ``MAX_PIN_FAILURES`` wrong ones, attempts are refused with
+    :class:`TooManyPinAttempts` until ``PIN_LOCKOUT_S`` after the last.
+    """
     check_now(now)
-    courier = courier_of(ctx, courier_id)
+    order, route = _at_door(ctx, courier_id, order_id, now, "delivered")
+    if order.delivery_pin is not None and not order.contactless:
+        _check_pin(ctx, order, pin, now)
+    done = next_version(order, status=OrderStatus.DELIVERED, delivered_at=now)
+    return _leave_door(ctx, courier_id, route, done, now, EventKind.ORDER_DELIVERED, DeliveryStatus.DELIVERED)
+
+
+def returned(ctx: Engine, courier_id: str, order_id: str, now: int) -> Route:
+    """At the door, the courier could not hand ``order_id`` over: it takes it back to the merchant.
+
+    The order is ``returned`` and leaves the plan (dispatch is done with it).
+    """
+    check_now(now)
+    order, route = _at_door(ctx, courier_id, order_id, now, "returned")
+    done = next_version(order, status=OrderStatus.RETURNED)
+    return _leave_door(ctx, courier_id, route, done, now, EventKind.ORDER_RETURNED, DeliveryStatus.RETURNED)
+
+
+def _at_door(ctx: Engine, courier_id: str, order_id: str, now: int, what: str) -> tuple[Order, Route]:
+    """The order and plan of a courier reporting ``what`` at ``order_id``'s door (or a 409)."""
+    courier_of(ctx, courier_id)
     route = route_with_stops(ctx, courier_id)
     order = order_of(ctx, order_id)
     if order.courier_id != courier_id:
         raise Conflict(f"order {order_id!r} is not assigned to courier {courier_id!r}")
     if order.status is not OrderStatus.PICKED_UP:
         raise _out_of_order(
-            route, f"order {order_id!r} is {order.status.value}; only picked-up orders are delivered"
+            route, f"order {order_id!r} is {order.status.value}; only picked-up orders are {what}"
         )
     first = route.stops[0]
     if route.arrived_at is None or first.kind is not StopKind.DROPOFF or order_id not in first.order_ids:
-        raise _out_of_order(route, f"delivered of order {order_id!r} is out of order")
+        raise _out_of_order(route, f"{what} of order {order_id!r} is out of order")
+    return order, route
+
+
+def _check_pin(ctx: Engine, order: Order, pin: str | None, now: int) -> None:
+    if order.pin_failures >= MAX_PIN_FAILURES and order.pin_failed_at is not None:
+        wait_s = order.pin_failed_at + PIN_LOCKOUT_S - now
+        if wait_s > 0:
+            raise TooManyPinAttempts(
+                f"{order.pin_failures} wrong PINs for order {order.id!r}; try again in {wait_s} s",
+                retry_after_s=wait_s,
+            )
+    assert order.delivery_pin is not None
+    if pin is not None and hmac.compare_digest(pin.encode(), order.delivery_pin.encode()):
+        return
+    failures = order.pin_failures + 1
+    ctx.store.apply(Change(orders=[next_version(order, pin_failures=failures, pin_failed_at=now)]))
+    left = max(0, MAX_PIN_FAILURES - failures)
+    said = "no PIN" if pin is None else "a wrong PIN"
+    raise WrongPin(
+        f"{said} for order {order.id!r} (the customer has it); {left} attempt(s) left before a pause",
+        field="pin",
+        attempts_left=left,
+    )
+
+
+def _leave_door(
+    ctx: Engine,
+    courier_id: str,
+    route: Route,
+    done: Order,
+    now: int,
+    kind: EventKind,
+    status: DeliveryStatus,
+) -> Route:
+    """Write ``done`` (delivered or returned): its drop-off leaves the plan, the rest is re-timed."""
+    courier = courier_of(ctx, courier_id)
+    order_id = done.id
     stops = tuple(s for s in route.stops if not (s.kind is StopKind.DROPOFF and order_id in s.order_ids))
-    done = next_version(order, status=OrderStatus.DELIVERED, delivered_at=now)
     rest = leave_s(ctx.config.dropoff_service_s)
     change = Change(
         orders=[done],
-        events=[
-            NewEvent(
-                EventKind.ORDER_DELIVERED,
-                now,
-                order_id=order_id,
-                courier_id=courier_id,
-                data={"status": DeliveryStatus.DELIVERED.value},
-            )
-        ],
+        events=[NewEvent(kind, now, order_id=order_id, courier_id=courier_id, data={"status": status.value})],
     )
     if stops:
-        new_stops = retime(ctx, courier, order.dropoff, now + rest, stops)
+        new_stops = retime(ctx, courier, done.dropoff, now + rest, stops)
         new_route: Route | None = replace(route, stops=new_stops, arrived_at=None, planned_at=now)
         change.routes[courier_id] = new_route
         change.couriers.append(next_version(courier))
@@ -344,8 +412,8 @@ def delivered(ctx: Engine, courier_id: str, order_id: str, now: int) -> Route:
         new_route = None
         change.routes[courier_id] = None
         off = courier.shift_end <= now
-        status = CourierStatus.OFF_SHIFT if off else CourierStatus.IDLE
-        change.couriers.append(next_version(courier, status=status, available_at=now + rest))
+        courier_status = CourierStatus.OFF_SHIFT if off else CourierStatus.IDLE
+        change.couriers.append(next_version(courier, status=courier_status, available_at=now + rest))
         if off:
             change.courier_cells[courier_id] = None
     ctx.store.apply(change)

@@ -29,6 +29,7 @@ from dispatch.models import (
     Location,
     Merchant,
     Order,
+    OrderDetails,
     OrderStatus,
     Route,
     Window,
@@ -137,10 +138,20 @@ class Dispatcher:
         *,
         window: Window | None = None,
         ready_at: int | None = None,
+        details: OrderDetails | None = None,
     ) -> Order:
-        """Accept an order (same rules as :meth:`quote`) and record it as placed."""
+        """Accept an order (same rules as :meth:`quote`) and record it as placed, with its
+        contacts, "leave at the door" and delivery PIN (``details``)."""
         return admission.place_order(
-            self, self._areas, order_id, merchant_id, dropoff, now, window=window, ready_at=ready_at
+            self,
+            self._areas,
+            order_id,
+            merchant_id,
+            dropoff,
+            now,
+            window=window,
+            ready_at=ready_at,
+            details=details,
         )
 
     def cancel_order(
@@ -191,9 +202,13 @@ class Dispatcher:
         """The courier collected ``order_id`` at its merchant."""
         return couriers.picked_up(self, courier_id, order_id, now)
 
-    def delivered(self, courier_id: str, order_id: str, now: int) -> Route:
-        """The courier handed ``order_id`` to its customer."""
-        return couriers.delivered(self, courier_id, order_id, now)
+    def delivered(self, courier_id: str, order_id: str, now: int, *, pin: str | None = None) -> Route:
+        """The courier handed ``order_id`` to its customer (who told it ``pin``, when it has one)."""
+        return couriers.delivered(self, courier_id, order_id, now, pin=pin)
+
+    def returned(self, courier_id: str, order_id: str, now: int) -> Route:
+        """The courier, at the door, could not hand ``order_id`` over and takes it back."""
+        return couriers.returned(self, courier_id, order_id, now)
 
     def release(self, courier_id: str, order_id: str, now: int) -> Order:
         """The courier turns down an order it has not picked up: it goes back to the pool."""

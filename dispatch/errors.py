@@ -27,11 +27,13 @@ __all__ = [
     "Refused",
     "StaleWrite",
     "StoreUnavailable",
+    "TooManyPinAttempts",
     "UnknownCourier",
     "UnknownMerchant",
     "UnknownOffer",
     "UnknownOrder",
     "WindowInfeasible",
+    "WrongPin",
 ]
 
 
@@ -180,4 +182,23 @@ class StoreUnavailable(DispatchError):
 
     def __init__(self, message: str, *, retry_after_s: int = 1, **details: Any) -> None:
         super().__init__(message, **details)
+        self.retry_after_s = retry_after_s
+
+
+# -- proof of delivery -----------------------------------------------------------------------
+
+
+class WrongPin(InvalidInput):
+    """A delivery PIN that is missing or not the order's (the attempt is counted)."""
+
+    code = "wrong-pin"
+
+
+class TooManyPinAttempts(DispatchError):
+    """Too many wrong PINs for an order: none is tried for ``retry_after_s``."""
+
+    code = "too-many-pin-attempts"
+
+    def __init__(self, message: str, *, retry_after_s: int, **details: Any) -> None:
+        super().__init__(message, retry_after_s=retry_after_s, **details)
         self.retry_after_s = retry_after_s

@@ -18,6 +18,7 @@ from dispatch.errors import InvalidInput, InvalidLocation, InvalidWindow
 __all__ = [
     "Assignment",
     "CancelledBy",
+    "Contact",
     "Courier",
     "CourierStatus",
     "DeliveryArea",
@@ -26,6 +27,7 @@ __all__ = [
     "Location",
     "Merchant",
     "Order",
+    "OrderDetails",
     "OrderStatus",
     "Route",
     "Stop",
@@ -123,6 +125,8 @@ class Merchant:
     area: DeliveryArea
     prep_s: int = 600
     promise_s: int | None = None
+    #: its orders need the customer's 4-digit PIN at delivery (unless left at the door)
+    delivery_pin: bool = False
 
     def __post_init__(self) -> None:
         ranges.check_id(self.id, "merchant id")
@@ -210,6 +214,54 @@ class CancelledBy(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Contact:
+    """Who to ask for at a stop: personal data, stored and shown only to those allowed to see
+    the order, and never logged (its ``repr`` says nothing)."""
+
+    name: str | None = None
+    phone: str | None = None
+    instructions: str | None = None
+
+    def __post_init__(self) -> None:
+        for label, value, most in (("name", self.name, 100), ("phone", self.phone, 32)):
+            if value is not None and not (isinstance(value, str) and 0 < len(value) <= most):
+                raise InvalidInput(f"contact {label} is 1 to {most} characters", field=label)
+        if self.instructions is not None and not (
+            isinstance(self.instructions, str) and len(self.instructions) <= 500
+        ):
+            raise InvalidInput("contact instructions are at most 500 characters", field="instructions")
+
+    def __repr__(self) -> str:
+        return "Contact(<redacted>)"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDetails:
+    """What an order carries besides dispatch: contacts, "leave at the door", the delivery PIN.
+
+    The caller draws the PIN (the engine has no randomness of its own): 4 digits, given when
+    the merchant requires one and the order is not contactless.
+    """
+
+    pickup_contact: Contact | None = None
+    dropoff_contact: Contact | None = None
+    contactless: bool = False
+    delivery_pin: str | None = field(default=None, repr=False)
+
+    def check(self, merchant: Merchant) -> None:
+        pin = self.delivery_pin
+        if pin is not None and not (isinstance(pin, str) and len(pin) == 4 and pin.isdigit()):
+            raise InvalidInput("a delivery PIN is 4 digits", field="delivery_pin")
+        if self.contactless and pin is not None:
+            raise InvalidInput("a contactless order is left at the door: it has no PIN", field="delivery_pin")
+        if merchant.delivery_pin and not self.contactless and pin is None:
+            raise InvalidInput(
+                f"merchant {merchant.id!r} requires a delivery PIN for orders handed over in person",
+                field="delivery_pin",
+            )
+
+
+@dataclass(frozen=True, slots=True)
 class Window:
     """A drop-off window ``[start, end]`` in seconds; ASAP orders have ``start`` = placement."""
 
@@ -259,6 +311,16 @@ class Order:
     offer_expires_at: int | None = None
     #: couriers who declined it (or let the offer expire), each with when it may be offered again
     declined_by: tuple[tuple[str, int], ...] = ()
+    #: who to ask for at the merchant and at the door (personal data: never in a repr or a log)
+    pickup_contact: Contact | None = field(default=None, repr=False)
+    dropoff_contact: Contact | None = field(default=None, repr=False)
+    #: "leave at the door": no hand-over, so no PIN
+    contactless: bool = False
+    #: the 4 digits the customer tells the courier, required by ``delivered`` (``None``: none)
+    delivery_pin: str | None = field(default=None, repr=False)
+    #: wrong PINs tried so far, and when the last one was
+    pin_failures: int = 0
+    pin_failed_at: int | None = None
 
     @property
     def offer_pending(self) -> bool:

@@ -11,6 +11,7 @@ import pytest
 
 from dispatch import (
     CancelledBy,
+    Contact,
     DeliveryArea,
     Dispatcher,
     GreedyPolicy,
@@ -20,7 +21,9 @@ from dispatch import (
     OrderStatus,
     StopKind,
 )
-from dispatch.errors import UnknownOffer
+from dispatch.couriers import MAX_PIN_FAILURES, PIN_LOCKOUT_S
+from dispatch.errors import TooManyPinAttempts, UnknownOffer, WrongPin
+from dispatch.models import DeliveryStatus, OrderDetails, delivery_status
 from dispatch.store import Change, next_version
 from tests.conftest import CENTRE, destination
 
@@ -151,7 +154,7 @@ def test_a_cancellation_stores_its_reason_and_who(dispatcher: Dispatcher) -> Non
     stored = dispatcher.order("o1")
     assert (stored.cancel_reason, stored.cancelled_by) == ("store_closed", CancelledBy.MERCHANT)
     event = [e for e in dispatcher.events() if e.kind == "order.cancelled"][-1]
-    assert event.data == {"reason": "store_closed", "by": "merchant"}
+    assert event.data == {"reason": "store_closed", "by": "merchant", "status": "cancelled"}
 
 
 @pytest.mark.parametrize(
@@ -293,3 +296,147 @@ def test_auto_accept_makes_no_offers(offering: Dispatcher) -> None:
     assert order.status is OrderStatus.ASSIGNED and order.offer_id is None and not order.offer_pending
     assert auto.tick(now=10_000).assignments == ()  # nothing ever times out
     assert auto.order("o1").courier_id == "c1"
+
+
+# -- the integrators' statuses ---------------------------------------------------------------
+
+
+def test_delivery_status_follows_the_courier_through_its_plan(dispatcher: Dispatcher) -> None:
+    seen = []
+
+    def status() -> str:
+        order = dispatcher.order("o1")
+        plan = dispatcher.store.get_route(order.courier_id) if order.courier_id else None
+        return delivery_status(order, plan).value
+
+    dispatcher.start_shift("c1", destination(CENTRE, 400, 90), now=0, shift_end=4 * 3600)
+    dispatcher.place_order("o1", "m1", destination(CENTRE, 1500, 0), now=0)
+    seen.append(status())
+    dispatcher.tick(now=420)
+    seen.append(status())
+    t = 500
+    for _, allowed in PHASES:
+        EVENTS[allowed](dispatcher, t)
+        seen.append(status())
+        t += 200
+    assert seen == [
+        "created",
+        "enroute_to_pickup",
+        "arrived_at_pickup",
+        "enroute_to_dropoff",
+        "arrived_at_dropoff",
+        "delivered",
+    ]
+    # each order event says the status it leads to
+    statuses = [(e.kind, e.data.get("status")) for e in dispatcher.events() if e.kind.startswith("order.")]
+    assert statuses == [
+        ("order.placed", "created"),
+        ("order.assigned", "enroute_to_pickup"),
+        ("order.picked_up", "enroute_to_dropoff"),
+        ("order.delivered", "delivered"),
+    ]
+    arrivals = [e.data.get("status") for e in dispatcher.events() if e.kind == "courier.arrived"]
+    assert arrivals == ["arrived_at_pickup", "arrived_at_dropoff"]
+
+
+def test_returned_only_at_the_door(dispatcher: Dispatcher) -> None:
+    t = _to_phase(dispatcher, "enroute_to_dropoff")
+    before = _state(dispatcher)
+    with pytest.raises(IllegalTransition, match="expected next: arrived"):
+        dispatcher.returned("c1", "o1", t)
+    assert _state(dispatcher) == before
+    dispatcher.arrived("c1", t)
+    dispatcher.returned("c1", "o1", t + 60)
+    order = dispatcher.order("o1")
+    assert order.status is OrderStatus.RETURNED and order.delivered_at is None
+    assert delivery_status(order, None) is DeliveryStatus.RETURNED
+    assert dispatcher.route("c1").stops == ()
+    assert dispatcher.events()[-1].kind == "order.returned"
+
+
+# -- delivery PIN ----------------------------------------------------------------------------
+
+
+def _with_pin(d: Dispatcher, *, contactless: bool = False) -> int:
+    """m1 requires a PIN; o1 (PIN 4821, or left at the door) is at its door. Returns the time."""
+    d.update_merchant(replace(d.merchant("m1"), delivery_pin=True), now=0)
+    d.start_shift("c1", destination(CENTRE, 400, 90), now=0, shift_end=4 * 3600)
+    details = OrderDetails(contactless=True) if contactless else OrderDetails(delivery_pin="4821")
+    d.place_order("o1", "m1", destination(CENTRE, 1500, 0), now=0, details=details)
+    d.tick(now=420)
+    t = 500
+    for _, allowed in PHASES[:3]:
+        EVENTS[allowed](d, t)
+        t += 200
+    return t
+
+
+def test_the_right_pin_delivers(dispatcher: Dispatcher) -> None:
+    t = _with_pin(dispatcher)
+    dispatcher.delivered("c1", "o1", t, pin="4821")
+    assert dispatcher.order("o1").status is OrderStatus.DELIVERED
+
+
+def test_a_wrong_pin_is_refused_and_counted(dispatcher: Dispatcher) -> None:
+    t = _with_pin(dispatcher)
+    events = len(dispatcher.events())
+    for pin, left in [("0000", 4), (None, 3)]:
+        with pytest.raises(WrongPin) as wrong:
+            dispatcher.delivered("c1", "o1", t, pin=pin)
+        assert wrong.value.details["attempts_left"] == left
+    order = dispatcher.order("o1")
+    assert order.status is OrderStatus.PICKED_UP and order.pin_failures == 2
+    assert len(dispatcher.events()) == events  # counted on the order, nothing else
+    dispatcher.delivered("c1", "o1", t + 1, pin="4821")
+    assert dispatcher.order("o1").status is OrderStatus.DELIVERED
+
+
+def test_too_many_wrong_pins_pause_the_attempts(dispatcher: Dispatcher) -> None:
+    t = _with_pin(dispatcher)
+    for i in range(MAX_PIN_FAILURES):
+        with pytest.raises(WrongPin):
+            dispatcher.delivered("c1", "o1", t + i, pin="1111")
+    last = t + MAX_PIN_FAILURES - 1
+    before = _state(dispatcher)
+    with pytest.raises(TooManyPinAttempts) as paused:
+        dispatcher.delivered("c1", "o1", last + 10, pin="4821")  # even the right one
+    assert paused.value.retry_after_s == PIN_LOCKOUT_S - 10
+    assert _state(dispatcher) == before
+    dispatcher.delivered("c1", "o1", last + PIN_LOCKOUT_S, pin="4821")
+    assert dispatcher.order("o1").status is OrderStatus.DELIVERED
+
+
+def test_contactless_waives_the_pin(dispatcher: Dispatcher) -> None:
+    t = _with_pin(dispatcher, contactless=True)
+    assert dispatcher.order("o1").delivery_pin is None
+    dispatcher.delivered("c1", "o1", t)
+    assert dispatcher.order("o1").status is OrderStatus.DELIVERED
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        OrderDetails(),  # the merchant requires a PIN and none is given
+        OrderDetails(delivery_pin="12345"),  # five digits
+        OrderDetails(delivery_pin="12a4"),  # not digits
+        OrderDetails(contactless=True, delivery_pin="1234"),  # a PIN for a door drop
+    ],
+)
+def test_bad_pins_at_placement_are_refused(dispatcher: Dispatcher, details: OrderDetails) -> None:
+    dispatcher.update_merchant(replace(dispatcher.merchant("m1"), delivery_pin=True), now=0)
+    before = _state(dispatcher)
+    with pytest.raises(InvalidInput, match="PIN"):
+        dispatcher.place_order("o1", "m1", destination(CENTRE, 1500, 0), now=0, details=details)
+    assert _state(dispatcher) == before
+
+
+def test_contacts_are_stored_and_never_in_a_repr(dispatcher: Dispatcher) -> None:
+    door = Contact(name="Ada Lovelace", phone="+49 30 1234567", instructions="2nd floor, ring twice")
+    kitchen = Contact(name="Chef Bo", phone="+49 30 7654321")
+    details = OrderDetails(pickup_contact=kitchen, dropoff_contact=door, delivery_pin=None)
+    order = dispatcher.place_order("o1", "m1", destination(CENTRE, 1500, 0), now=0, details=details)
+    stored = dispatcher.order("o1")
+    assert (stored.pickup_contact, stored.dropoff_contact) == (kitchen, door)
+    for text in (repr(order), repr(stored), repr(details), str(dispatcher.events())):
+        for secret in ("Ada", "1234567", "ring twice", "Chef", "7654321"):
+            assert secret not in text

@@ -20,7 +20,7 @@ from api.schemas.merchants import (
 from api.views import external_id_of
 from dispatch.engine import BoardRow, Quote
 from dispatch.errors import OutsideDeliveryArea, WindowInfeasible
-from dispatch.models import Location, Merchant, OrderStatus
+from dispatch.models import Location, Merchant, OrderStatus, Route, delivery_status
 
 router = APIRouter(prefix="/v1/merchants", tags=["merchants"])
 
@@ -117,14 +117,18 @@ async def merchant_orders(
 ) -> MerchantOrders:
     now = runtime.now()
 
-    def read() -> list[BoardRow]:
-        return runtime.dispatcher.merchant_board(merchant_id, now, include_closed=include_closed, limit=limit)
+    def read() -> tuple[list[BoardRow], dict[str, Route]]:
+        d = runtime.dispatcher
+        rows = d.merchant_board(merchant_id, now, include_closed=include_closed, limit=limit)
+        held = sorted({o.courier_id for o, _ in rows if o.courier_id is not None and o.status.is_open})
+        return rows, d.store.routes(held)
 
+    rows, routes = await runtime.run(read)
     board = [
         BoardOrder(
             id=order.id,
             external_id=external_id_of(order),
-            status=order.status,
+            status=delivery_status(order, routes.get(order.courier_id or "")),
             courier_id=order.courier_id if order.status is not OrderStatus.CANCELLED else None,
             courier_arrival_at=eta.courier_arrival_at if eta else None,
             pickup_at=eta.pickup_at if eta else order.picked_up_at,
@@ -132,6 +136,6 @@ async def merchant_orders(
             deadline_at=order.deadline,
             estimated=eta.estimated if eta else False,
         )
-        for order, eta in await runtime.run(read)
+        for order, eta in rows
     ]
     return MerchantOrders(merchant_id=merchant_id, now=now, orders=board)

@@ -17,7 +17,7 @@ from api.schemas.common import (
     range_field,
 )
 from dispatch import ranges
-from dispatch.models import DeliveryArea, Merchant, OrderStatus
+from dispatch.models import DeliveryArea, DeliveryStatus, Merchant
 
 __all__ = [
     "BoardOrder",
@@ -187,7 +187,7 @@ class BoardOrder(PublicModel):
 
     id: str
     external_id: str
-    status: OrderStatus
+    status: DeliveryStatus
     courier_id: str | None
     courier_arrival_at: Timestamp | None
     pickup_at: Timestamp | None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from api.schemas.common import Id, Point, PublicModel, RequestModel, Timestamp, TimeWindow
-from dispatch.models import CancelledBy, OrderStatus
+from dispatch.models import CancelledBy, DeliveryStatus
 
 __all__ = [
     "CancelRequest",
@@ -66,7 +66,7 @@ class OrderPublic(PublicModel):
     id: str = Field(description="<merchant_id>:<external_id>")
     external_id: str
     merchant_id: str
-    status: OrderStatus
+    status: DeliveryStatus = Field(description="the delivery status; see the README's status table")
     dropoff: Point
     placed_at: Timestamp
     ready_at: Timestamp

@@ -7,6 +7,7 @@ from typing import Any
 
 from dispatch.models import (
     CancelledBy,
+    Contact,
     Courier,
     CourierStatus,
     DeliveryArea,
@@ -63,6 +64,7 @@ def encode_merchant(m: Merchant) -> str:
             "area": area,
             "prep": m.prep_s,
             "promise": m.promise_s,
+            "pin": m.delivery_pin,
         }
     )
 
@@ -70,7 +72,13 @@ def encode_merchant(m: Merchant) -> str:
 def decode_merchant(raw: str | bytes) -> Merchant:
     d = json.loads(raw)
     return restored(
-        Merchant, d["id"], decode_location(d["loc"]), DeliveryArea(**d["area"]), d["prep"], d["promise"]
+        Merchant,
+        d["id"],
+        decode_location(d["loc"]),
+        DeliveryArea(**d["area"]),
+        d["prep"],
+        d["promise"],
+        d.get("pin", False),
     )
 
 
@@ -131,6 +139,12 @@ def encode_order(o: Order) -> str:
             "offer": o.offer_id,
             "offer_exp": o.offer_expires_at,
             "declined": [list(d) for d in o.declined_by],
+            "pc": _encode_contact(o.pickup_contact),
+            "dc": _encode_contact(o.dropoff_contact),
+            "cl": o.contactless,
+            "pin": o.delivery_pin,
+            "pinf": o.pin_failures,
+            "pinf_at": o.pin_failed_at,
         }
     )
 
@@ -157,7 +171,21 @@ def decode_order(raw: str | bytes) -> Order:
         d.get("offer"),
         d.get("offer_exp"),
         tuple((cid, until) for cid, until in d.get("declined", ())),
+        _decode_contact(d.get("pc")),
+        _decode_contact(d.get("dc")),
+        d.get("cl", False),
+        d.get("pin"),
+        d.get("pinf", 0),
+        d.get("pinf_at"),
     )
+
+
+def _encode_contact(c: Contact | None) -> list[str | None] | None:
+    return None if c is None else [c.name, c.phone, c.instructions]
+
+
+def _decode_contact(raw: list[str | None] | None) -> Contact | None:
+    return None if raw is None else restored(Contact, *raw)
 
 
 def encode_route(r: Route) -> str:
