@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dispatch.errors import Conflict, DispatchError, NotFound, StoreUnavailable
+from dispatch.errors import Conflict, DispatchError, NotFound, StoreUnavailable, TooManyPinAttempts
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
@@ -69,6 +69,8 @@ _TITLES: dict[str, str] = {
     "unknown-courier": "No such courier",
     "unknown-order": "No such order",
     "unknown-offer": "No such offer for this courier",
+    "wrong-pin": "The delivery PIN is wrong",
+    "too-many-pin-attempts": "Too many wrong delivery PINs",
     "duplicate-id": "The id already exists",
     "illegal-transition": "The current status does not allow this",
     "courier-off-shift": "The courier is off shift",
@@ -134,6 +136,8 @@ def status_of(exc: DispatchError) -> int:
     the shared state out of reach 503."""
     if isinstance(exc, StoreUnavailable):
         return 503
+    if isinstance(exc, TooManyPinAttempts):
+        return 429
     if isinstance(exc, NotFound):
         return 404
     if isinstance(exc, Conflict):
@@ -190,7 +194,11 @@ def dispatch_problem(request: Request | None, exc: DispatchError) -> JSONRespons
     details = dict(exc.details)
     field = details.pop("field", None)
     errors = [FieldError(detail=exc.message, pointer=f"#/{field}")] if isinstance(field, str) else []
-    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, StoreUnavailable) else None
+    headers = (
+        {"Retry-After": str(exc.retry_after_s)}
+        if isinstance(exc, (StoreUnavailable, TooManyPinAttempts))
+        else None
+    )
     return problem_response(
         request,
         exc.code,
@@ -318,7 +326,7 @@ _DESCRIPTIONS = {
     413: "Request body too large",
     415: "Request body is not JSON",
     422: "Invalid input or refused, with the reason in numbers",
-    429: "Too many at once for this key; retry after Retry-After seconds",
+    429: "Too many at once for this key (or too many wrong PINs); retry after Retry-After seconds",
     503: "The shared state (Redis) is unreachable; retry after Retry-After seconds",
 }
 

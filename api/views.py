@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from api.schemas.common import Point, TimeWindow
-from api.schemas.orders import CourierPosition, OrderEta, OrderPublic
+from api.schemas.orders import ContactPublic, CourierPosition, OrderEta, OrderPublic
 from dispatch.engine import Dispatcher
 from dispatch.geo.distance import haversine_m
 from dispatch.models import Location, Order, OrderStatus, Route, StopKind, delivery_status
@@ -28,8 +28,12 @@ def external_id_of(order: Order) -> str:
     return order.id[len(prefix) :] if order.id.startswith(prefix) else order.id
 
 
-def order_public(dispatcher: Dispatcher, order: Order, now: int) -> OrderPublic:
-    """The public view of an order: ETAs while it is open, the courier's position while one carries it."""
+def order_public(dispatcher: Dispatcher, order: Order, now: int, *, with_pin: bool = False) -> OrderPublic:
+    """The public view of an order: ETAs while it is open, the courier's position while one carries it.
+
+    Only for keys that may see the order: it holds its contacts. ``with_pin``: the delivery PIN
+    too (the response that creates the order).
+    """
     eta = None
     if order.status.is_open:
         e = dispatcher.eta(order.id, now)
@@ -68,6 +72,10 @@ def order_public(dispatcher: Dispatcher, order: Order, now: int) -> OrderPublic:
         eta=eta,
         courier_position=position,
         courier_imminent=imminent,
+        contactless=order.contactless,
+        pickup_contact=ContactPublic.of(order.pickup_contact),
+        dropoff_contact=ContactPublic.of(order.dropoff_contact),
+        delivery_pin=order.delivery_pin if with_pin else None,
         cancel_reason=order.cancel_reason,
         cancelled_by=order.cancelled_by,
     )

@@ -19,6 +19,7 @@ from api.schemas.couriers import (
     OfferPublic,
     PickedUp,
     PositionUpdate,
+    Returned,
     RoutePublic,
     ShiftStart,
 )
@@ -81,8 +82,14 @@ async def update_position(courier_id: CourierIdDep, body: PositionUpdate, reques
 
 @router.post(
     "/{courier_id}/events",
-    responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422),
-    summary="What the courier did: arrived (at its next stop), picked_up, delivered, rejected",
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
+    summary="What the courier did: arrived (at its next stop), picked_up, delivered, returned, rejected",
+    description=(
+        "Events follow the plan: `arrived` at the next stop, then `picked_up` of that pickup's "
+        "orders, or `delivered` (with the customer's `pin` when the order has one) or `returned` "
+        "at that door. Anything else is 409 `illegal-transition` with `expected_next`, and "
+        "changes nothing."
+    ),
 )
 async def courier_event(
     courier_id: CourierIdDep, body: CourierEvent, principal: CallerDep, runtime: RuntimeDep
@@ -101,7 +108,9 @@ async def courier_event(
         if isinstance(body, PickedUp):
             return d.picked_up(courier_id, body.order_id, now)
         if isinstance(body, Delivered):
-            return d.delivered(courier_id, body.order_id, now)
+            return d.delivered(courier_id, body.order_id, now, pin=body.pin)
+        if isinstance(body, Returned):
+            return d.returned(courier_id, body.order_id, now)
         d.release(courier_id, body.order_id, now)
         return d.route(courier_id)
 

@@ -16,6 +16,7 @@ once (429 ``too-many-idempotency-records`` past that, with ``Retry-After``).
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request
@@ -91,9 +92,18 @@ def _place_now(body: OrderCreate, principal: Principal, runtime: Runtime) -> Ord
         raise not_found_merchant(merchant_id)
     order_id = order_id_for(merchant_id, body.external_id)
     d = runtime.dispatcher
+    # a PIN when the merchant asks for one and the food is handed over in person
+    pin = (
+        f"{secrets.randbelow(10_000):04d}"
+        if d.merchant(merchant_id).delivery_pin and not body.contactless
+        else None
+    )
+    details = body.details(pin)
     if issued is None:
-        order = d.place_order(order_id, merchant_id, dropoff, now, window=window, ready_at=ready_at)
-        return order_public(d, order, now)
+        order = d.place_order(
+            order_id, merchant_id, dropoff, now, window=window, ready_at=ready_at, details=details
+        )
+        return order_public(d, order, now, with_pin=True)
     used_by = runtime.quotes.claim(issued, order_id, now)
     if used_by is not None:
         raise ApiError(
@@ -102,11 +112,13 @@ def _place_now(body: OrderCreate, principal: Principal, runtime: Runtime) -> Ord
             order_id=used_by,
         )
     try:
-        order = d.place_order(order_id, merchant_id, dropoff, now, window=window, ready_at=ready_at)
+        order = d.place_order(
+            order_id, merchant_id, dropoff, now, window=window, ready_at=ready_at, details=details
+        )
     except BaseException:
         runtime.quotes.unclaim(issued, order_id)  # refused: the quote is still unused
         raise
-    return order_public(d, order, now)
+    return order_public(d, order, now, with_pin=True)
 
 
 @router.post(

@@ -80,6 +80,18 @@ class PickedUp(RequestModel):
 class Delivered(RequestModel):
     type: Literal["delivered"]
     order_id: OrderId
+    pin: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{4}$",
+        description="the customer's delivery PIN, when the order has one (422 wrong, 429 too many wrong)",
+    )
+
+
+class Returned(RequestModel):
+    """At the door, the order could not be handed over: the courier takes it back."""
+
+    type: Literal["returned"]
+    order_id: OrderId
 
 
 class Rejected(RequestModel):
@@ -89,7 +101,7 @@ class Rejected(RequestModel):
     order_id: OrderId
 
 
-CourierEvent = Annotated[Arrived | PickedUp | Delivered | Rejected, Field(discriminator="type")]
+CourierEvent = Annotated[Arrived | PickedUp | Delivered | Returned | Rejected, Field(discriminator="type")]
 
 
 class CourierPublic(PublicModel):
@@ -153,7 +165,7 @@ class RoutePublic(PublicModel):
 
 class CourierEventResult(PublicModel):
     courier_id: str
-    event: Literal["arrived", "picked_up", "delivered", "rejected"]
+    event: Literal["arrived", "picked_up", "delivered", "returned", "rejected"]
     order_id: str | None
     route: RoutePublic = Field(description="the courier's plan after the event")
 

@@ -111,6 +111,9 @@ class MerchantCreate(RequestModel):
     delivery_area: Area
     prep_minutes: PrepMinutes = 10
     promise_minutes: PromiseMinutes | None = Field(default=None, description="null: the city's default (30)")
+    delivery_pin: bool = Field(
+        default=False, description="orders handed over in person need the customer's 4-digit PIN"
+    )
 
     def to_domain(self) -> Merchant:
         return Merchant(
@@ -119,6 +122,7 @@ class MerchantCreate(RequestModel):
             area=area_to_domain(self.delivery_area),
             prep_s=self.prep_minutes * 60,
             promise_s=None if self.promise_minutes is None else self.promise_minutes * 60,
+            delivery_pin=self.delivery_pin,
         )
 
 
@@ -129,6 +133,7 @@ class MerchantUpdate(RequestModel):
     delivery_area: Area | None = None
     prep_minutes: PrepMinutes | None = None
     promise_minutes: PromiseMinutes | None = None
+    delivery_pin: bool | None = None
 
     def apply_to(self, merchant: Merchant) -> Merchant:
         fields = self.model_fields_set
@@ -142,6 +147,7 @@ class MerchantUpdate(RequestModel):
                 if "promise_minutes" in fields
                 else merchant.promise_s
             ),
+            delivery_pin=self.delivery_pin if self.delivery_pin is not None else merchant.delivery_pin,
         )
 
 
@@ -151,6 +157,7 @@ class MerchantPublic(PublicModel):
     delivery_area: dict[str, Any] = Field(description='{"radius_m": ...} or {"polygon": GeoJSON}')
     prep_minutes: float
     promise_minutes: float | None
+    delivery_pin: bool
 
     @classmethod
     def of(cls, m: Merchant) -> MerchantPublic:
@@ -163,6 +170,7 @@ class MerchantPublic(PublicModel):
             delivery_area=area,
             prep_minutes=m.prep_s / 60,
             promise_minutes=None if m.promise_s is None else m.promise_s / 60,
+            delivery_pin=m.delivery_pin,
         )
 
 
