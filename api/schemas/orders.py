@@ -82,6 +82,7 @@ class CancelRequest(RequestModel):
     )
     cancelled_by: CancelledBy | None = Field(
         default=None,
+        strict=False,  # the enum's value, from JSON
         description="who cancelled; an admin key may say, other keys cancel as what they are "
         "(an app for its customer, a merchant key as the merchant)",
     )

@@ -172,9 +172,9 @@ async def test_the_background_tick_dispatches(dispatcher: Dispatcher) -> None:
         for _ in range(100):
             await asyncio.sleep(0.02)
             order = (await client.get("/v1/orders/m-1:B-1", headers=auth(ADMIN))).json()
-            if order["status"] == "assigned":
+            if order["status"] == "enroute_to_pickup":
                 break
-        assert order["status"] == "assigned" and order["courier_id"] == "c-1"
+        assert order["status"] == "enroute_to_pickup" and order["courier_id"] == "c-1"
         health = (await client.get("/healthz")).json()
         assert health["background_tick"] is True and health["last_tick_at"] == clock.now
     assert app.state.runtime.background is None  # stopped with the app

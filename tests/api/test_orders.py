@@ -43,7 +43,7 @@ async def test_quote_then_order_then_tick_gives_a_courier_and_etas(
     order = r.json()
     assert r.headers["location"] == "/v1/orders/m-1:A-1"
     assert (order["id"], order["external_id"], order["merchant_id"]) == ("m-1:A-1", "A-1", "m-1")
-    assert order["status"] == "placed" and order["eta"]["estimated"] is True
+    assert order["status"] == "created" and order["eta"]["estimated"] is True
     assert order["courier_position"] is None
 
     clock.advance(480)
@@ -51,14 +51,20 @@ async def test_quote_then_order_then_tick_gives_a_courier_and_etas(
     assert tick.json()["assignments"] == [{"courier_id": "c-1", "order_ids": ["m-1:A-1"]}]
 
     order = (await client.get("/v1/orders/m-1:A-1", headers=auth(APP))).json()
-    assert order["status"] == "assigned" and order["courier_id"] == "c-1"
+    assert order["status"] == "enroute_to_pickup" and order["courier_id"] == "c-1"
     assert order["eta"]["estimated"] is False
     assert order["eta"]["courier_arrival_at"] <= order["eta"]["pickup_at"] < order["eta"]["dropoff_at"]
-    assert order["courier_position"] == {"courier_id": "c-1", "lat": 52.521, "lng": 13.41, "seen_at": T0}
+    assert order["courier_position"] == {
+        "courier_id": "c-1",
+        "lat": 52.521,
+        "lng": 13.41,
+        "seen_at": T0,
+        "age_s": 540,
+    }
 
     board = (await client.get("/v1/merchants/m-1/orders", headers=auth(MERCHANT_1))).json()
     assert [(o["id"], o["status"], o["courier_id"]) for o in board["orders"]] == [
-        ("m-1:A-1", "assigned", "c-1")
+        ("m-1:A-1", "enroute_to_pickup", "c-1")
     ]
     assert board["orders"][0]["courier_arrival_at"] == order["eta"]["courier_arrival_at"]
 
@@ -272,7 +278,7 @@ async def test_a_rejected_assignment_goes_back_to_the_pool(client: httpx.AsyncCl
     )
     assert r.status_code == 200 and r.json()["route"]["stops"] == []
     order = (await client.get(f"/v1/orders/{order_id}", headers=auth(APP))).json()
-    assert order["status"] == "placed" and order["courier_id"] is None
+    assert order["status"] == "created" and order["courier_id"] is None
 
 
 async def test_position_updates_move_the_courier(client: httpx.AsyncClient, clock: Clock) -> None:

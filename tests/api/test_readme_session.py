@@ -79,5 +79,7 @@ def test_the_readme_curl_session_runs() -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
-    assert '"status":"assigned"' in out.stdout and '"courier_id":"c-1"' in out.stdout, out.stdout + out.stderr
+    assert '"status":"enroute_to_pickup"' in out.stdout and '"courier_id":"c-1"' in out.stdout, (
+        out.stdout + out.stderr
+    )
     assert "/problems/outside-delivery-area" in out.stdout

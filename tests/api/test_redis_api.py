@@ -75,7 +75,7 @@ async def test_two_workers_share_orders_quotes_and_idempotency(
         headers={**auth(APP), "Idempotency-Key": "from-quote-A-2"},
     )
     assert from_quote.status_code == 201, from_quote.text
-    assert (await a.get("/v1/orders/m-1:A-2", headers=auth(APP))).json()["status"] == "placed"
+    assert (await a.get("/v1/orders/m-1:A-2", headers=auth(APP))).json()["status"] == "created"
     page = (await b.get("/v1/events?after=0&limit=100", headers=auth(ADMIN))).json()
     assert [e["order_id"] for e in page["events"] if e["kind"] == "order.placed"] == ["m-1:A-1", "m-1:A-2"]
 
@@ -113,7 +113,7 @@ async def test_only_the_lease_holder_ticks(
     refused = await b.post("/v1/dispatch/tick", headers=auth(ADMIN))
     assert refused.status_code == 409 and refused.json()["code"] == "lease-held"
     assert "another-process" in refused.json()["detail"]
-    assert (await a.get("/v1/orders/m-1:C-1", headers=auth(APP))).json()["status"] == "placed"
+    assert (await a.get("/v1/orders/m-1:C-1", headers=auth(APP))).json()["status"] == "created"
     other.release()
     clock.advance(9 * 60)  # the food is nearly ready: the courier is committed now
     # free again: a worker without a background tick borrows the lease for one tick

@@ -333,7 +333,7 @@ def test_serve_with_two_workers_shares_one_city(cluster: tuple[RedisServer, list
         assert set(roles) <= {"leader", "standby"} and roles["leader"] >= 1
         wait_for(
             "the background tick",
-            lambda: _call(port, "GET", "/v1/orders/m-1:W-1", APP)[1]["status"] == "assigned",
+            lambda: _call(port, "GET", "/v1/orders/m-1:W-1", APP)[1]["status"] == "enroute_to_pickup",
             20,
         )
     finally:
