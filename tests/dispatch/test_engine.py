@@ -62,7 +62,13 @@ def test_order_lifecycle_and_events(dispatcher: Dispatcher) -> None:
     kinds = [e.kind for e in dispatcher.store.events() if e.order_id == oid]
     # the arrival at the merchant is the courier's event and names the merchant, not the order;
     # the arrival at the customer names the order
-    assert kinds == ["order.placed", "order.assigned", "order.picked_up", "courier.arrived", "order.delivered"]
+    assert kinds == [
+        "order.placed",
+        "order.assigned",
+        "order.picked_up",
+        "courier.arrived",
+        "order.delivered",
+    ]
 
 
 def test_cancel_before_pickup_frees_the_courier(dispatcher: Dispatcher) -> None:
