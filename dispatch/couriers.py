@@ -523,7 +523,7 @@ def _offer_orders(ctx: Engine, courier_id: str, offer_id: str) -> list[Order]:
 def accept_offer(ctx: Engine, courier_id: str, offer_id: str, now: int) -> list[Order]:
     """The courier accepts an offer: its orders are confirmed. Accepting twice changes nothing."""
     check_now(now)
-    courier = courier_on_shift(ctx, courier_id)
+    courier_on_shift(ctx, courier_id)
     orders = _offer_orders(ctx, courier_id, offer_id)
     pending = [o for o in orders if o.offer_pending]
     if not pending:
@@ -539,7 +539,6 @@ def accept_offer(ctx: Engine, courier_id: str, offer_id: str, now: int) -> list[
     ctx.store.apply(
         Change(
             orders=accepted,
-            couriers=[next_version(courier)],
             events=[
                 NewEvent(
                     EventKind.OFFER_ACCEPTED,

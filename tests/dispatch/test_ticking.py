@@ -76,6 +76,7 @@ def test_a_decision_becomes_a_plan_events_with_its_times_and_busy_courier(city: 
             "courier_arrival_at": pickup.arrive_at,
             "pickup_at": pickup.service_at,
             "dropoff_at": drop.service_at,
+            "status": "enroute_to_pickup",
         }
 
 
