@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from dispatch import admission, couriers, etas
+from dispatch import admission, couriers, estimates, etas
 from dispatch.admission import AreaCache, Quote
 from dispatch.config import DispatchConfig
 from dispatch.declines import Declines
+from dispatch.errors import IllegalTransition
 from dispatch.etas import BoardRow, Eta
 from dispatch.geo import GreatCircleTravel, TravelModel
 from dispatch.lookups import check_now, courier_of, merchant_of, order_of
@@ -171,8 +172,27 @@ class Dispatcher:
         return couriers.arrived(self, courier_id, now)
 
     def picked_up(self, courier_id: str, order_id: str, now: int) -> Route:
-        """The courier collected ``order_id`` at its merchant."""
-        return couriers.picked_up(self, courier_id, order_id, now)
+        """The courier collected ``order_id`` at its merchant (and the preparation estimate of its
+        merchant learns from when; see :mod:`dispatch.estimates`)."""
+        before = self.store.get_order(order_id)
+        plan = self.store.get_route(courier_id)
+        route = couriers.picked_up(self, courier_id, order_id, now)
+        if before is not None:
+            here = plan is not None and bool(plan.stops) and order_id in plan.stops[0].order_ids
+            estimates.observe_pickup(self, before, plan.arrived_at if here and plan else None, now)
+        return route
+
+    def food_ready(self, order_id: str, now: int) -> Order:
+        """The merchant says ``order_id``'s food is ready now: an exact observation of its
+        preparation time (once per order; ignored with learning off)."""
+        check_now(now)
+        order = order_of(self, order_id)
+        if order.status is not OrderStatus.PLACED and order.status is not OrderStatus.ASSIGNED:
+            raise IllegalTransition(
+                f"order {order_id!r} is {order.status.value}; its food was collected or it is closed"
+            )
+        estimates.observe_ready(self, order, now)
+        return order
 
     def delivered(self, courier_id: str, order_id: str, now: int) -> Route:
         """The courier handed ``order_id`` to its customer."""

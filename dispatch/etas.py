@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from dispatch.admission import after_pickup_s, supply_arrival
+from dispatch.admission import Supply, after_pickup_s, placed_arrival, supply_near
+from dispatch.estimates import expected_ready_at
 from dispatch.lookups import Engine, check_now, courier_of, merchant_of, order_of, retime, route_with_stops
 from dispatch.models import Order, OrderStatus, Route
 from dispatch.ticking import stops_of
@@ -45,7 +46,7 @@ def eta(ctx: Engine, order_id: str, now: int) -> Eta:
     check_now(now)
     order = order_of(ctx, order_id)
     merchant = merchant_of(ctx, order.merchant_id) if order.status is OrderStatus.PLACED else None
-    return _eta(ctx, order, now, None if merchant is None else supply_arrival(ctx, merchant, now))
+    return _eta(ctx, order, now, None if merchant is None else supply_near(ctx, merchant, now))
 
 
 def merchant_board(
@@ -58,7 +59,7 @@ def merchant_board(
     check_now(now)
     merchant = merchant_of(ctx, merchant_id)
     rows: list[BoardRow] = []
-    arrival: int | None = None
+    supply: Supply | None = None
     for order in ctx.store.orders_of_merchant(merchant_id):
         if len(rows) >= limit:
             break
@@ -66,23 +67,25 @@ def merchant_board(
             if include_closed:
                 rows.append(BoardRow(order, None))
             continue
-        if order.status is OrderStatus.PLACED and arrival is None:
-            arrival = supply_arrival(ctx, merchant, now)
-        rows.append(BoardRow(order, _eta(ctx, order, now, arrival)))
+        if order.status is OrderStatus.PLACED and supply is None:
+            supply = supply_near(ctx, merchant, now)
+        rows.append(BoardRow(order, _eta(ctx, order, now, supply)))
     return rows
 
 
-def _eta(ctx: Engine, order: Order, now: int, arrival_if_placed: int | None) -> Eta:
-    """``order``'s ETA; ``arrival_if_placed``: when supply reaches its merchant, if it is placed."""
+def _eta(ctx: Engine, order: Order, now: int, supply_if_placed: Supply | None) -> Eta:
+    """``order``'s ETA; ``supply_if_placed``: the supply near its merchant, if it is placed
+    (it waits behind the orders placed before it, as admission counted it)."""
     arrival: int | None = None
     pickup: int | None = order.picked_up_at
     dropoff: int | None = order.delivered_at
     if order.status is OrderStatus.PLACED:
-        assert arrival_if_placed is not None
+        assert supply_if_placed is not None
         merchant = merchant_of(ctx, order.merchant_id)
-        arrival = arrival_if_placed
-        pickup = pickup_at(arrival, order.ready_at, ctx.config.pickup_service_s)
-        dropoff = pickup + after_pickup_s(ctx, merchant, order.dropoff)
+        arrival = placed_arrival(ctx, supply_if_placed, order, now)
+        ready = expected_ready_at(ctx, merchant, order.ready_at, now)
+        pickup = pickup_at(arrival, ready, ctx.config.pickup_service_s)
+        dropoff = max(pickup + after_pickup_s(ctx, merchant, order.dropoff), order.window.start)
     elif order.status in (OrderStatus.ASSIGNED, OrderStatus.PICKED_UP):
         assert order.courier_id is not None
         courier = courier_of(ctx, order.courier_id)

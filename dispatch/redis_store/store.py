@@ -358,7 +358,21 @@ class RedisStore:
         raws = self._scripts.indexed(keys=[index_key, self.key("orders")])
         return [decode_order(raw) for raw in raws if raw is not None]
 
+    @redis_errors_as_unavailable
+    def learned(self, keys: Sequence[str]) -> dict[str, str]:
+        """What the engine has learned under ``keys`` (those it has), as stored (JSON)."""
+        if not keys:
+            return {}
+        raws = self.client.hmget(self.key("learned"), list(keys))
+        return {k: str(raw) for k, raw in zip(keys, raws, strict=True) if raw is not None}
+
     # -- writes -----------------------------------------------------------------------------
+
+    @redis_errors_as_unavailable
+    def set_learned(self, values: dict[str, str]) -> None:
+        """Keep learned estimates (last write wins, like positions: no version, no event)."""
+        if values:
+            self.client.hset(self.key("learned"), mapping=dict(values))  # type: ignore[arg-type]
 
     @redis_errors_as_unavailable
     def set_position(self, courier_id: str, location: Location, cell: str, seen_at: int) -> None:
