@@ -17,7 +17,7 @@ from dispatch.errors import (
     OutsideDeliveryArea,
     WindowInfeasible,
 )
-from dispatch.estimates import expected_ready_at
+from dispatch.estimates import expected_ready_at, remember_stated
 from dispatch.geo import AreaIndex, disk_k_for, location_to_cell
 from dispatch.lookups import Engine, check_now, merchant_of
 from dispatch.models import CourierStatus, EventKind, Location, Merchant, Order, OrderStatus, StopKind, Window
@@ -73,6 +73,9 @@ class Admitted:
     scheduled: bool
     #: from the food being ready to it being in the customer's hands, at the earliest
     after_ready_s: int
+    #: when the food is expected to be ready: ``ready_at`` (as stated) plus the merchant's
+    #: learned delay (see :mod:`dispatch.estimates`)
+    expected_ready_at: int
 
 
 def _check_ahead(ahead_s: int, field: str) -> None:
@@ -118,7 +121,6 @@ def quote(
     """
     a = admit(ctx, areas, merchant_id, dropoff, now, window, ready_at)
     cfg = ctx.config
-    ready = expected_ready_at(ctx, a.merchant, a.ready_at, now)
     if supply_counts(ctx, a):
         try:
             arrival = check_supply(ctx, a, now, now + 1, "")
@@ -129,7 +131,7 @@ def quote(
             return _offer_schedule(ctx, areas, a, dropoff, now, earliest)
     else:
         arrival = supply_arrival(ctx, a.merchant, now)
-    pickup_eta = pickup_at(arrival, ready, cfg.pickup_service_s)
+    pickup_eta = pickup_at(arrival, a.expected_ready_at, cfg.pickup_service_s)
     return Quote(
         merchant_id=a.merchant.id,
         dropoff=dropoff,
@@ -177,7 +179,7 @@ def check_supply(ctx: Engine, a: Admitted, now: int, placed_at: int, order_id: s
     cfg = ctx.config
     supply = supply_near(ctx, a.merchant, now)
     arrival = supply.arrival(supply.ahead_of(placed_at, order_id, cfg.max_bundle_size))
-    ready = expected_ready_at(ctx, a.merchant, a.ready_at, now)
+    ready = a.expected_ready_at
     if arrival is None:
         raise NoCourierCapacity(
             f"no courier is within {cfg.max_pickup_travel_s / 60:.0f} min of merchant "
@@ -249,7 +251,7 @@ def admit(
         raise InvalidInput(f"ready_at must be whole seconds, not before now ({now} s)", field="ready_at")
     _check_ahead(window.start - now, "window")
     _check_ahead(ready - now, "ready_at")
-    earliest = ready + after_ready_s
+    earliest = expected_ready_at(ctx, merchant, ready, now) + after_ready_s
     if earliest > window.end and cfg.refuse_infeasible_promises:
         late_min = (earliest - window.end) / 60
         raise WindowInfeasible(
@@ -259,7 +261,8 @@ def admit(
             earliest_dropoff=earliest,
             window_end=window.end,
         )
-    return Admitted(merchant, distance_m, ready, window, scheduled, after_ready_s)
+    expected = expected_ready_at(ctx, merchant, ready, now)
+    return Admitted(merchant, distance_m, ready, window, scheduled, after_ready_s, expected)
 
 
 def place_order(
@@ -280,7 +283,7 @@ def place_order(
         merchant_id=merchant_id,
         dropoff=dropoff,
         placed_at=now,
-        ready_at=admitted.ready_at,
+        ready_at=admitted.expected_ready_at,
         window=admitted.window,
         scheduled=admitted.scheduled,
     )
@@ -302,6 +305,8 @@ def place_order(
             ],
         )
     )
+    if order.ready_at != admitted.ready_at:
+        remember_stated(ctx, order.id, admitted.ready_at)
     return order
 
 

@@ -182,6 +182,11 @@ class Dispatcher:
             estimates.observe_pickup(self, before, plan.arrived_at if here and plan else None, now)
         return route
 
+    def stated_ready_at(self, order_id: str) -> int:
+        """The ready time ``order_id`` was placed with; its ``ready_at`` is when the engine
+        expects the food (the stated time plus the merchant's learned delay)."""
+        return estimates.stated_ready_at(self, order_of(self, order_id))
+
     def food_ready(self, order_id: str, now: int) -> Order:
         """The merchant says ``order_id``'s food is ready now: an exact observation of its
         preparation time (once per order; ignored with learning off)."""

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from dispatch.admission import Supply, after_pickup_s, placed_arrival, supply_near
-from dispatch.estimates import expected_ready_at
 from dispatch.lookups import Engine, check_now, courier_of, merchant_of, order_of, retime, route_with_stops
 from dispatch.models import Order, OrderStatus, Route
 from dispatch.ticking import stops_of
@@ -83,8 +82,7 @@ def _eta(ctx: Engine, order: Order, now: int, supply_if_placed: Supply | None) -
         assert supply_if_placed is not None
         merchant = merchant_of(ctx, order.merchant_id)
         arrival = placed_arrival(ctx, supply_if_placed, order, now)
-        ready = expected_ready_at(ctx, merchant, order.ready_at, now)
-        pickup = pickup_at(arrival, ready, ctx.config.pickup_service_s)
+        pickup = pickup_at(arrival, order.ready_at, ctx.config.pickup_service_s)
         dropoff = max(pickup + after_pickup_s(ctx, merchant, order.dropoff), order.window.start)
     elif order.status in (OrderStatus.ASSIGNED, OrderStatus.PICKED_UP):
         assert order.courier_id is not None

@@ -7,6 +7,16 @@ from dispatch.estimates.prep import (
     learned_delay_s,
     observe_pickup,
     observe_ready,
+    remember_stated,
+    stated_ready_at,
 )
 
-__all__ = ["PrepDelay", "expected_ready_at", "learned_delay_s", "observe_pickup", "observe_ready"]
+__all__ = [
+    "PrepDelay",
+    "expected_ready_at",
+    "learned_delay_s",
+    "observe_pickup",
+    "observe_ready",
+    "remember_stated",
+    "stated_ready_at",
+]

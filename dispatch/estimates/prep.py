@@ -30,7 +30,15 @@ from dispatch.lookups import Engine
 from dispatch.models import Merchant, Order
 from dispatch.timing import handover_s
 
-__all__ = ["PrepDelay", "expected_ready_at", "learned_delay_s", "observe_pickup", "observe_ready"]
+__all__ = [
+    "PrepDelay",
+    "expected_ready_at",
+    "learned_delay_s",
+    "observe_pickup",
+    "observe_ready",
+    "remember_stated",
+    "stated_ready_at",
+]
 
 _CITY = "prep:city"
 
@@ -86,8 +94,22 @@ def expected_ready_at(ctx: Engine, merchant: Merchant, ready_at: int, now: int) 
     return ready_at if delay == 0 else max(now, ready_at + delay)
 
 
-def _observe(ctx: Engine, order: Order, delay_s: int, *, exact: bool) -> None:
-    keys = _keys(order.merchant_id, order.ready_at)
+def remember_stated(ctx: Engine, order_id: str, stated_ready_at: int) -> None:
+    """Keep the ready time an order was placed with, when the engine expects another one: its
+    ``ready_at`` is the expected time, and learning measures against the stated one."""
+    ctx.store.set_learned({f"stated:{order_id}": str(stated_ready_at)})
+
+
+def stated_ready_at(ctx: Engine, order: Order) -> int:
+    """The ready time ``order`` was placed with (its ``ready_at`` unless a delay was expected)."""
+    raw = ctx.store.learned([f"stated:{order.id}"]).get(f"stated:{order.id}")
+    return order.ready_at if raw is None else int(raw)
+
+
+def _observe(ctx: Engine, order: Order, at: int, *, exact: bool) -> None:
+    stated = stated_ready_at(ctx, order)
+    delay_s = at - stated
+    keys = _keys(order.merchant_id, stated)
     city, merchant, hour = _read(ctx, keys)
     if not exact:
         estimate = _estimate(ctx, city, merchant, hour)
@@ -107,11 +129,11 @@ def observe_pickup(ctx: Engine, order: Order, arrived_at: int | None, picked_up_
         return
     handover = None if arrived_at is None else arrived_at + handover_s(ctx.config.pickup_service_s)
     waited = handover is not None and picked_up_at > handover
-    _observe(ctx, order, picked_up_at - order.ready_at, exact=waited)
+    _observe(ctx, order, picked_up_at, exact=waited)
 
 
 def observe_ready(ctx: Engine, order: Order, now: int) -> None:
     """Learn from a merchant saying ``order``'s food is ready at ``now`` (exact; once per order)."""
     if not ctx.config.learning or ctx.store.learned([f"ready:{order.id}"]):
         return
-    _observe(ctx, order, now - order.ready_at, exact=True)
+    _observe(ctx, order, now, exact=True)
