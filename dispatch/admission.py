@@ -178,7 +178,7 @@ def check_supply(ctx: Engine, a: Admitted, now: int, placed_at: int, order_id: s
     ``(placed_at, order_id)``; raises :class:`NoCourierCapacity` when it cannot deliver in time."""
     cfg = ctx.config
     supply = supply_near(ctx, a.merchant, now)
-    arrival = supply.arrival(supply.ahead_of(placed_at, order_id, cfg.max_bundle_size))
+    arrival = supply.arrival(supply.ahead_of(placed_at, order_id, a.merchant.id, cfg.max_bundle_size))
     ready = a.expected_ready_at
     if arrival is None:
         raise NoCourierCapacity(
@@ -329,15 +329,19 @@ class Supply(NamedTuple):
     arrivals: tuple[int, ...]
     waiting: tuple[tuple[int, str, str], ...]
 
-    def ahead_of(self, placed_at: int, order_id: str, max_bundle_size: int) -> int:
-        """Couriers the orders placed before ``(placed_at, order_id)`` take first: one per
-        ``max_bundle_size`` orders of a merchant (they may share a courier)."""
+    def ahead_of(self, placed_at: int, order_id: str, merchant_id: str, max_bundle_size: int) -> int:
+        """Which courier (index into ``arrivals``) an order of ``merchant_id`` placed at
+        ``(placed_at, order_id)`` waits for: the orders placed before it take one courier per
+        ``max_bundle_size`` orders of a merchant (they may share one), and it joins the last
+        courier of its own merchant's orders while that has room."""
         per_merchant: dict[str, int] = {}
         for p_at, oid, mid in self.waiting:
             if (p_at, oid) >= (placed_at, order_id):
                 break
             per_merchant[mid] = per_merchant.get(mid, 0) + 1
-        return sum(-(-n // max_bundle_size) for n in per_merchant.values())
+        taken = sum(-(-n // max_bundle_size) for n in per_merchant.values())
+        joins = per_merchant.get(merchant_id, 0) % max_bundle_size != 0
+        return taken - 1 if joins else taken
 
     def arrival(self, ahead: int) -> int | None:
         """When the first courier left after ``ahead`` taken could be at the merchant."""
@@ -405,6 +409,6 @@ def supply_arrival(ctx: Engine, merchant: Merchant, now: int) -> int:
 def placed_arrival(ctx: Engine, supply: Supply, order: Order, now: int) -> int:
     """When a courier could reach the merchant of ``order`` (placed, waiting), after the
     orders placed before it; ``free_horizon_s`` from now if no courier is left in reach."""
-    ahead = supply.ahead_of(order.placed_at, order.id, ctx.config.max_bundle_size)
+    ahead = supply.ahead_of(order.placed_at, order.id, order.merchant_id, ctx.config.max_bundle_size)
     at = supply.arrival(ahead)
     return at if at is not None else now + ctx.config.free_horizon_s

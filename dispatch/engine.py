@@ -25,7 +25,7 @@ from dispatch.lookups import check_now, courier_of, merchant_of, order_of
 from dispatch.matching import DispatchPolicy, OptimizingPolicy
 from dispatch.models import Courier, Event, EventKind, Location, Merchant, Order, OrderStatus, Route, Window
 from dispatch.store import Change, MemoryStore, NewEvent, Store
-from dispatch.ticking import TickResult, run_tick
+from dispatch.ticking import EtaCause, TickResult, eta_changes, run_tick, stops_of
 
 __all__ = ["BoardRow", "CityCounts", "Dispatcher", "Eta", "Quote", "TickResult"]
 
@@ -168,8 +168,14 @@ class Dispatcher:
         couriers.update_position(self, courier_id, location, now)
 
     def arrived(self, courier_id: str, now: int) -> Route:
-        """The courier reports being at its next stop."""
-        return couriers.arrived(self, courier_id, now)
+        """The courier reports being at its next stop (an ``order.eta_changed`` for each order
+        whose ETA this moves by ``eta_change_threshold_s`` or more)."""
+        old = self.store.get_route(courier_id)
+        route = couriers.arrived(self, courier_id, now)
+        if old is not None and old.stops:
+            late = now > old.stops[0].arrive_at
+            self._eta_moved(old, route, now, EtaCause.COURIER_LATE if late else EtaCause.COURIER_EARLY)
+        return route
 
     def picked_up(self, courier_id: str, order_id: str, now: int) -> Route:
         """The courier collected ``order_id`` at its merchant (and the preparation estimate of its
@@ -177,9 +183,12 @@ class Dispatcher:
         before = self.store.get_order(order_id)
         plan = self.store.get_route(courier_id)
         route = couriers.picked_up(self, courier_id, order_id, now)
-        if before is not None:
-            here = plan is not None and bool(plan.stops) and order_id in plan.stops[0].order_ids
-            estimates.observe_pickup(self, before, plan.arrived_at if here and plan else None, now)
+        if before is not None and plan is not None:
+            here = bool(plan.stops) and order_id in plan.stops[0].order_ids
+            estimates.observe_pickup(self, before, plan.arrived_at if here else None, now)
+            planned = stops_of(plan, order_id)[0]
+            late = planned is not None and now > planned.service_at
+            self._eta_moved(plan, route, now, EtaCause.FOOD_LATE if late else EtaCause.COURIER_EARLY)
         return route
 
     def stated_ready_at(self, order_id: str) -> int:
@@ -201,7 +210,20 @@ class Dispatcher:
 
     def delivered(self, courier_id: str, order_id: str, now: int) -> Route:
         """The courier handed ``order_id`` to its customer."""
-        return couriers.delivered(self, courier_id, order_id, now)
+        old = self.store.get_route(courier_id)
+        route = couriers.delivered(self, courier_id, order_id, now)
+        if old is not None:
+            planned = stops_of(old, order_id)[1]
+            late = planned is not None and now > planned.service_at
+            self._eta_moved(old, route, now, EtaCause.COURIER_LATE if late else EtaCause.COURIER_EARLY)
+        return route
+
+    def _eta_moved(self, old: Route, new: Route, now: int, cause: EtaCause) -> None:
+        """Write the ``order.eta_changed`` events of a plan that moved (after the courier event
+        that moved it: the event is news about the plan, not part of the courier's change)."""
+        events = eta_changes(self.store, self.config, old, new, now, cause)
+        if events:
+            self.store.apply(Change(events=events))
 
     def release(self, courier_id: str, order_id: str, now: int) -> Order:
         """The courier turns down an order it has not picked up: it goes back to the pool."""

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from dispatch.admission import Supply, after_pickup_s, placed_arrival, supply_near
-from dispatch.lookups import Engine, check_now, courier_of, merchant_of, order_of, retime, route_with_stops
+from dispatch.lookups import Engine, check_now, courier_of, merchant_of, order_of, route_with_stops
 from dispatch.models import Order, OrderStatus, Route
-from dispatch.ticking import stops_of
+from dispatch.ticking import EtaCause, eta_changes, stops_of
 from dispatch.timing import pickup_at
 
-__all__ = ["BoardRow", "Eta", "eta", "merchant_board"]
+__all__ = ["BoardRow", "Eta", "EtaCause", "eta", "eta_changes", "merchant_board"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +87,9 @@ def _eta(ctx: Engine, order: Order, now: int, supply_if_placed: Supply | None) -
     elif order.status in (OrderStatus.ASSIGNED, OrderStatus.PICKED_UP):
         assert order.courier_id is not None
         courier = courier_of(ctx, order.courier_id)
-        route = route_with_stops(ctx, courier.id)
-        stops = route.stops
-        if route.arrived_at is None and now > stops[0].arrive_at:
-            # running late on the first leg: replan from where the courier was last seen
-            stops = retime(ctx, courier, courier.location, max(now, courier.seen_at), stops)
+        # the plan is the ETA: the same in reads, in route() and in the events; it moves only
+        # when something happens (a courier event, a tick re-timing a late courier)
+        stops = route_with_stops(ctx, courier.id).stops
         pickup_stop, dropoff_stop = stops_of(Route(courier.id, stops, now), order.id)
         if pickup_stop is not None:
             arrival, pickup = pickup_stop.arrive_at, pickup_stop.service_at
