@@ -185,7 +185,13 @@ class Dispatcher:
         route = couriers.picked_up(self, courier_id, order_id, now)
         if before is not None and plan is not None:
             here = bool(plan.stops) and order_id in plan.stops[0].order_ids
-            estimates.observe_pickup(self, before, plan.arrived_at if here else None, now)
+            # a courier collecting several orders waits for the latest food: it measures only
+            # that one exactly (the others were ready by then)
+            others = (
+                [self.store.get_order(o) for o in plan.stops[0].order_ids if o != order_id] if here else []
+            )
+            latest = all(o is None or o.ready_at <= before.ready_at for o in others)
+            estimates.observe_pickup(self, before, plan.arrived_at if here and latest else None, now)
             planned = stops_of(plan, order_id)[0]
             late = planned is not None and now > planned.service_at
             self._eta_moved(plan, route, now, EtaCause.FOOD_LATE if late else EtaCause.COURIER_EARLY)
