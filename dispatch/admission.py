@@ -382,19 +382,19 @@ def supply_near(ctx: Engine, merchant: Merchant, now: int) -> Supply:
         at = max(now, free_at) + ctx.travel.travel_s(last.location, merchant.location, courier.speed_mps)
         if at <= latest:
             arrivals.append(at)
-    waiting: list[tuple[int, str, str]] = []
-    near = set(cells)
-    cell_of: dict[str, bool] = {merchant.id: True}
-    for order in ctx.store.orders_with_status(OrderStatus.PLACED):
-        if order.scheduled and order.ready_at > now + cfg.free_horizon_s:
-            continue  # a later scheduled order does not compete for today's couriers
-        inside = cell_of.get(order.merchant_id)
-        if inside is None:
-            other = ctx.store.get_merchant(order.merchant_id)
-            inside = other is not None and location_to_cell(other.location, cfg.h3_resolution) in near
-            cell_of[order.merchant_id] = inside
-        if inside:
-            waiting.append((order.placed_at, order.id, order.merchant_id))
+    placed = [
+        o
+        for o in ctx.store.orders_with_status(OrderStatus.PLACED)
+        # a later scheduled order does not compete for today's couriers
+        if not (o.scheduled and o.ready_at > now + cfg.free_horizon_s)
+    ]
+    inside = {merchant.id}
+    if any(o.merchant_id != merchant.id for o in placed):
+        near = set(cells)
+        inside |= {
+            m.id for m in ctx.store.merchants() if location_to_cell(m.location, cfg.h3_resolution) in near
+        }
+    waiting = [(o.placed_at, o.id, o.merchant_id) for o in placed if o.merchant_id in inside]
     waiting.sort()
     return Supply(tuple(sorted(arrivals)), tuple(waiting))
 
