@@ -251,7 +251,8 @@ def admit(
         raise InvalidInput(f"ready_at must be whole seconds, not before now ({now} s)", field="ready_at")
     _check_ahead(window.start - now, "window")
     _check_ahead(ready - now, "ready_at")
-    earliest = expected_ready_at(ctx, merchant, ready, now) + after_ready_s
+    expected = expected_ready_at(ctx, merchant, ready, now)
+    earliest = expected + after_ready_s
     if earliest > window.end and cfg.refuse_infeasible_promises:
         late_min = (earliest - window.end) / 60
         raise WindowInfeasible(
@@ -261,7 +262,6 @@ def admit(
             earliest_dropoff=earliest,
             window_end=window.end,
         )
-    expected = expected_ready_at(ctx, merchant, ready, now)
     return Admitted(merchant, distance_m, ready, window, scheduled, after_ready_s, expected)
 
 
