@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from api.limits import BodyLimitMiddleware
 from api.metrics import MetricsMiddleware
 from api.problems import PROBLEM_MEDIA_TYPE, Problem, install_problem_handlers
-from api.routes import couriers, dispatch, events, merchants, ops, orders, quotes
+from api.routes import couriers, dispatch, events, merchants, ops, orders, quotes, ready
 from api.runtime import Clock, Runtime, system_clock
 from api.server_limits import HeaderCountMiddleware
 from api.settings import Settings
@@ -92,7 +92,7 @@ def create_app(
     install_problem_handlers(app)
     route_methods = []
     # couriers first: routes are matched in order, and position updates are the hottest call
-    for module in (couriers, orders, quotes, merchants, ops, dispatch, events):
+    for module in (couriers, orders, ready, quotes, merchants, ops, dispatch, events):
         app.include_router(module.router)
         route_methods += [
             (route.path_regex, frozenset(route.methods or ()))

@@ -41,6 +41,7 @@ __all__ = [
     "CourierIdDep",
     "MerchantEditorIdDep",
     "MerchantIdDep",
+    "MerchantKeyDep",
     "OrderingDep",
     "ReaderDep",
     "RuntimeDep",
@@ -102,6 +103,7 @@ def _roles(*roles: Role) -> Callable[[Request, HTTPAuthorizationCredentials | No
 AdminDep = Annotated[Principal, Depends(_roles(Role.ADMIN))]
 AnalystDep = Annotated[Principal, Depends(_roles(Role.ADMIN, Role.ANALYST))]
 OrderingDep = Annotated[Principal, Depends(_roles(Role.ADMIN, Role.APP, Role.MERCHANT))]
+MerchantKeyDep = Annotated[Principal, Depends(_roles(Role.ADMIN, Role.MERCHANT))]
 ReaderDep = Annotated[Principal, Depends(_roles(Role.ADMIN, Role.APP, Role.MERCHANT, Role.COURIER))]
 _ORDERING = frozenset({Role.ADMIN, Role.APP, Role.MERCHANT})
 _MERCHANT_EDITORS = frozenset({Role.ADMIN, Role.MERCHANT})

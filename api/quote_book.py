@@ -112,6 +112,7 @@ class RedisQuoteBook:
                 q.dropoff_eta,
                 q.valid_until,
             ],
+            "offered": q.offered_instead,
         }
         ttl_s = max(1, q.valid_until - now) + self.keep_s
         self.client.set(self._prefix + issued.id, json.dumps(record), ex=ttl_s)
@@ -127,7 +128,16 @@ class RedisQuoteBook:
             return None
         mid, drop, distance, ready, window, scheduled, pickup, dropoff, valid = r["q"]
         quote = Quote(
-            mid, Location(*drop), distance, ready, Window(*window), scheduled, pickup, dropoff, valid
+            mid,
+            Location(*drop),
+            distance,
+            ready,
+            Window(*window),
+            scheduled,
+            pickup,
+            dropoff,
+            valid,
+            offered_instead=bool(r.get("offered", False)),
         )
         return IssuedQuote(quote_id, owner, quote, r["at"], r["ready"])
 

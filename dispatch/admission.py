@@ -4,11 +4,20 @@ could collect the food."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import h3
 
 from dispatch import ranges
-from dispatch.errors import DuplicateId, InvalidInput, InvalidWindow, OutsideDeliveryArea, WindowInfeasible
+from dispatch.errors import (
+    DuplicateId,
+    InvalidInput,
+    InvalidWindow,
+    NoCourierCapacity,
+    OutsideDeliveryArea,
+    WindowInfeasible,
+)
+from dispatch.estimates import expected_ready_at, remember_stated
 from dispatch.geo import AreaIndex, disk_k_for, location_to_cell
 from dispatch.lookups import Engine, check_now, merchant_of
 from dispatch.models import (
@@ -18,6 +27,7 @@ from dispatch.models import (
     Merchant,
     Order,
     OrderDetails,
+    OrderStatus,
     StopKind,
     Window,
 )
@@ -28,11 +38,15 @@ __all__ = [
     "Admitted",
     "AreaCache",
     "Quote",
+    "Supply",
     "admit",
     "after_pickup_s",
+    "check_supply",
     "place_order",
+    "placed_arrival",
     "quote",
     "supply_arrival",
+    "supply_near",
 ]
 
 #: A quote reads the plans of at most this many busy couriers near the merchant, to find one
@@ -53,6 +67,9 @@ class Quote:
     pickup_eta: int
     dropoff_eta: int
     valid_until: int
+    #: no courier could deliver the ASAP promise: ``window`` is the earliest feasible scheduled
+    #: window, offered instead (``offer_schedule_when_full``)
+    offered_instead: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +83,9 @@ class Admitted:
     scheduled: bool
     #: from the food being ready to it being in the customer's hands, at the earliest
     after_ready_s: int
+    #: when the food is expected to be ready: ``ready_at`` (as stated) plus the merchant's
+    #: learned delay (see :mod:`dispatch.estimates`)
+    expected_ready_at: int
 
 
 def _check_ahead(ahead_s: int, field: str) -> None:
@@ -111,7 +131,17 @@ def quote(
     """
     a = admit(ctx, areas, merchant_id, dropoff, now, window, ready_at)
     cfg = ctx.config
-    pickup_eta = pickup_at(supply_arrival(ctx, a.merchant, now), a.ready_at, cfg.pickup_service_s)
+    if supply_counts(ctx, a):
+        try:
+            arrival = check_supply(ctx, a, now, now + 1, "")
+        except NoCourierCapacity as exc:
+            earliest = exc.details.get("earliest_dropoff")
+            if not cfg.offer_schedule_when_full or earliest is None:
+                raise
+            return _offer_schedule(ctx, areas, a, dropoff, now, earliest)
+    else:
+        arrival = supply_arrival(ctx, a.merchant, now)
+    pickup_eta = pickup_at(arrival, a.expected_ready_at, cfg.pickup_service_s)
     return Quote(
         merchant_id=a.merchant.id,
         dropoff=dropoff,
@@ -123,6 +153,61 @@ def quote(
         dropoff_eta=max(pickup_eta + a.after_ready_s, a.window.start),
         valid_until=now + cfg.quote_valid_s,
     )
+
+
+def _offer_schedule(
+    ctx: Engine, areas: AreaCache, a: Admitted, dropoff: Location, now: int, earliest: int
+) -> Quote:
+    """The quote of the earliest feasible scheduled window, offered instead of an ASAP promise."""
+    cfg = ctx.config
+    offered = Window(earliest, earliest + cfg.max_window_s)
+    s = admit(ctx, areas, a.merchant.id, dropoff, now, offered, None)
+    return Quote(
+        merchant_id=s.merchant.id,
+        dropoff=dropoff,
+        distance_m=s.distance_m,
+        ready_at=s.ready_at,
+        window=s.window,
+        scheduled=True,
+        pickup_eta=earliest - s.after_ready_s,
+        dropoff_eta=earliest,
+        valid_until=now + cfg.quote_valid_s,
+        offered_instead=True,
+    )
+
+
+def supply_counts(ctx: Engine, a: Admitted) -> bool:
+    """Whether admission checks the couriers for this order: ASAP orders, when promises are
+    refused at all (a replay of accepted orders does not) and ``supply_admission`` is on."""
+    cfg = ctx.config
+    return not a.scheduled and cfg.supply_admission and cfg.refuse_infeasible_promises
+
+
+def check_supply(ctx: Engine, a: Admitted, now: int, placed_at: int, order_id: str) -> int:
+    """When a courier reaches the merchant for this order, behind the orders waiting before
+    ``(placed_at, order_id)``; raises :class:`NoCourierCapacity` when it cannot deliver in time."""
+    cfg = ctx.config
+    supply = supply_near(ctx, a.merchant, now)
+    arrival = supply.arrival(supply.ahead_of(placed_at, order_id, a.merchant.id, cfg.max_bundle_size))
+    ready = a.expected_ready_at
+    if arrival is None:
+        raise NoCourierCapacity(
+            f"no courier is within {cfg.max_pickup_travel_s / 60:.0f} min of merchant "
+            f"{a.merchant.id!r} for this order",
+            earliest_dropoff=None,
+            late_s=None,
+            window_end=a.window.end,
+        )
+    earliest = max(pickup_at(arrival, ready, cfg.pickup_service_s) + a.after_ready_s, a.window.start)
+    if earliest > a.window.end:
+        raise NoCourierCapacity(
+            f"no courier can deliver within the promise: the earliest feasible drop-off is "
+            f"{(earliest - a.window.end) / 60:.1f} min after the deadline",
+            earliest_dropoff=earliest,
+            late_s=earliest - a.window.end,
+            window_end=a.window.end,
+        )
+    return arrival
 
 
 def admit(
@@ -176,7 +261,8 @@ def admit(
         raise InvalidInput(f"ready_at must be whole seconds, not before now ({now} s)", field="ready_at")
     _check_ahead(window.start - now, "window")
     _check_ahead(ready - now, "ready_at")
-    earliest = ready + after_ready_s
+    expected = expected_ready_at(ctx, merchant, ready, now)
+    earliest = expected + after_ready_s
     if earliest > window.end and cfg.refuse_infeasible_promises:
         late_min = (earliest - window.end) / 60
         raise WindowInfeasible(
@@ -186,7 +272,7 @@ def admit(
             earliest_dropoff=earliest,
             window_end=window.end,
         )
-    return Admitted(merchant, distance_m, ready, window, scheduled, after_ready_s)
+    return Admitted(merchant, distance_m, ready, window, scheduled, after_ready_s, expected)
 
 
 def place_order(
@@ -210,7 +296,7 @@ def place_order(
         merchant_id=merchant_id,
         dropoff=dropoff,
         placed_at=now,
-        ready_at=admitted.ready_at,
+        ready_at=admitted.expected_ready_at,
         window=admitted.window,
         scheduled=admitted.scheduled,
         pickup_contact=extra.pickup_contact,
@@ -220,6 +306,8 @@ def place_order(
     )
     if ctx.store.get_order(order_id) is not None:
         raise DuplicateId(f"order {order_id!r} already exists", id=order_id)
+    if supply_counts(ctx, admitted):
+        check_supply(ctx, admitted, now, now, order_id)
     ctx.store.apply(
         Change(
             orders=[order],
@@ -234,6 +322,8 @@ def place_order(
             ],
         )
     )
+    if order.ready_at != admitted.ready_at:
+        remember_stated(ctx, order.id, admitted.ready_at)
     return order
 
 
@@ -244,13 +334,48 @@ def after_pickup_s(ctx: Engine, merchant: Merchant, dropoff: Location) -> int:
     return pickup_to_dropoff_s(ride_s, cfg.pickup_service_s, cfg.dropoff_service_s)
 
 
-def supply_arrival(ctx: Engine, merchant: Merchant, now: int) -> int:
-    """When the nearest idle (or repositioning) courier could be at the merchant (for quotes)."""
+class Supply(NamedTuple):
+    """Couriers near a merchant and the orders waiting for them, for admission and ETAs.
+
+    ``arrivals``: when each courier in reach could be at the merchant (sorted): an idle one
+    after its ride there, a busy one once its plan is done (or, repositioning, once it reaches
+    its stop) and it has ridden over. ``waiting``: the orders placed and not yet assigned whose
+    merchant is in reach, oldest first, with their merchant ids.
+    """
+
+    arrivals: tuple[int, ...]
+    waiting: tuple[tuple[int, str, str], ...]
+
+    def ahead_of(self, placed_at: int, order_id: str, merchant_id: str, max_bundle_size: int) -> int:
+        """Which courier (index into ``arrivals``) an order of ``merchant_id`` placed at
+        ``(placed_at, order_id)`` waits for: the orders placed before it take one courier per
+        ``max_bundle_size`` orders of a merchant (they may share one), and it joins the last
+        courier of its own merchant's orders while that has room."""
+        per_merchant: dict[str, int] = {}
+        for p_at, oid, mid in self.waiting:
+            if (p_at, oid) >= (placed_at, order_id):
+                break
+            per_merchant[mid] = per_merchant.get(mid, 0) + 1
+        taken = sum(-(-n // max_bundle_size) for n in per_merchant.values())
+        joins = per_merchant.get(merchant_id, 0) % max_bundle_size != 0
+        return taken - 1 if joins else taken
+
+    def arrival(self, ahead: int) -> int | None:
+        """When the first courier left after ``ahead`` taken could be at the merchant."""
+        return self.arrivals[ahead] if ahead < len(self.arrivals) else None
+
+
+def supply_near(ctx: Engine, merchant: Merchant, now: int) -> Supply:
+    """The couriers that could reach ``merchant`` and the orders waiting near it (see :class:`Supply`).
+
+    Only the plans of the ``supply_plans_read`` busy couriers nearest now are read, so a quote
+    stays a few reads however many couriers are around.
+    """
     cfg = ctx.config
     cell = location_to_cell(merchant.location, cfg.h3_resolution)
     reach = ctx.travel.reach_m(cfg.max_pickup_travel_s, cfg.reference_speed_mps)
     cells = h3.grid_disk(cell, disk_k_for(cell, reach))
-    best = None
+    arrivals: list[int] = []
     busy = []
     for courier in ctx.store.couriers_in_cells(cells):
         if courier.shift_end <= now:
@@ -258,23 +383,49 @@ def supply_arrival(ctx: Engine, merchant: Merchant, now: int) -> int:
         t = ctx.travel.travel_s(courier.location, merchant.location, courier.speed_mps)
         if courier.status is not CourierStatus.IDLE:
             busy.append((t, courier.id, courier))
-        elif t <= cfg.max_pickup_travel_s and (best is None or t < best):
-            best = t
-    # A courier on its way to wait at a merchant is as good as idle there once it arrives:
-    # work given on the way starts where the move ends. Its plan says so; only the plans of
-    # the few busy couriers nearest now, and nearer than the best idle one, are read.
-    limit = cfg.max_pickup_travel_s if best is None else best
-    moving = [c for t, _, c in sorted(busy)[:QUOTE_BUSY_PLANS] if t < limit]
-    routes = ctx.store.routes([c.id for c in moving]) if moving else {}
-    for courier in moving:
+        elif t <= cfg.max_pickup_travel_s:
+            arrivals.append(max(now, courier.available_at) + t)
+    nearest = [c for _, _, c in sorted(busy)[: cfg.supply_plans_read]]
+    routes = ctx.store.routes([c.id for c in nearest]) if nearest else {}
+    latest = now + cfg.free_horizon_s + cfg.max_pickup_travel_s
+    for courier in nearest:
         route = routes.get(courier.id)
-        if route is None or len(route.stops) != 1 or route.stops[0].kind is not StopKind.REPOSITION:
+        if route is None or not route.stops:
             continue
-        stop = route.stops[0]
-        t = max(0, stop.arrive_at - now) + ctx.travel.travel_s(
-            stop.location, merchant.location, courier.speed_mps
-        )
-        if t <= cfg.max_pickup_travel_s and (best is None or t < best):
-            best = t
-    # With nobody idle nearby, expect a courier to free up within the horizon.
-    return now + (best if best is not None else cfg.free_horizon_s)
+        # A courier on its way to wait at a merchant is as good as idle there once it arrives;
+        # any other is free where its plan ends.
+        last = route.stops[-1]
+        free_at = last.arrive_at if last.kind is StopKind.REPOSITION else last.depart_at
+        at = max(now, free_at) + ctx.travel.travel_s(last.location, merchant.location, courier.speed_mps)
+        if at <= latest:
+            arrivals.append(at)
+    placed = [
+        o
+        for o in ctx.store.orders_with_status(OrderStatus.PLACED)
+        # a later scheduled order does not compete for today's couriers
+        if not (o.scheduled and o.ready_at > now + cfg.free_horizon_s)
+    ]
+    inside = {merchant.id}
+    if any(o.merchant_id != merchant.id for o in placed):
+        near = set(cells)
+        inside |= {
+            m.id for m in ctx.store.merchants() if location_to_cell(m.location, cfg.h3_resolution) in near
+        }
+    waiting = [(o.placed_at, o.id, o.merchant_id) for o in placed if o.merchant_id in inside]
+    waiting.sort()
+    return Supply(tuple(sorted(arrivals)), tuple(waiting))
+
+
+def supply_arrival(ctx: Engine, merchant: Merchant, now: int) -> int:
+    """When the nearest courier could be at the merchant, ignoring the orders waiting (or
+    ``free_horizon_s`` from now when none is in reach)."""
+    first = supply_near(ctx, merchant, now).arrival(0)
+    return first if first is not None else now + ctx.config.free_horizon_s
+
+
+def placed_arrival(ctx: Engine, supply: Supply, order: Order, now: int) -> int:
+    """When a courier could reach the merchant of ``order`` (placed, waiting), after the
+    orders placed before it; ``free_horizon_s`` from now if no courier is left in reach."""
+    ahead = supply.ahead_of(order.placed_at, order.id, order.merchant_id, ctx.config.max_bundle_size)
+    at = supply.arrival(ahead)
+    return at if at is not None else now + ctx.config.free_horizon_s

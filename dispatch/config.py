@@ -83,6 +83,23 @@ class DispatchConfig:
     #: Refuse orders whose promise cannot be met. A replay of orders that were already
     #: accepted (the Grubhub instances) turns this off: those orders are served, late if need be.
     refuse_infeasible_promises: bool = True
+    #: Admission counts supply (with ``refuse_infeasible_promises``): an ASAP order is taken only
+    #: if some courier near the merchant, once free of its plan and after the orders already
+    #: waiting, can deliver it within the promise...
+    supply_admission: bool = False
+    #: ...and when none can, a quote offers the earliest feasible scheduled window instead of
+    #: refusing with ``NoCourierCapacity`` (an ASAP order placed anyway is still refused).
+    offer_schedule_when_full: bool = False
+    #: Busy couriers near the merchant whose plans admission reads (nearest first).
+    supply_plans_read: int = 64
+    #: Learning: preparation time per merchant and hour from pickups (and "food ready"), kept
+    #: in the store; off, every estimate is the stated one.
+    learning: bool = True
+    #: Shrinkage: a merchant's learned delay counts as this many orders of the city's figure.
+    prep_prior_orders: int = 5
+    #: An ``order.eta_changed`` event is written when an order's pickup or drop-off ETA moves
+    #: by at least this much.
+    eta_change_threshold_s: int = 60
     #: A courier who declines an assignment is not offered those orders again for this long.
     decline_cooloff_s: int = 900
     #: An assignment is accepted for its courier at once (the Grubhub replay, the default
@@ -113,6 +130,7 @@ _RANGES: dict[str, tuple[float, float | None, bool]] = {
     "offer_timeout_s": (1, None, True),
     "max_window_s": (1, None, True),
     "max_bundle_size": (1, None, True),
+    "eta_change_threshold_s": (1, None, True),
     "candidates_per_bundle": (1, None, True),
     "reposition_travel_share": (0, 1, True),
     "reference_speed_mps": (0, None, False),

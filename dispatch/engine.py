@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from dispatch import admission, couriers, declines, etas
+from dispatch import admission, couriers, declines, estimates, etas
 from dispatch.admission import AreaCache, Quote
 from dispatch.config import DispatchConfig
+from dispatch.errors import IllegalTransition
 from dispatch.etas import BoardRow, Eta
 from dispatch.geo import GreatCircleTravel, TravelModel
 from dispatch.lookups import check_now, courier_of, merchant_of, order_of
@@ -35,7 +36,7 @@ from dispatch.models import (
     Window,
 )
 from dispatch.store import Change, MemoryStore, NewEvent, Store
-from dispatch.ticking import TickResult, run_tick
+from dispatch.ticking import EtaCause, TickResult, eta_changes, run_tick, stops_of
 
 __all__ = ["BoardRow", "CityCounts", "Dispatcher", "Eta", "Quote", "TickResult"]
 
@@ -195,20 +196,72 @@ class Dispatcher:
         couriers.update_position(self, courier_id, location, now)
 
     def arrived(self, courier_id: str, now: int) -> Route:
-        """The courier reports being at its next stop."""
-        return couriers.arrived(self, courier_id, now)
+        """The courier reports being at its next stop (an ``order.eta_changed`` for each order
+        whose ETA this moves by ``eta_change_threshold_s`` or more)."""
+        old = self.store.get_route(courier_id)
+        route = couriers.arrived(self, courier_id, now)
+        if old is not None and old.stops:
+            late = now > old.stops[0].arrive_at
+            self._eta_moved(old, route, now, EtaCause.COURIER_LATE if late else EtaCause.COURIER_EARLY)
+        return route
 
     def picked_up(self, courier_id: str, order_id: str, now: int) -> Route:
-        """The courier collected ``order_id`` at its merchant."""
-        return couriers.picked_up(self, courier_id, order_id, now)
+        """The courier collected ``order_id`` at its merchant (and the preparation estimate of its
+        merchant learns from when; see :mod:`dispatch.estimates`)."""
+        before = self.store.get_order(order_id)
+        plan = self.store.get_route(courier_id)
+        route = couriers.picked_up(self, courier_id, order_id, now)
+        if before is not None and plan is not None:
+            here = bool(plan.stops) and order_id in plan.stops[0].order_ids
+            # a courier collecting several orders waits for the latest food: it measures only
+            # that one exactly (the others were ready by then)
+            others = (
+                [self.store.get_order(o) for o in plan.stops[0].order_ids if o != order_id] if here else []
+            )
+            latest = all(o is None or o.ready_at <= before.ready_at for o in others)
+            estimates.observe_pickup(self, before, plan.arrived_at if here and latest else None, now)
+            planned = stops_of(plan, order_id)[0]
+            late = planned is not None and now > planned.service_at
+            self._eta_moved(plan, route, now, EtaCause.FOOD_LATE if late else EtaCause.COURIER_EARLY)
+        return route
+
+    def stated_ready_at(self, order_id: str) -> int:
+        """The ready time ``order_id`` was placed with; its ``ready_at`` is when the engine
+        expects the food (the stated time plus the merchant's learned delay)."""
+        return estimates.stated_ready_at(self, order_of(self, order_id))
+
+    def food_ready(self, order_id: str, now: int) -> Order:
+        """The merchant says ``order_id``'s food is ready now: an exact observation of its
+        preparation time (once per order; ignored with learning off)."""
+        check_now(now)
+        order = order_of(self, order_id)
+        if order.status is not OrderStatus.PLACED and order.status is not OrderStatus.ASSIGNED:
+            raise IllegalTransition(
+                f"order {order_id!r} is {order.status.value}; its food was collected or it is closed"
+            )
+        estimates.observe_ready(self, order, now)
+        return order
 
     def delivered(self, courier_id: str, order_id: str, now: int, *, pin: str | None = None) -> Route:
         """The courier handed ``order_id`` to its customer (who told it ``pin``, when it has one)."""
-        return couriers.delivered(self, courier_id, order_id, now, pin=pin)
+        old = self.store.get_route(courier_id)
+        route = couriers.delivered(self, courier_id, order_id, now, pin=pin)
+        if old is not None:
+            planned = stops_of(old, order_id)[1]
+            late = planned is not None and now > planned.service_at
+            self._eta_moved(old, route, now, EtaCause.COURIER_LATE if late else EtaCause.COURIER_EARLY)
+        return route
 
     def returned(self, courier_id: str, order_id: str, now: int) -> Route:
         """The courier, at the door, could not hand ``order_id`` over and takes it back."""
         return couriers.returned(self, courier_id, order_id, now)
+
+    def _eta_moved(self, old: Route, new: Route, now: int, cause: EtaCause) -> None:
+        """Write the ``order.eta_changed`` events of a plan that moved (after the courier event
+        that moved it: the event is news about the plan, not part of the courier's change)."""
+        events = eta_changes(self.store, self.config, old, new, now, cause)
+        if events:
+            self.store.apply(Change(events=events))
 
     def release(self, courier_id: str, order_id: str, now: int) -> Order:
         """The courier turns down an order it has not picked up: it goes back to the pool."""

@@ -168,6 +168,14 @@ class WindowInfeasible(Refused):
     code = "window-infeasible"
 
 
+class NoCourierCapacity(Refused):
+    """No courier near the merchant can deliver within the promise, counting the couriers'
+    plans and the orders already waiting; the details say the earliest feasible drop-off
+    (``earliest_dropoff``, ``None`` when no courier is in reach) and ``late_s`` past the promise."""
+
+    code = "no-courier-capacity"
+
+
 # -- the state behind the engine --------------------------------------------------------------
 
 

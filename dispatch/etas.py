@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from dispatch.admission import after_pickup_s, supply_arrival
-from dispatch.lookups import Engine, check_now, courier_of, merchant_of, order_of, retime, route_with_stops
+from dispatch.admission import Supply, after_pickup_s, placed_arrival, supply_near
+from dispatch.lookups import Engine, check_now, courier_of, merchant_of, order_of, route_with_stops
 from dispatch.models import Order, OrderStatus, Route
-from dispatch.ticking import stops_of
+from dispatch.ticking import EtaCause, eta_changes, stops_of
 from dispatch.timing import pickup_at
 
-__all__ = ["BoardRow", "Eta", "eta", "merchant_board"]
+__all__ = ["BoardRow", "Eta", "EtaCause", "eta", "eta_changes", "merchant_board"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,7 @@ def eta(ctx: Engine, order_id: str, now: int) -> Eta:
     check_now(now)
     order = order_of(ctx, order_id)
     merchant = merchant_of(ctx, order.merchant_id) if order.status is OrderStatus.PLACED else None
-    return _eta(ctx, order, now, None if merchant is None else supply_arrival(ctx, merchant, now))
+    return _eta(ctx, order, now, None if merchant is None else supply_near(ctx, merchant, now))
 
 
 def merchant_board(
@@ -58,7 +58,7 @@ def merchant_board(
     check_now(now)
     merchant = merchant_of(ctx, merchant_id)
     rows: list[BoardRow] = []
-    arrival: int | None = None
+    supply: Supply | None = None
     for order in ctx.store.orders_of_merchant(merchant_id):
         if len(rows) >= limit:
             break
@@ -66,31 +66,30 @@ def merchant_board(
             if include_closed:
                 rows.append(BoardRow(order, None))
             continue
-        if order.status is OrderStatus.PLACED and arrival is None:
-            arrival = supply_arrival(ctx, merchant, now)
-        rows.append(BoardRow(order, _eta(ctx, order, now, arrival)))
+        if order.status is OrderStatus.PLACED and supply is None:
+            supply = supply_near(ctx, merchant, now)
+        rows.append(BoardRow(order, _eta(ctx, order, now, supply)))
     return rows
 
 
-def _eta(ctx: Engine, order: Order, now: int, arrival_if_placed: int | None) -> Eta:
-    """``order``'s ETA; ``arrival_if_placed``: when supply reaches its merchant, if it is placed."""
+def _eta(ctx: Engine, order: Order, now: int, supply_if_placed: Supply | None) -> Eta:
+    """``order``'s ETA; ``supply_if_placed``: the supply near its merchant, if it is placed
+    (it waits behind the orders placed before it, as admission counted it)."""
     arrival: int | None = None
     pickup: int | None = order.picked_up_at
     dropoff: int | None = order.delivered_at
     if order.status is OrderStatus.PLACED:
-        assert arrival_if_placed is not None
+        assert supply_if_placed is not None
         merchant = merchant_of(ctx, order.merchant_id)
-        arrival = arrival_if_placed
+        arrival = placed_arrival(ctx, supply_if_placed, order, now)
         pickup = pickup_at(arrival, order.ready_at, ctx.config.pickup_service_s)
-        dropoff = pickup + after_pickup_s(ctx, merchant, order.dropoff)
+        dropoff = max(pickup + after_pickup_s(ctx, merchant, order.dropoff), order.window.start)
     elif order.status in (OrderStatus.ASSIGNED, OrderStatus.PICKED_UP):
         assert order.courier_id is not None
         courier = courier_of(ctx, order.courier_id)
-        route = route_with_stops(ctx, courier.id)
-        stops = route.stops
-        if route.arrived_at is None and now > stops[0].arrive_at:
-            # running late on the first leg: replan from where the courier was last seen
-            stops = retime(ctx, courier, courier.location, max(now, courier.seen_at), stops)
+        # the plan is the ETA: the same in reads, in route() and in the events; it moves only
+        # when something happens (a courier event, a tick re-timing a late courier)
+        stops = route_with_stops(ctx, courier.id).stops
         pickup_stop, dropoff_stop = stops_of(Route(courier.id, stops, now), order.id)
         if pickup_stop is not None:
             arrival, pickup = pickup_stop.arrive_at, pickup_stop.service_at

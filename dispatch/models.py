@@ -416,6 +416,8 @@ class EventKind(StrEnum):
     ORDER_PLACED = "order.placed"
     ORDER_ASSIGNED = "order.assigned"
     ORDER_RESCHEDULED = "order.rescheduled"
+    #: an order's pickup or drop-off ETA moved by ``eta_change_threshold_s`` or more
+    ORDER_ETA_CHANGED = "order.eta_changed"
     ORDER_UNASSIGNED = "order.unassigned"
     ORDER_RELEASED = "order.released"
     ORDER_PICKED_UP = "order.picked_up"

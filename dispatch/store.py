@@ -103,6 +103,8 @@ class Store(Protocol):
     def couriers_in_cells(self, cells: Iterable[str]) -> list[Courier]: ...
     def set_position(self, courier_id: str, location: Location, cell: str, seen_at: int) -> None: ...
     def apply(self, change: Change) -> list[Event]: ...
+    def learned(self, keys: Sequence[str]) -> dict[str, str]: ...
+    def set_learned(self, values: dict[str, str]) -> None: ...
     def events(self, after_seq: int = 0, limit: int | None = None) -> list[Event]: ...
     def events_back(self, before_seq: int | None = None, limit: int = 1000) -> list[Event]: ...
     def last_seq(self) -> int:
@@ -128,6 +130,7 @@ class MemoryStore:
         self._cell_of: dict[str, str] = {}
         self._in_cell: dict[str, set[str]] = {}
         self._events: list[Event] = []
+        self._learned: dict[str, str] = {}
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -176,7 +179,15 @@ class MemoryStore:
         end = len(self._events) if before_seq is None else min(max(before_seq - 1, 0), len(self._events))
         return self._events[max(0, end - limit) : end][::-1] if limit > 0 else []
 
+    def learned(self, keys: Sequence[str]) -> dict[str, str]:
+        """What the engine has learned under ``keys`` (those it has), as stored (JSON)."""
+        return {k: self._learned[k] for k in keys if k in self._learned}
+
     # -- writes -----------------------------------------------------------------------------
+
+    def set_learned(self, values: dict[str, str]) -> None:
+        """Keep learned estimates (last write wins, like positions: no version, no event)."""
+        self._learned.update(values)
 
     def set_position(self, courier_id: str, location: Location, cell: str, seen_at: int) -> None:
         courier = self._couriers.get(courier_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import NamedTuple
 
 from dispatch import isolation
@@ -35,7 +36,17 @@ from dispatch.models import (
 from dispatch.planning import Planner
 from dispatch.store import Change, NewEvent, Store, next_version
 
-__all__ = ["TickResult", "recent_placements", "run_tick", "stops_of"]
+__all__ = ["EtaCause", "TickResult", "eta_changes", "recent_placements", "run_tick", "stops_of"]
+
+
+class EtaCause(StrEnum):
+    """Why an order's ETA moved (the ``cause`` of ``order.eta_changed``)."""
+
+    COURIER_LATE = "courier_late"
+    COURIER_EARLY = "courier_early"
+    FOOD_LATE = "food_late"
+    REPLANNED = "replanned"
+
 
 #: the event log is read back in pages of this many events, at most ``_RECALL_PAGES`` of them
 _RECALL_PAGE = 1000
@@ -80,6 +91,7 @@ def run_tick(
         store.couriers_on_shift(), store.orders_with_status(OrderStatus.PLACED), merchants
     )
     routes = store.routes([c.id for c in couriers])
+    couriers = _retime_late(store, Planner(config, travel, merchants), config, couriers, routes, now)
     # Couriers waiting at a merchant that has open orders may take some into their pickup;
     # only then are their orders read (in one read).
     open_at = {o.merchant_id for o in placed} if config.pickup_updates else set()
@@ -164,6 +176,8 @@ def run_tick(
             change.events.append(event)
         for order in moved:
             change.events.append(_timed_event(EventKind.ORDER_RESCHEDULED, now, order, s.courier.id, route))
+        if moved:
+            change.events += eta_changes(store, config, old, route, now, EtaCause.REPLANNED)
         assignments.append(Assignment(s.courier.id, decision.order_ids, route, float(decision.cost)))
     for item in skipped:
         change.events.append(
@@ -198,6 +212,115 @@ def offer_of(
         return None
     digest = hashlib.sha256("\0".join((courier_id, *order_ids)).encode()).hexdigest()[:10]
     return f"of-{now}-{digest}", now + config.offer_timeout_s
+
+
+def _retime_late(
+    store: Store,
+    planner: Planner,
+    config: DispatchConfig,
+    couriers: list[Courier],
+    routes: dict[str, Route],
+    now: int,
+) -> list[Courier]:
+    """Re-time the plans of couriers past their planned arrival at their first stop (not yet
+    reported there): they arrive ``now`` at the earliest. A plan whose hand-overs move by
+    ``eta_change_threshold_s`` or more is written (with ``order.eta_changed`` events, cause
+    ``courier_late``) before the decisions; ``routes`` is updated and the couriers returned with
+    their new versions. Smaller moves are left alone, so ETAs do not creep with every tick."""
+    change = Change()
+    bumped: dict[str, Courier] = {}
+    for courier in couriers:
+        route = routes.get(courier.id)
+        if (
+            route is None
+            or not route.stops
+            or route.arrived_at is not None
+            or now <= route.stops[0].arrive_at
+        ):
+            continue
+        if not route.order_ids:
+            continue  # a reposition: nobody waits on it
+        orders: dict[str, Order] = {}
+        for oid in route.order_ids:
+            order = store.get_order(oid)
+            if order is None:
+                break
+            orders[oid] = order
+        else:
+            first = route.stops[0]
+            # it is on its way to the first stop: at the earliest, it gets there now
+            stops = planner.retime(
+                speed_mps=courier.speed_mps,
+                start=first.location,
+                start_at=now,
+                stops=route.stops,
+                orders=orders,
+                on_board=frozenset(o for o, r in orders.items() if r.status is OrderStatus.PICKED_UP),
+            )
+            new = Route(courier.id, stops, planned_at=now, arrived_at=None)
+            events = eta_changes(store, config, route, new, now, EtaCause.COURIER_LATE)
+            if events:
+                bumped[courier.id] = next_version(courier)
+                change.couriers.append(bumped[courier.id])
+                change.routes[courier.id] = new
+                change.events += events
+    if not bumped:
+        return couriers
+    store.apply(change)
+    routes.update({cid: r for cid, r in change.routes.items() if r is not None})
+    return [bumped.get(c.id, c) for c in couriers]
+
+
+def _handovers(route: Route, order_id: str) -> tuple[int | None, int | None, int | None]:
+    pickup, dropoff = stops_of(route, order_id)
+    return (
+        pickup.arrive_at if pickup else None,
+        pickup.service_at if pickup else None,
+        dropoff.service_at if dropoff else None,
+    )
+
+
+def eta_changes(
+    store: Store, config: DispatchConfig, old: Route | None, new: Route | None, now: int, cause: EtaCause
+) -> list[NewEvent]:
+    """An ``order.eta_changed`` event for each order in both plans whose pickup or drop-off
+    hand-over moves by ``eta_change_threshold_s`` or more from ``old`` to ``new``."""
+    if old is None or new is None:
+        return []
+    threshold = config.eta_change_threshold_s
+    events = []
+    kept = set(old.order_ids)
+    for order_id in new.order_ids:
+        if order_id not in kept:
+            continue
+        _, was_pickup, was_dropoff = _handovers(old, order_id)
+        arrival, pickup, dropoff = _handovers(new, order_id)
+        moved = [
+            abs(b - a)
+            for a, b in ((was_pickup, pickup), (was_dropoff, dropoff))
+            if a is not None and b is not None
+        ]
+        if not moved or max(moved) < threshold:
+            continue
+        order = store.get_order(order_id)
+        events.append(
+            NewEvent(
+                EventKind.ORDER_ETA_CHANGED,
+                now,
+                order_id=order_id,
+                courier_id=new.courier_id,
+                merchant_id=order.merchant_id if order is not None else None,
+                data={
+                    "cause": cause.value,
+                    "courier_arrival_at": arrival,
+                    "pickup_at": pickup,
+                    "dropoff_at": dropoff,
+                    "previous_pickup_at": was_pickup,
+                    "previous_dropoff_at": was_dropoff,
+                },
+            )
+        )
+    return events
 
 
 def recent_placements(store: Store, now: int, window_s: int) -> tuple[Placement, ...]:

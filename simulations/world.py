@@ -360,9 +360,10 @@ class World:
         report.deadlines[order.id] = order.window.end
         rec.window_start, rec.window_end = order.window.start, order.window.end
         self._opens[order.id] = order.window.start
-        rec.ready_stated_at = order.ready_at
+        # the kitchen works to the time it was given, not to the engine's learned expectation
+        rec.ready_stated_at = stated = d.stated_ready_at(order.id)
         prep_s = d.merchant(order.merchant_id).prep_s
-        rec.ready_actual_at = self._ready[order.id] = self.truth.ready_at(order.id, order.ready_at, prep_s)
+        rec.ready_actual_at = self._ready[order.id] = self.truth.ready_at(order.id, stated, prep_s)
         rec.dropoff_eta_at_placement = d.eta(order.id, now=at).dropoff_at
 
     def _cancel(self, order_id: str, at: int) -> None:

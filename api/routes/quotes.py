@@ -50,4 +50,5 @@ async def create_quote(body: QuoteCreate, principal: OrderingDep, runtime: Runti
         deadline_at=quote.window.end,
         created_at=now,
         expires_at=quote.valid_until,
+        offered_instead=quote.offered_instead,
     )

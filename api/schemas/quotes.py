@@ -33,3 +33,10 @@ class QuotePublic(PublicModel):
     deadline_at: Timestamp
     created_at: Timestamp
     expires_at: Timestamp
+    offered_instead: bool = Field(
+        default=False,
+        description=(
+            "no courier could keep the ASAP promise: dropoff_window is the earliest feasible "
+            "scheduled window, offered instead (the city's offer_schedule_when_full)"
+        ),
+    )

@@ -207,6 +207,7 @@ class RedisStore:
         # Records are immutable and a stored JSON string names exactly one record, so decoded
         # couriers are kept by (record, ping): a candidate search decodes only what changed.
         self._decoded: dict[tuple[str, str | None], Courier] = {}
+        self._decoded_orders: dict[str, Order] = {}
         k = self.key
         self._apply_keys = [
             k("merchants"),
@@ -356,9 +357,36 @@ class RedisStore:
 
     def _indexed(self, index_key: str) -> list[Order]:
         raws = self._scripts.indexed(keys=[index_key, self.key("orders")])
-        return [decode_order(raw) for raw in raws if raw is not None]
+        # Like couriers, a stored JSON string names exactly one (immutable) order: the open
+        # orders read again by every quote and tick are decoded once.
+        if len(self._decoded_orders) > _DECODED_ORDERS_MAX:
+            self._decoded_orders.clear()
+        out = []
+        for raw in raws:
+            if raw is None:
+                continue
+            key = str(raw)
+            order = self._decoded_orders.get(key)
+            if order is None:
+                order = self._decoded_orders[key] = decode_order(raw)
+            out.append(order)
+        return out
+
+    @redis_errors_as_unavailable
+    def learned(self, keys: Sequence[str]) -> dict[str, str]:
+        """What the engine has learned under ``keys`` (those it has), as stored (JSON)."""
+        if not keys:
+            return {}
+        raws = self.client.hmget(self.key("learned"), list(keys))
+        return {k: str(raw) for k, raw in zip(keys, raws, strict=True) if raw is not None}
 
     # -- writes -----------------------------------------------------------------------------
+
+    @redis_errors_as_unavailable
+    def set_learned(self, values: dict[str, str]) -> None:
+        """Keep learned estimates (last write wins, like positions: no version, no event)."""
+        if values:
+            self.client.hset(self.key("learned"), mapping=dict(values))  # type: ignore[arg-type]
 
     @redis_errors_as_unavailable
     def set_position(self, courier_id: str, location: Location, cell: str, seen_at: int) -> None:
@@ -412,6 +440,10 @@ class RedisStore:
             stored = int(reply[3])
             raise version_error(reply[1], reply[2], None if stored < 0 else stored, int(reply[4]))
         raise RuntimeError(f"unexpected reply from the apply script: {reply!r}")
+
+
+#: decoded open orders kept (by their stored JSON) before the memo starts again
+_DECODED_ORDERS_MAX = 50_000
 
 
 def _view(store: RedisStore) -> RedisStore:

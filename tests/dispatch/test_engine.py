@@ -156,10 +156,14 @@ def test_eta_before_and_after_assignment(dispatcher: Dispatcher) -> None:
     assert eta.courier_arrival_at == route.stops[0].arrive_at
     assert eta.pickup_at == route.stops[0].service_at
     assert eta.dropoff_at == route.stops[1].service_at
-    # the courier has not shown up by its planned arrival: the ETA moves, it does not stay in the past
+    # the courier has not shown up by its planned arrival: the next tick moves the plan (and the
+    # ETA with it, the same in both), it does not stay in the past
     late_now = route.stops[0].arrive_at + 300
+    assert dispatcher.eta("o1", now=late_now) == eta  # reads alone move nothing
+    dispatcher.tick(now=late_now)
     late = dispatcher.eta("o1", now=late_now)
     assert late.courier_arrival_at is not None and late.courier_arrival_at >= late_now
+    assert late.courier_arrival_at == dispatcher.route("c1").stops[0].arrive_at
 
 
 def test_same_seed_same_decisions() -> None:

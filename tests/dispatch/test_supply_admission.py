@@ -1,0 +1,190 @@
+"""Admission that counts the couriers: an ASAP order is taken only if some courier, once free of
+its plan and after the orders already waiting, can deliver it within the promise."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dispatch import (
+    DeliveryArea,
+    DispatchConfig,
+    Dispatcher,
+    Location,
+    MemoryStore,
+    Merchant,
+    NoCourierCapacity,
+    Refused,
+)
+from dispatch.admission import after_pickup_s
+from dispatch.timing import pickup_at
+from tests.conftest import CENTRE, destination
+
+AREA = DeliveryArea(radius_m=3000)
+
+
+@pytest.fixture
+def config() -> DispatchConfig:
+    return DispatchConfig(city="test", supply_admission=True)
+
+
+def _earliest_dropoff(d: Dispatcher, merchant: Merchant, dropoff: Location, arrival: int, now: int) -> int:
+    """The drop-off hand-over of a courier reaching ``merchant`` at ``arrival``, by the stop rules."""
+    pickup = pickup_at(arrival, now + merchant.prep_s, d.config.pickup_service_s)
+    return pickup + after_pickup_s(d, merchant, dropoff)
+
+
+def _nothing_written(d: Dispatcher, events_before: int, order_id: str) -> None:
+    assert len(d.store.events()) == events_before
+    assert d.store.get_order(order_id) is None
+
+
+@pytest.mark.parametrize("slack_s", [0, -1])  # exactly on time; one second too late
+def test_one_idle_courier_at_the_boundary(dispatcher: Dispatcher, slack_s: int) -> None:
+    # a courier 2.5 km away: its ride, not the kitchen (1 min), decides when the food is collected
+    start = destination(CENTRE, 2500, 90)
+    dispatcher.start_shift("c1", start, now=0, shift_end=4 * 3600)
+    dropoff = destination(CENTRE, 1000, 0)
+    probe = Merchant("m1", CENTRE, AREA, prep_s=60)
+    arrival = dispatcher.travel.travel_s(start, CENTRE, 4.5)
+    earliest = _earliest_dropoff(dispatcher, probe, dropoff, arrival, 0)
+    assert earliest > 60 + after_pickup_s(dispatcher, probe, dropoff)  # the direct ride alone would pass
+    dispatcher.update_merchant(Merchant("m1", CENTRE, AREA, prep_s=60, promise_s=earliest + slack_s), now=0)
+    before = len(dispatcher.store.events())
+    if slack_s >= 0:
+        dispatcher.place_order("o1", "m1", dropoff, now=0)
+        assert dispatcher.eta("o1", now=0).dropoff_at == earliest
+    else:
+        with pytest.raises(NoCourierCapacity) as info:
+            dispatcher.place_order("o1", "m1", dropoff, now=0)
+        assert info.value.details["earliest_dropoff"] == earliest
+        assert info.value.details["late_s"] == 1
+        _nothing_written(dispatcher, before, "o1")
+
+
+def test_two_orders_one_courier(dispatcher: Dispatcher) -> None:
+    """The second order of another merchant waits for the only courier: refused while the first
+    waits, then, once the courier has a plan, taken exactly when its end is early enough."""
+    dispatcher.start_shift("c1", destination(CENTRE, 300, 90), now=0, shift_end=4 * 3600)
+    dispatcher.update_merchant(Merchant("m1", CENTRE, AREA, prep_s=60, promise_s=3600), now=0)
+    m2_at = destination(CENTRE, 800, 180)
+    dispatcher.add_merchant(Merchant("m2", m2_at, AREA, prep_s=60, promise_s=3600), now=0)
+    dispatcher.place_order("o1", "m1", destination(CENTRE, 1200, 0), now=0)
+    # o1 waits for the only courier: nobody is left for o2
+    before = len(dispatcher.store.events())
+    with pytest.raises(NoCourierCapacity) as info:
+        dispatcher.place_order("o2", "m2", destination(m2_at, 500, 270), now=1)
+    assert info.value.details["earliest_dropoff"] is None
+    _nothing_written(dispatcher, before, "o2")
+    # another order of m1 shares the courier with o1 (they may be bundled): taken
+    dispatcher.place_order("o1b", "m1", destination(CENTRE, 1100, 10), now=1)
+
+    assert dispatcher.tick(now=10).assignments
+    route = dispatcher.route("c1")
+    last = route.stops[-1]
+    now = 20
+    dropoff2 = destination(m2_at, 500, 270)
+    m2 = dispatcher.merchant("m2")
+    arrival = last.depart_at + dispatcher.travel.travel_s(last.location, m2_at, 4.5)
+    earliest = _earliest_dropoff(dispatcher, m2, dropoff2, arrival, now)
+    for slack_s, oid in ((-1, "o2"), (0, "o3")):
+        promise = earliest - now + slack_s
+        dispatcher.update_merchant(Merchant("m2", m2_at, AREA, prep_s=60, promise_s=promise), now=now)
+        if slack_s < 0:
+            before = len(dispatcher.store.events())
+            with pytest.raises(NoCourierCapacity) as info:
+                dispatcher.place_order(oid, "m2", dropoff2, now=now)
+            assert info.value.details == {
+                "earliest_dropoff": earliest,
+                "late_s": 1,
+                "window_end": earliest - 1,
+            }
+            _nothing_written(dispatcher, before, oid)
+        else:
+            order = dispatcher.place_order(oid, "m2", dropoff2, now=now)
+            assert dispatcher.eta(oid, now=now).dropoff_at == earliest == order.deadline
+
+
+def test_quote_offers_the_earliest_window_when_configured() -> None:
+    d = Dispatcher(config=DispatchConfig(city="t", supply_admission=True, offer_schedule_when_full=True))
+    d.add_merchant(Merchant("m1", CENTRE, AREA, prep_s=60, promise_s=600), now=0)
+    start = destination(CENTRE, 2500, 90)
+    d.start_shift("c1", start, now=0, shift_end=4 * 3600)
+    dropoff = destination(CENTRE, 1000, 0)
+    q = d.quote("m1", dropoff, now=0)
+    arrival = d.travel.travel_s(start, CENTRE, 4.5)
+    earliest = _earliest_dropoff(d, d.merchant("m1"), dropoff, arrival, 0)
+    assert earliest > 600  # the ASAP promise cannot be kept
+    assert q.offered_instead and q.scheduled
+    assert q.window.start == earliest and q.window.length_s == d.config.max_window_s
+    assert q.dropoff_eta <= q.window.end
+    # the offered window is a real scheduled order
+    order = d.place_order("o1", "m1", dropoff, now=0, window=q.window)
+    assert order.scheduled and order.window == q.window
+    # an ASAP order is still refused, with the numbers
+    with pytest.raises(NoCourierCapacity):
+        d.place_order("o2", "m1", dropoff, now=0)
+
+
+def test_off_by_default_and_off_for_replays() -> None:
+    for cfg in (
+        DispatchConfig(city="t"),
+        DispatchConfig(city="t", supply_admission=True, refuse_infeasible_promises=False),
+    ):
+        d = Dispatcher(config=cfg)
+        d.add_merchant(Merchant("m1", CENTRE, AREA, prep_s=60), now=0)
+        d.place_order("o1", "m1", destination(CENTRE, 1000, 0), now=0)  # no courier at all: taken
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    couriers=st.lists(
+        st.tuples(st.floats(0, 4000), st.floats(0, 360), st.floats(2.0, 8.0)), min_size=0, max_size=3
+    ),
+    orders=st.lists(
+        st.tuples(
+            st.integers(0, 1),  # merchant
+            st.floats(0, 2900),  # drop-off distance
+            st.floats(0, 360),  # bearing
+            st.integers(0, 240),  # seconds after the previous order
+            st.booleans(),  # a tick before it
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    promise_s=st.integers(600, 2400),
+    prep_s=st.integers(0, 900),
+)
+def test_a_201_never_carries_an_eta_past_its_deadline(
+    couriers: list[tuple[float, float, float]],
+    orders: list[tuple[int, float, float, int, bool]],
+    promise_s: int,
+    prep_s: int,
+) -> None:
+    d = Dispatcher(store=MemoryStore("h"), config=DispatchConfig(city="h", supply_admission=True))
+    merchants = [CENTRE, destination(CENTRE, 1500, 45)]
+    for i, at in enumerate(merchants):
+        d.add_merchant(Merchant(f"m{i}", at, AREA, prep_s=prep_s, promise_s=promise_s), now=0)
+    for i, (dist, bearing, speed) in enumerate(couriers):
+        d.start_shift(f"c{i}", destination(CENTRE, dist, bearing), now=0, shift_end=6 * 3600, speed_mps=speed)
+    now = 0
+    for i, (m, dist, bearing, gap, tick) in enumerate(orders):
+        now += gap
+        if tick:
+            d.tick(now)
+        try:
+            quote = d.quote(f"m{m}", destination(merchants[m], dist, bearing), now)
+        except Refused:
+            quote = None
+        else:
+            assert quote.dropoff_eta <= quote.window.end
+        try:
+            order = d.place_order(f"o{i}", f"m{m}", destination(merchants[m], dist, bearing), now=now)
+        except Refused:
+            assert quote is None  # the quote and the order agree
+            continue
+        assert quote is not None
+        eta = d.eta(order.id, now=now)
+        assert eta.dropoff_at is not None and eta.dropoff_at <= order.deadline
+        assert eta == d.eta(order.id, now=now)
