@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -16,8 +17,20 @@ from fastapi.routing import APIRoute
 
 from api.limits import BodyLimitMiddleware
 from api.metrics import MetricsMiddleware
+from api.openapi_docs import document
 from api.problems import PROBLEM_MEDIA_TYPE, Problem, install_problem_handlers
-from api.routes import couriers, dispatch, events, merchants, ops, orders, quotes, ready
+from api.routes import (
+    couriers,
+    dispatch,
+    events,
+    merchants,
+    ops,
+    orders,
+    quotes,
+    ready,
+    tracking,
+    webhooks,
+)
 from api.runtime import Clock, Runtime, system_clock
 from api.server_limits import HeaderCountMiddleware
 from api.settings import Settings
@@ -84,6 +97,8 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         separate_input_output_schemas=False,
+        docs_url=None,  # served below from the service's own assets, not a CDN
+        redoc_url=None,
         # the service keeps its own Prometheus metrics; this skips a per-request OpenTelemetry probe
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
@@ -92,7 +107,7 @@ def create_app(
     install_problem_handlers(app)
     route_methods = []
     # couriers first: routes are matched in order, and position updates are the hottest call
-    for module in (couriers, orders, ready, quotes, merchants, ops, dispatch, events):
+    for module in (couriers, orders, ready, quotes, merchants, ops, dispatch, events, webhooks, tracking):
         app.include_router(module.router)
         route_methods += [
             (route.path_regex, frozenset(route.methods or ()))
@@ -100,6 +115,7 @@ def create_app(
             if isinstance(route, APIRoute)
         ]
     app.state.route_methods = route_methods
+    _serve_docs(app)
     # outermost first: every request is counted, including the ones refused for size
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, registry=runtime.metrics)
@@ -116,11 +132,60 @@ def create_app(
                 components.setdefault(name, sub)
             components["Problem"] = problem_schema
             _problems_only_for_errors(schema)
+            document(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+#: Swagger UI and ReDoc, as the fastapi-offline package ships them (a pinned dependency, so the
+#: service serves the very files pip installed: nothing minified in this repository, no CDN)
+_DOCS_ASSETS = "/docs-assets"
+
+
+def _serve_docs(app: FastAPI) -> None:
+    import fastapi_offline
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    app.mount(_DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
+
+    def own_assets_only(page: HTMLResponse) -> HTMLResponse:
+        # ReDoc shows a logo from its CDN, whatever its options: the browser is told to load nothing
+        # from elsewhere, so the page is the same offline and online
+        page.headers["Content-Security-Policy"] = (
+            "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data: blob:; worker-src 'self' blob:; font-src 'self' data:"
+        )
+        return page
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return own_assets_only(
+            get_swagger_ui_html(
+                openapi_url="/openapi.json",
+                title=f"{app.title} - Swagger UI",
+                swagger_js_url=f"{_DOCS_ASSETS}/swagger-ui-bundle.js",
+                swagger_css_url=f"{_DOCS_ASSETS}/swagger-ui.css",
+                swagger_favicon_url=f"{_DOCS_ASSETS}/favicon.png",
+            )
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return own_assets_only(
+            get_redoc_html(
+                openapi_url="/openapi.json",
+                title=f"{app.title} - ReDoc",
+                redoc_js_url=f"{_DOCS_ASSETS}/redoc.standalone.js",
+                redoc_favicon_url=f"{_DOCS_ASSETS}/favicon.png",
+                with_google_fonts=False,
+            )
+        )
 
 
 def _problems_only_for_errors(schema: dict[str, Any]) -> None:

@@ -56,6 +56,9 @@ API_PROBLEMS: dict[str, tuple[int, str]] = {
     "too-many-idempotency-records": (429, "This key holds the most idempotency records it may"),
     "too-many-headers": (431, "The request has too many headers"),
     "too-many-streams": (429, "This key holds the most event streams it may open at once"),
+    "invalid-webhook-url": (422, "The URL may not receive webhooks"),
+    "unknown-webhook": (404, "No such webhook endpoint"),
+    "unknown-tracking-token": (404, "No such tracking page"),
     "internal-error": (500, "Internal error"),
 }
 

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +38,9 @@ from api.idempotency import IdempotencyStore, MemoryIdempotencyStore, RedisIdemp
 from api.metrics import Labels, Registry
 from api.quote_book import QuoteBook, QuoteStore, RedisQuoteBook
 from api.settings import Settings
+from api.tracking import TrackingTokens
+from api.webhooks.relay import Relay
+from api.webhooks.store import MemoryWebhookStore, RedisWebhookStore
 from dispatch.engine import Dispatcher, TickResult
 from dispatch.errors import LeaseHeld, LeaseLost, StaleWrite, StoreUnavailable
 from dispatch.models import CourierStatus
@@ -66,6 +71,10 @@ class Backend:
 
     quotes: QuoteStore
     idempotency: IdempotencyStore
+    #: webhook endpoints, pending deliveries and their log
+    webhooks: MemoryWebhookStore | RedisWebhookStore
+    #: the tracking pages' secret when DISPATCH_TRACKING_SECRET is unset (a call: it may read Redis)
+    tracking_secret: Callable[[], bytes]
     lease: Lease | None = None
     fencing: Callable[[int], contextlib.AbstractContextManager[None]] | None = None
 
@@ -85,13 +94,18 @@ def backend_for(
                 settings.idempotency_ttl_s,
                 max_records=settings.idempotency_max_records,
             ),
+            webhooks=RedisWebhookStore(store.client, store.city),
+            tracking_secret=functools.partial(TrackingTokens.secret_in_redis, store.client, store.city),
             lease=Lease(store.client, store.city, ttl_s=settings.lease_ttl_s),
             fencing=store.fencing,
         )
+    secret = secrets.token_bytes(32)  # this process is the whole city: its own secret will do
     return Backend(
         quotes=QuoteBook(),
         idempotency=idempotency
         or MemoryIdempotencyStore(settings.idempotency_ttl_s, max_records=settings.idempotency_max_records),
+        webhooks=MemoryWebhookStore(),
+        tracking_secret=lambda: secret,
     )
 
 
@@ -117,7 +131,9 @@ class Runtime:
         self.lease: Lease | None = backend.lease
         self.quotes: QuoteStore = backend.quotes
         self.idempotency: IdempotencyStore = backend.idempotency
+        self.webhooks: MemoryWebhookStore | RedisWebhookStore = backend.webhooks
         self._fence = backend.fencing
+        self._tracking_secret = backend.tracking_secret
         self.metrics = Registry()
         self.last_tick: TickRecord | None = None
         self.ticks = 0
@@ -127,6 +143,11 @@ class Runtime:
         self.failing_ticks = 0
         self._streams: dict[str, int] = {}
         self._releases: set[asyncio.Task[None]] = set()
+        self.relay = Relay(settings, dispatcher, self.webhooks, self.run, self._delivers_webhooks)
+        self.relaying: asyncio.Task[None] | None = None
+        self._tracking: TrackingTokens | None = None
+        if settings.tracking_secret is not None:
+            self._tracking = TrackingTokens(settings.tracking_secret.get_secret_value().encode())
 
     @property
     def shared(self) -> bool:
@@ -156,6 +177,33 @@ class Runtime:
             self._streams[key_id] = left
         else:
             self._streams.pop(key_id, None)
+
+    async def webhook_call(self, fn: Callable[..., T], *args: object) -> T:
+        """A call to the webhook state: on the loop (in-memory), in a worker thread (Redis)."""
+        if isinstance(self.webhooks, RedisWebhookStore):
+            return await asyncio.to_thread(fn, *args)
+        return fn(*args)
+
+    async def tracking_tokens(self) -> TrackingTokens:
+        """The city's tracking-token signer (over Redis, its secret is read there once)."""
+        if self._tracking is None:
+            return await asyncio.to_thread(self.tracking_tokens_now)
+        return self._tracking
+
+    def tracking_tokens_now(self) -> TrackingTokens:
+        """:meth:`tracking_tokens` in a :meth:`run` block (over Redis, blocks run in a thread)."""
+        if self._tracking is None:
+            self._tracking = TrackingTokens(self._tracking_secret())
+        return self._tracking
+
+    def tracking_url(self, order_id: str) -> str:
+        """The public tracking page of an order (in a :meth:`run` block)."""
+        token = self.tracking_tokens_now().token_for(order_id)
+        return f"{self.settings.public_url or ''}/track/{token}"
+
+    def _delivers_webhooks(self) -> bool:
+        """The lease holder delivers; so does every process that runs no lease loop (no ticks)."""
+        return self.lease is None or self.leasing is None or self.lease.held
 
     async def release_claim(self, scope: str, key: str, *, background: bool = False) -> None:
         """Give an ``Idempotency-Key`` claim back. With shared state out of reach (or with
@@ -295,10 +343,12 @@ class Runtime:
             if self.lease is not None:
                 self.leasing = asyncio.create_task(self.run_lease(), name="dispatch-lease")
             self.background = asyncio.create_task(self.run_background_ticks(), name="dispatch-tick")
+        if self.relaying is None:
+            self.relaying = asyncio.create_task(self.relay.run_forever(), name="webhook-delivery")
 
     async def stop(self) -> None:
-        tasks = [self.background, self.leasing, *self._releases]
-        self.background = self.leasing = None
+        tasks = [self.background, self.leasing, self.relaying, *self._releases]
+        self.background = self.leasing = self.relaying = None
         for task in tasks:
             if task is not None:
                 task.cancel()

@@ -188,6 +188,30 @@ class Settings(BaseSettings):
     #: courier accepts or declines within ``offer_timeout_s`` (``DispatchConfig``'s fields).
     auto_accept: bool = True
     offer_timeout_s: int = Field(default=30, ge=1, le=3600)
+    #: Webhook URLs may name private, loopback and link-local addresses (tests; never in production).
+    webhook_allow_private: bool = False
+    #: Webhook attempts per event and endpoint (the first and its retries).
+    webhook_attempts: int = Field(default=8, ge=1, le=20)
+    #: The first retry waits about this long; each next one ``webhook_retry_factor`` times longer
+    #: (each with +-20 % jitter). The defaults spread 8 attempts over about 24 h.
+    webhook_retry_base_s: float = Field(default=60.0, gt=0.0, le=86_400.0)
+    webhook_retry_factor: float = Field(default=3.15, ge=1.0, le=10.0)
+    #: A webhook POST that has not answered this long counts as failed.
+    webhook_timeout_s: float = Field(default=10.0, gt=0.0, le=60.0)
+    #: An endpoint whose deliveries have failed for this long without a success is disabled.
+    webhook_disable_after_s: float = Field(default=86_400.0, gt=0.0)
+    #: A delivery taken by a worker that died is taken over after this long.
+    webhook_claim_s: float = Field(default=30.0, ge=0.1, le=3600.0)
+    #: How often the delivery loop looks for new events and due retries when idle.
+    webhook_poll_s: float = Field(default=0.05, gt=0.0, le=10.0)
+    #: Webhook POSTs in flight at once, per process.
+    webhook_concurrency: int = Field(default=16, ge=1, le=1000)
+    #: Signs the tracking pages' tokens; unset: a random secret kept in Redis for the city (or,
+    #: over in-memory state, one made at start-up).
+    tracking_secret: SecretStr | None = None
+    #: The service's public URL (``https://dispatch.example.com``): tracking URLs start with it;
+    #: unset, they are paths on the service.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*[^/\s])?$")
 
     _principals: dict[str, Principal] = PrivateAttr(default_factory=dict)
 

@@ -28,7 +28,9 @@ def external_id_of(order: Order) -> str:
     return order.id[len(prefix) :] if order.id.startswith(prefix) else order.id
 
 
-def order_public(dispatcher: Dispatcher, order: Order, now: int, *, with_pin: bool = False) -> OrderPublic:
+def order_public(
+    dispatcher: Dispatcher, order: Order, now: int, tracking_url: str | None = None, *, with_pin: bool = False
+) -> OrderPublic:
     """The public view of an order: ETAs while it is open, the courier's position while one carries it.
 
     Only for keys that may see the order: it holds its contacts. ``with_pin``: the delivery PIN
@@ -78,6 +80,7 @@ def order_public(dispatcher: Dispatcher, order: Order, now: int, *, with_pin: bo
         delivery_pin=order.delivery_pin if with_pin else None,
         cancel_reason=order.cancel_reason,
         cancelled_by=order.cancelled_by,
+        tracking_url=tracking_url,
     )
 
 

@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,9 @@ class Page:
     exceptions: list[str] = field(default_factory=list)
     #: every URL the page asked for other than itself (file:, data: and about: excluded)
     requests: list[str] = field(default_factory=list)
+    #: those of them the browser refused to send (the page's Content-Security-Policy): reason by URL
+    blocked: dict[str, str] = field(default_factory=dict)
+    _urls: dict[str, str] = field(default_factory=dict, repr=False)
     #: figure id -> its screenshot
     figures: dict[str, Image.Image] = field(default_factory=dict)
     #: what ``expression`` evaluated to in the loaded page
@@ -117,8 +121,22 @@ class _Session:
                 self.events.append(message)
 
 
-def open_page(path: Path, *, expression: str = "null", figure_selector: str = "figure[id]") -> Page:
-    """Load ``path`` offline in headless Chromium and report what happened (see :class:`Page`)."""
+def open_page(
+    path: Path | str,
+    *,
+    expression: str = "null",
+    figure_selector: str = "figure[id]",
+    then: Callable[[], None] | None = None,
+    wait_for: str | None = None,
+) -> Page:
+    """Load ``path`` offline in headless Chromium and report what happened (see :class:`Page`).
+
+    ``path`` may also be an ``http://127.0.0.1:<port>/...`` URL of a service the test runs: then
+    the network stays on (the page talks to its service); :attr:`Page.requests` lists every
+    request it made. ``then`` runs
+    once the page has loaded (the test changes the state it shows); ``wait_for`` is a JavaScript
+    expression awaited (up to 20 s) before ``expression`` is evaluated.
+    """
     binary = require_chromium()
     with tempfile.TemporaryDirectory(prefix="dispatch-chromium-") as profile:
         process = subprocess.Popen(
@@ -127,12 +145,19 @@ def open_page(path: Path, *, expression: str = "null", figure_selector: str = "f
             stderr=subprocess.DEVNULL,
         )
         try:
-            return _drive(Path(profile), path, expression, figure_selector)
+            return _drive(Path(profile), path, expression, figure_selector, then, wait_for)
         finally:
             stop_process(process)
 
 
-def _drive(profile: Path, path: Path, expression: str, figure_selector: str) -> Page:
+def _drive(
+    profile: Path,
+    path: Path | str,
+    expression: str,
+    figure_selector: str,
+    then: Callable[[], None] | None,
+    wait_for: str | None,
+) -> Page:
     port_file = profile / "DevToolsActivePort"
     deadline = time.monotonic() + 30
     while not (port_file.is_file() and len(port_file.read_text().splitlines()) >= 2):
@@ -154,17 +179,33 @@ def _drive(profile: Path, path: Path, expression: str, figure_selector: str) -> 
         cdp = _Session(ws)
         for domain in ("Page", "Runtime", "Log", "Network"):
             cdp.call(f"{domain}.enable")
-        cdp.call(
-            "Network.emulateNetworkConditions",
-            offline=True,
-            latency=0,
-            downloadThroughput=-1,
-            uploadThroughput=-1,
-        )
+        if isinstance(path, Path):
+            cdp.call(
+                "Network.emulateNetworkConditions",
+                offline=True,
+                latency=0,
+                downloadThroughput=-1,
+                uploadThroughput=-1,
+            )
+            url = path.resolve().as_uri()
+        else:
+            if not path.startswith(("http://127.0.0.1:", "http://localhost:")):
+                raise ValueError(f"only pages served on loopback, not {path!r}")
+            # the page must reach its service, so the network stays on: Page.requests shows
+            # every request it made, for the test to check none left the service
+            url = path
         cdp.events.clear()
-        cdp.call("Page.navigate", url=path.resolve().as_uri())
+        cdp.call("Page.navigate", url=url)
         cdp.wait_for("Page.loadEventFired")
         cdp.drain()
+        if then is not None:
+            then()
+        if wait_for is not None:
+            deadline = time.monotonic() + 20
+            while not _evaluate(cdp, wait_for):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the page never made {wait_for} true")
+                cdp.drain(0.1)
         page = Page()
         page.evaluated = _evaluate(cdp, expression)
         boxes = _evaluate(cdp, _BOXES % json.dumps(figure_selector))
@@ -204,3 +245,8 @@ def _record(page: Page, method: str, params: dict[str, Any]) -> None:
         url = params.get("request", {}).get("url", "")
         if not url.startswith(("file:", "data:", "about:")):
             page.requests.append(url)
+            page._urls[params.get("requestId", "")] = url
+    elif method == "Network.loadingFailed" and params.get("blockedReason"):
+        url = page._urls.get(params.get("requestId", ""))
+        if url is not None:
+            page.blocked[url] = params["blockedReason"]

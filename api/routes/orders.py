@@ -99,11 +99,12 @@ def _place_now(body: OrderCreate, principal: Principal, runtime: Runtime) -> Ord
         else None
     )
     details = body.details(pin)
+    tracking_url = runtime.tracking_url(order_id)  # before the write: it may need the shared secret
     if issued is None:
         order = d.place_order(
             order_id, merchant_id, dropoff, now, window=window, ready_at=ready_at, details=details
         )
-        return order_public(d, order, now, with_pin=True)
+        return order_public(d, order, now, tracking_url, with_pin=True)
     used_by = runtime.quotes.claim(issued, order_id, now)
     if used_by is not None:
         raise ApiError(
@@ -118,7 +119,7 @@ def _place_now(body: OrderCreate, principal: Principal, runtime: Runtime) -> Ord
     except BaseException:
         runtime.quotes.unclaim(issued, order_id)  # refused: the quote is still unused
         raise
-    return order_public(d, order, now, with_pin=True)
+    return order_public(d, order, now, tracking_url, with_pin=True)
 
 
 @router.post(
@@ -208,7 +209,7 @@ async def find_order(
 
     def read() -> OrderPublic:
         order = _visible_order(runtime, principal, order_id)
-        return order_public(runtime.dispatcher, order, runtime.now())
+        return order_public(runtime.dispatcher, order, runtime.now(), runtime.tracking_url(order.id))
 
     return await runtime.run(read)
 
@@ -221,7 +222,7 @@ async def find_order(
 async def get_order(order_id: _OrderPath, principal: ReaderDep, runtime: RuntimeDep) -> OrderPublic:
     def read() -> OrderPublic:
         order = _visible_order(runtime, principal, order_id)
-        return order_public(runtime.dispatcher, order, runtime.now())
+        return order_public(runtime.dispatcher, order, runtime.now(), runtime.tracking_url(order.id))
 
     return await runtime.run(read)
 
@@ -248,7 +249,7 @@ async def cancel_order(
         _visible_order(runtime, principal, order_id)
         now = runtime.now()
         cancelled = runtime.dispatcher.cancel_order(order_id, now, reason=request.reason, by=by)
-        return order_public(runtime.dispatcher, cancelled, now)
+        return order_public(runtime.dispatcher, cancelled, now, runtime.tracking_url(cancelled.id))
 
     return await runtime.run(cancel)
 

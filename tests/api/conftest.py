@@ -6,16 +6,20 @@ Berlin, one merchant ``m-1`` with a 3 km radius and another ``m-2``; couriers ``
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 
 from api import Settings, create_app
 from dispatch import DispatchConfig, Dispatcher
 from tests.conftest import make_store
+from tests.redis_server import free_port
 
 T0 = 1_750_000_000  # a POSIX second in 2025
 
@@ -147,3 +151,27 @@ async def place(
     return await client.post(
         "/v1/orders", json=body, headers={**auth(key), "Idempotency-Key": f"idem-{merchant_id}-{external_id}"}
     )
+
+
+@pytest.fixture
+def served_app() -> Iterator[tuple[str, FastAPI, Clock]]:
+    """The app over in-memory state behind a real uvicorn on loopback, in a thread."""
+    clock = Clock(int(time.time()))
+    app = create_app(
+        make_settings(event_poll_s=0.05, event_stream_max_s=30),
+        dispatcher=Dispatcher(config=DispatchConfig(city="test")),
+        clock=clock,
+    )
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", app, clock
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
