@@ -24,6 +24,8 @@ from api.schemas.webhooks import (
 from api.settings import Principal, Role
 from api.webhooks.store import Endpoint
 from api.webhooks.urls import UnsafeUrl, check_url
+from dispatch.errors import InvalidInput
+from dispatch.models import EventKind
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
@@ -67,6 +69,14 @@ async def create_webhook(
         raise ApiError(
             "invalid-webhook-url", f"url: {exc}", errors=[FieldError(detail=str(exc), pointer="#/url")]
         ) from None
+    unknown = sorted(set(body.event_types) - {"*", *(k.value for k in EventKind)})
+    if unknown:
+        kinds = ", ".join(k.value for k in EventKind)
+        # a rule beyond the schema (which only shapes a kind): the vocabulary grows with the engine
+        raise InvalidInput(
+            f"event_types: no event kind {', '.join(map(repr, unknown))}; the kinds are {kinds}, or *",
+            field="event_types",
+        )
     after_seq = await runtime.run(runtime.event_count)
     endpoint = Endpoint(
         id=f"wh_{secrets.token_hex(8)}",

@@ -213,6 +213,13 @@ async def test_crud_secret_once_tenants_and_refused_urls(
     assert (await client.delete(f"/v1/webhooks/{hook['id']}", headers=auth(APP_M2))).status_code == 204
     assert (await client.get(f"/v1/webhooks/{hook['id']}", headers=auth(APP_M2))).status_code == 404
 
+    r = await client.post(
+        "/v1/webhooks",
+        json={"url": "https://example.com/h", "event_types": ["order.dlivered"]},
+        headers=auth(APP),
+    )
+    assert r.status_code == 422 and "order.dlivered" in r.json()["detail"]  # a typo would never fire
+
     # http(s) only, always; private and loopback hosts only when allowed
     for url, words in (
         ("ftp://example.com/h", "http:// or https://"),
