@@ -314,6 +314,10 @@ DESCRIPTIONS: dict[str, str] = {
         "The order's status, ETAs (courier at the restaurant, pickup, drop-off) and, while a courier "
         "carries it, the courier's last position. Apps see their merchants' orders, merchants their own."
     ),
+    "POST /v1/orders/{order_id}/ready": (
+        "The merchant's own key says the order's food is ready now: the order's ready time becomes "
+        "exact, and the engine learns the merchant's preparation time from it. The answer is the order."
+    ),
     "POST /v1/orders/{order_id}/cancel": (
         "Cancels an order that has not been picked up; its courier's plan is re-made at once. After "
         "pickup: 409."

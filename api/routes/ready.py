@@ -30,6 +30,7 @@ async def food_ready(order_id: _OrderPath, principal: MerchantKeyDep, runtime: R
         if not can_see_order(principal, order):
             raise UnknownOrder(f"no order {order_id!r}", id=order_id)
         now = runtime.now()
-        return order_public(runtime.dispatcher, runtime.dispatcher.food_ready(order_id, now), now)
+        order = runtime.dispatcher.food_ready(order_id, now)
+        return order_public(runtime.dispatcher, order, now, runtime.tracking_url(order.id))
 
     return await runtime.run(ready)
