@@ -132,6 +132,7 @@ class OrderPublic(PublicModel):
     cancel_reason: str | None = Field(default=None, description="once cancelled: the reason code")
     cancelled_by: CancelledBy | None = Field(
         default=None, description="once cancelled: customer, merchant, courier or operator"
+    )
     tracking_url: str | None = Field(
         default=None,
         description="the order's public tracking page (no key: its token is unguessable); "
