@@ -96,6 +96,7 @@ EXAMPLES: dict[str, Any] = {
         "delivery_area": {"radius_m": 3000},
         "prep_minutes": 10,
         "promise_minutes": 30,
+        "delivery_pin": False,
     },
     "Serviceability": {
         "merchant_id": "m-1",
@@ -111,7 +112,7 @@ EXAMPLES: dict[str, Any] = {
     "BoardOrder": {
         "id": "m-1:A-1001",
         "external_id": "A-1001",
-        "status": "assigned",
+        "status": "enroute_to_pickup",
         "courier_id": "c-1",
         "courier_arrival_at": T + 540,
         "pickup_at": T + 600,
@@ -138,12 +139,12 @@ EXAMPLES: dict[str, Any] = {
     "OrderCreateDirect": {"external_id": "A-1001", "merchant_id": "m-1", "dropoff": _POINT},
     "OrderCreateFromQuote": {"external_id": "A-1001", "quote_id": "q_8c1d2e3f4a5b6c7d"},
     "OrderEta": _ETA,
-    "CourierPosition": {"courier_id": "c-1", "lat": 52.5215, "lng": 13.4121, "seen_at": T + 290},
+    "CourierPosition": {"courier_id": "c-1", "lat": 52.5215, "lng": 13.4121, "seen_at": T + 290, "age_s": 10},
     "OrderPublic": {
         "id": "m-1:A-1001",
         "external_id": "A-1001",
         "merchant_id": "m-1",
-        "status": "assigned",
+        "status": "enroute_to_pickup",
         "dropoff": _POINT,
         "placed_at": T,
         "ready_at": T + 600,
@@ -152,7 +153,14 @@ EXAMPLES: dict[str, Any] = {
         "deadline_at": T + 1800,
         "courier_id": "c-1",
         "eta": _ETA,
-        "courier_position": {"courier_id": "c-1", "lat": 52.5215, "lng": 13.4121, "seen_at": T + 290},
+        "courier_position": {
+            "courier_id": "c-1",
+            "lat": 52.5215,
+            "lng": 13.4121,
+            "seen_at": T + 290,
+            "age_s": 10,
+        },
+        "courier_imminent": False,
         "tracking_url": "/track/bS0xOkEtMTAwMQ.9fQ2a1Xc0bLr7uVw3kPz8g",
     },
     "ShiftStart": {
@@ -172,6 +180,20 @@ EXAMPLES: dict[str, Any] = {
     },
     "Arrived": {"type": "arrived"},
     "PickedUp": {"type": "picked_up", "order_id": "m-1:A-1001"},
+    "Returned": {"type": "returned", "order_id": "m-1:A-1001"},
+    "CancelRequest": {"reason": "customer_request", "cancelled_by": "customer"},
+    "CancelledBy": "customer",
+    "DeliveryStatus": "enroute_to_pickup",
+    "ContactIn": {"name": "Ada", "phone": "+49 30 1234567", "instructions": "2nd floor, ring twice"},
+    "ContactPublic": {"name": "Ada", "phone": "+49 30 1234567", "instructions": "2nd floor, ring twice"},
+    "OfferPublic": {
+        "offer_id": "of_3f9a2c",
+        "courier_id": "c-1",
+        "status": "pending",
+        "order_ids": ["m-1:A-1001"],
+        "expires_at": T + 330,
+        "route": _ROUTE,
+    },
     "Delivered": {"type": "delivered", "order_id": "m-1:A-1001"},
     "Rejected": {"type": "rejected", "order_id": "m-1:A-1001"},
     "StopPublic": _STOP_PICKUP,
@@ -310,6 +332,19 @@ DESCRIPTIONS: dict[str, str] = {
         "order id is `<merchant_id>:<external_id>`; the answer carries the `tracking_url` to give the "
         "customer."
     ),
+    "GET /v1/orders": (
+        "Looks an order up by its merchant and the app's own external id (`merchant_id` and "
+        "`external_id`), so an app that kept only its own reference finds the order id "
+        "(`m-1:A-1001`). 404 when the key may not see such an order."
+    ),
+    "POST /v1/couriers/{courier_id}/offers/{offer_id}/accept": (
+        "The courier takes the offered orders: they stay in its plan and may be picked up. Accepting "
+        "an offer already accepted changes nothing; an offer that expired or was declined is 409."
+    ),
+    "POST /v1/couriers/{courier_id}/offers/{offer_id}/decline": (
+        "The courier turns the offer down: its orders leave the courier's plan and wait for the next "
+        "tick, which does not offer them to this courier again for a while (`decline_cooloff_s`)."
+    ),
     "GET /v1/orders/{order_id}": (
         "The order's status, ETAs (courier at the restaurant, pickup, drop-off) and, while a courier "
         "carries it, the courier's last position. Apps see their merchants' orders, merchants their own."
@@ -368,6 +403,7 @@ RESPONSE_EXAMPLES: dict[tuple[str, str, str], Any] = {
         "# TYPE dispatch_http_requests_total counter\n"
         'dispatch_http_requests_total{method="POST",route="/v1/orders",status="201"} 1042.0\n'
     ),
+    ("GET /v1/couriers/{courier_id}/offers", "200", "application/json"): [EXAMPLES["OfferPublic"]],
     ("GET /v1/events/stream", "200", "text/event-stream"): (
         "id: 1042\nevent: order.assigned\n"
         'data: {"id": "berlin-1042", "seq": 1042, "kind": "order.assigned", ...}\n\n'

@@ -12,10 +12,12 @@ requests the page tried to make, the figures on it and a full-page screenshot.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -138,16 +140,35 @@ def open_page(
     expression awaited (up to 20 s) before ``expression`` is evaluated.
     """
     binary = require_chromium()
-    with tempfile.TemporaryDirectory(prefix="dispatch-chromium-") as profile:
-        process = subprocess.Popen(
-            [binary, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+    profile = tempfile.mkdtemp(prefix="dispatch-chromium-")
+    # its own process group: the browser's helper processes (renderer, zygote, crashpad) go
+    # with it, and none still writes to the profile while it is removed
+    process = subprocess.Popen(
+        [binary, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        return _drive(Path(profile), path, expression, figure_selector, then, wait_for)
+    finally:
+        stop_process(process)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        _remove_profile(Path(profile))
+
+
+def _remove_profile(profile: Path) -> None:
+    # a helper process killed a moment ago may still have a file open; try again briefly
+    for _ in range(50):
         try:
-            return _drive(Path(profile), path, expression, figure_selector, then, wait_for)
-        finally:
-            stop_process(process)
+            shutil.rmtree(profile)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    shutil.rmtree(profile)
 
 
 def _drive(
