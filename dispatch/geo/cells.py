@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Final
 
 import h3
@@ -19,7 +20,7 @@ from dispatch.geo.distance import (
     haversine_latlng_m,
     haversine_matrix_m,
 )
-from dispatch.geo.travel import GreatCircleTravel, TravelModel, as_seconds, check_speed  # noqa: F401  (doctests)
+from dispatch.geo.travel import GreatCircleTravel, TravelModel, as_seconds, check_speed
 from dispatch.models import Location
 
 __all__ = ["CourierIndex", "disk_k_for", "location_to_cell"]
@@ -44,11 +45,23 @@ def location_to_cell(location: Location, resolution: int) -> str:
     return str(h3.latlng_to_cell(location.lat, location.lng, check_resolution(resolution)))
 
 
+# Cell geometry is fixed: cached, since every search of the courier index asks for it.
+_GEOMETRY_CACHE: Final = 1 << 16
+
+
+@lru_cache(maxsize=_GEOMETRY_CACHE)
 def _circumradius_m(cell: str) -> float:
     lat, lng = h3.cell_to_latlng(cell)
     return max(haversine_latlng_m(lat, lng, v_lat, v_lng) for v_lat, v_lng in h3.cell_to_boundary(cell))
 
 
+@lru_cache(maxsize=_GEOMETRY_CACHE)
+def _cell_centre(cell: str) -> tuple[float, float]:
+    lat, lng = h3.cell_to_latlng(cell)
+    return float(lat), float(lng)
+
+
+@lru_cache(maxsize=_GEOMETRY_CACHE)
 def _cell_scale_m(cell: str) -> tuple[float, float]:
     """(shortest edge, circumradius) of a cell, metres."""
     shortest = min(h3.edge_length(edge, "m") for edge in h3.origin_to_directed_edges(cell))
@@ -107,6 +120,25 @@ def disk_k_for(cell: str, reach_m: float) -> int:
     return _disk_k(shortest_m, circumradius_m, reach, bool(h3.is_pentagon(cell)))
 
 
+def _great_circle_s(
+    travel: GreatCircleTravel, distance_m: FloatArray, origins: list[Location], target: Location, speed: float
+) -> IntArray:
+    """``travel.matrix_s(origins, [target], speed)[:, 0]`` from the origins' great-circle
+    distances (``haversine_matrix_m`` of the same points), without computing them again.
+
+    Exactly equal to ``travel.travel_s`` entry by entry, as ``matrix_s`` is: numpy's result may
+    differ from the scalar one in the last bits only, which matters only when the quotient is
+    within rounding of a whole second, and those entries are recomputed with ``travel_s``.
+    """
+    check_speed(speed)
+    seconds = distance_m * travel.road_factor / speed
+    result = np.ceil(seconds)
+    near_whole = np.abs(seconds - np.rint(seconds)) <= 1e-7 * np.maximum(seconds, 1.0)
+    for i in np.flatnonzero(near_whole).tolist():
+        result[i] = travel.travel_s(origins[i], target, speed)
+    return result.astype(np.int64)
+
+
 def _disk_cells(k: int) -> int:
     return 3 * k * (k + 1) + 1
 
@@ -139,6 +171,7 @@ class CourierIndex:
         "_lat",
         "_lng",
         "_locations",
+        "_occupied",
         "_rank",
         "_ranked",
         "_resolution",
@@ -167,6 +200,9 @@ class CourierIndex:
         # recomputed on the first search after new ids arrive (removals keep it valid).
         self._rank: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         self._ranked = True
+        # The occupied cells with their centres and circumradii, for searches that filter
+        # cells by distance; dropped whenever a cell gains its first courier or loses its last.
+        self._occupied: tuple[list[str], FloatArray, FloatArray] | None = None
 
     @property
     def resolution(self) -> int:
@@ -202,6 +238,7 @@ class CourierIndex:
             bucket = self._cells.get(cell)
             if bucket is None:
                 self._cells[cell] = {slot}
+                self._occupied = None
             else:
                 bucket.add(slot)
             self._cell_of_slot[slot] = cell
@@ -330,6 +367,7 @@ class CourierIndex:
         bucket.discard(slot)
         if not bucket:
             del self._cells[cell]
+            self._occupied = None
 
     def _max_speed(self) -> float:
         return float(self._speed[: self._used].max())
@@ -348,9 +386,12 @@ class CourierIndex:
     def _occupied_cells_near(self, target: Location, reach_m: float) -> list[str]:
         # A courier within reach of the target lies in a cell whose centre is within
         # reach + that cell's circumradius of the target.
-        cells = list(self._cells)
-        centres = np.array([h3.cell_to_latlng(cell) for cell in cells], dtype=np.float64).reshape(-1, 2)
-        radius_m = np.array([_circumradius_m(cell) for cell in cells])
+        if self._occupied is None:
+            cells = list(self._cells)
+            centres = np.array([_cell_centre(cell) for cell in cells], dtype=np.float64).reshape(-1, 2)
+            radius_m = np.array([_circumradius_m(cell) for cell in cells])
+            self._occupied = (cells, centres, radius_m)
+        cells, centres, radius_m = self._occupied
         distance_m = haversine_matrix_m([target.lat], [target.lng], centres[:, 0], centres[:, 1])[0]
         limit_m = reach_m * (1.0 + 1e-9) + radius_m * (1.0 + CELL_SLACK_REL) + CELL_SLACK_M
         return [cells[i] for i in np.flatnonzero(distance_m <= limit_m).tolist()]
@@ -387,6 +428,9 @@ class CourierIndex:
         inverse = inverse[keep]
         order = np.argsort(inverse, kind="stable")
         slots = slots[order]
+        # The great-circle model times a courier from the very distance just computed.
+        great_circle = type(travel) is GreatCircleTravel
+        distance_m = distance_m[keep][order]
         bounds = np.searchsorted(inverse[order], np.arange(len(speeds) + 1)).tolist()
         locations = self._locations
         kept_slots = [slots[:0]]
@@ -396,7 +440,13 @@ class CourierIndex:
             if members.size == 0:
                 continue
             origins = [locations[i] for i in members.tolist()]
-            seconds = np.asarray(travel.matrix_s(origins, [target], speed)[:, 0], dtype=np.int64)
+            if great_circle:
+                assert isinstance(travel, GreatCircleTravel)
+                seconds = _great_circle_s(
+                    travel, distance_m[bounds[group] : bounds[group + 1]], origins, target, speed
+                )
+            else:
+                seconds = np.asarray(travel.matrix_s(origins, [target], speed)[:, 0], dtype=np.int64)
             ok = seconds <= budget_s
             kept_slots.append(members[ok])
             kept_s.append(seconds[ok])

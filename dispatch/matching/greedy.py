@@ -27,13 +27,21 @@ class GreedyPolicy:
         for pos, s in enumerate(idle):
             index.upsert(str(pos), s.free_location, s.courier.speed_mps)
         decisions = []
+        # Merchants with no idle courier within reach: couriers only leave the index during a
+        # tick, so their later orders find nobody either and need not search again.
+        unreachable: set[str] = set()
         for order in sorted(snapshot.orders, key=lambda o: (o.placed_at, o.id)):
             if not len(index):
                 break
+            if order.merchant_id in unreachable:
+                continue
             merchant = snapshot.merchants[order.merchant_id]
-            for cid, travel_s in index.nearest(
+            nearest = index.nearest(
                 merchant.location, travel, max_budget_s=config.max_pickup_travel_s, limit=4
-            ):
+            )
+            if not nearest:
+                unreachable.add(order.merchant_id)
+            for cid, travel_s in nearest:
                 s = idle[int(cid)]
                 if pickup_at(now + travel_s, order.ready_at, config.pickup_service_s) <= s.courier.shift_end:
                     index.remove(cid)

@@ -93,22 +93,33 @@ def pack(
     k = config.candidates_per_bundle
     arcs: list[tuple[int, int, int, bool]] = []  # (bundle, courier, cost, timely)
     for i, (right, cost, timely) in enumerate(options):
-        kept = set(range(min(k, right.size)))
+        kept = list(range(min(k, right.size)))
         if i in hint:
-            kept.add(int(np.nonzero(right == hint[i].courier)[0][0]))
-        arcs += [(i, int(right[a]), int(cost[a]), bool(timely[a])) for a in sorted(kept)]
+            at = int(np.nonzero(right == hint[i].courier)[0][0])
+            if at >= len(kept):
+                kept.append(at)
+        arcs += zip(
+            [i] * len(kept), right[kept].tolist(), cost[kept].tolist(), timely[kept].tolist(), strict=True
+        )
     worth = PACK_WORTH * (1 + max(c for _, _, c, _ in arcs))
+    # what carrying each bundle's orders is worth, and the bundle's courier in the hint
+    carried = [sum(worth + priority[o.id] for o in bundle.orders) for bundle in bundles]
+    hinted = {i: m.courier for i, m in hint.items()}
     model = cp_model.CpModel()
     x = [model.new_bool_var("") for _ in arcs]
     by_courier: dict[int, list[cp_model.IntVar]] = {}
     by_order: dict[str, list[cp_model.IntVar]] = {}
     gain: list[int] = []
+    start_values: list[int] = []
     for var, (i, j, c, _) in zip(x, arcs, strict=True):
         by_courier.setdefault(j, []).append(var)
         for o in bundles[i].orders:
             by_order.setdefault(o.id, []).append(var)
-        gain.append(c - sum(worth + priority[o.id] for o in bundles[i].orders))
-        model.add_hint(var, i in hint and hint[i].courier == j)
+        gain.append(c - carried[i])
+        start_values.append(int(hinted.get(i) == j))
+    # the same hint as model.add_hint(var, value) per variable, in one call
+    model.model_proto.solution_hint.vars.extend(range(len(x)))
+    model.model_proto.solution_hint.values.extend(start_values)
     for group in (*by_courier.values(), *by_order.values()):
         if len(group) > 1:
             model.add_at_most_one(group)
@@ -117,7 +128,7 @@ def pack(
     solver.parameters.num_workers = 1
     solver.parameters.max_deterministic_time = config.bundle_choice_time_s
     status = solver.solve(model)
-    start = sum(g for g, (i, j, _, _) in zip(gain, arcs, strict=True) if (i in hint and hint[i].courier == j))
+    start = sum(g for g, v in zip(gain, start_values, strict=True) if v)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE) or solver.objective_value > start:
         return dict(hint)
     return {i: Match(j, c, t) for var, (i, j, c, t) in zip(x, arcs, strict=True) if solver.boolean_value(var)}
