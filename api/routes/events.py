@@ -42,19 +42,6 @@ def _visible(principal: Principal, event: Event, runtime: Runtime) -> bool:
     return merchant_id is not None and principal.serves_merchant(merchant_id)
 
 
-def _public(event: Event) -> EventPublic:
-    return EventPublic(
-        id=event.id,
-        seq=event.seq,
-        at=event.at,
-        kind=event.kind,
-        order_id=event.order_id,
-        courier_id=event.courier_id,
-        merchant_id=event.merchant_id,
-        data=event.data,
-    )
-
-
 async def _read(
     runtime: Runtime, principal: Principal, after: int, limit: int
 ) -> tuple[list[EventPublic], int]:
@@ -62,7 +49,7 @@ async def _read(
 
     def read() -> tuple[list[EventPublic], int]:
         events = runtime.dispatcher.events(after, limit)
-        visible = [_public(e) for e in events if _visible(principal, e, runtime)]
+        visible = [EventPublic.of(e) for e in events if _visible(principal, e, runtime)]
         return visible, events[-1].seq if events else after
 
     return await runtime.run(read)

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from api.schemas.common import PublicModel, Timestamp
+from dispatch.models import Event
 
 __all__ = [
     "AssignmentPublic",
@@ -48,6 +49,19 @@ class EventPublic(PublicModel):
     courier_id: str | None
     merchant_id: str | None
     data: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: Event) -> EventPublic:
+        return cls(
+            id=event.id,
+            seq=event.seq,
+            at=event.at,
+            kind=event.kind,
+            order_id=event.order_id,
+            courier_id=event.courier_id,
+            merchant_id=event.merchant_id,
+            data=event.data,
+        )
 
 
 class EventPage(PublicModel):

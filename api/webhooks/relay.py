@@ -56,16 +56,7 @@ def event_body(event: Event) -> bytes:
     """What is POSTed: the event as the event API shows it (``id`` is the de-duplication key)."""
     from api.schemas.ops import EventPublic
 
-    public = EventPublic(
-        id=event.id,
-        seq=event.seq,
-        at=event.at,
-        kind=event.kind,
-        order_id=event.order_id,
-        courier_id=event.courier_id,
-        merchant_id=event.merchant_id,
-        data=event.data,
-    )
+    public = EventPublic.of(event)
     return public.model_dump_json().encode()
 
 
