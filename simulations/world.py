@@ -21,6 +21,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from dispatch.engine import Dispatcher
 from dispatch.errors import DispatchError, Refused
@@ -28,7 +29,17 @@ from dispatch.models import Assignment, CancelledBy, Location, OrderStatus, Stop
 from simulations.city import CityPlan, CourierShift, OrderRequest
 from simulations.day import Truth
 
-__all__ = ["CourierRecord", "Move", "OrderRecord", "PickupLog", "Refusal", "ReplayReport", "Sample", "World"]
+__all__ = [
+    "CourierRecord",
+    "Delivery",
+    "Move",
+    "OrderRecord",
+    "PickupLog",
+    "Refusal",
+    "ReplayReport",
+    "Sample",
+    "World",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +149,16 @@ class Sample:
     couriers_waiting: int
 
 
+class Delivery(NamedTuple):
+    """One order as delivered: who carried it and its times (``ready_at`` as stated)."""
+
+    courier_id: str
+    placed_at: int
+    ready_at: int
+    picked_up_at: int
+    delivered_at: int
+
+
 @dataclass(slots=True)
 class ReplayReport:
     placed: int = 0
@@ -145,8 +166,8 @@ class ReplayReport:
     assignments: list[tuple[int, Assignment]] = field(default_factory=list)
     #: pickup time a restaurant was told at assignment, per order
     promised_pickup: dict[str, int] = field(default_factory=dict)
-    #: order id -> (courier, placed_at, ready_at as stated, picked_up_at, delivered_at)
-    delivered: dict[str, tuple[str, int, int, int, int]] = field(default_factory=dict)
+    #: order id -> who delivered it, and when
+    delivered: dict[str, Delivery] = field(default_factory=dict)
     deadlines: dict[str, int] = field(default_factory=dict)
     undelivered: list[str] = field(default_factory=list)
     moves: list[Move] = field(default_factory=list)
@@ -600,7 +621,7 @@ class World:
             d.delivered(cid, oid, now=at)
             o = d.order(oid)
             assert o.picked_up_at is not None and o.delivered_at is not None
-            report.delivered[oid] = (cid, o.placed_at, o.ready_at, o.picked_up_at, o.delivered_at)
+            report.delivered[oid] = Delivery(cid, o.placed_at, o.ready_at, o.picked_up_at, o.delivered_at)
             report.on_time += at <= o.window.end
             rec.orders += 1
             if oid in report.orders:
