@@ -177,6 +177,13 @@ def holder_pid(url: str) -> int | None:
     return int(holder[1].rsplit(":", 1)[1]) if holder else None
 
 
+def _answers(port: int) -> bool:
+    try:
+        return _call(port, "GET", "/healthz", ADMIN)[0] == 200
+    except OSError:
+        return False
+
+
 def wait_for(what: str, condition: Any, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -318,6 +325,9 @@ def test_serve_with_two_workers_shares_one_city(cluster: tuple[RedisServer, list
         wait_for("a lease holder", lambda: holder_pid(redis_server.url) is not None, 60)
         holder = holder_pid(redis_server.url)
         assert holder != supervisor.pid  # a worker process ticks, not the supervisor
+        # a worker takes the lease while it starts up, a moment before the shared socket is
+        # listened on (until then a connection is refused): wait until the service answers
+        wait_for("the service to answer", lambda: _answers(port), 60)
         body = {
             "id": "m-1",
             "location": {"lat": CENTRE[0], "lng": CENTRE[1]},
