@@ -17,6 +17,7 @@ import numpy as np
 from dispatch.config import DispatchConfig
 from dispatch.geo import GreatCircleTravel
 from dispatch.models import DeliveryArea, Location, Merchant, Window
+from dispatch.timing import handover_s, leave_s
 from simulations.city import CityPlan, CourierShift, OrderRequest, offset
 from simulations.scenario import Scenario
 
@@ -201,8 +202,8 @@ def _reach_m(config: DispatchConfig, prep_s: int) -> float:
     """The farthest drop-off an ASAP order of a kitchen of ``prep_s`` can reach within the
     promise, by the engine's admission rule (ready + hand-overs + the direct ride at the
     reference speed), so a platform would not list the merchant any farther away."""
-    ride_s = config.promise_s - prep_s - (config.pickup_service_s - config.pickup_service_s // 2)
-    ride_s -= config.dropoff_service_s // 2 + 1  # the ride is rounded up to whole seconds
+    ride_s = config.promise_s - prep_s - leave_s(config.pickup_service_s)
+    ride_s -= handover_s(config.dropoff_service_s) + 1  # the ride is rounded up to whole seconds
     return max(100.0, ride_s * config.reference_speed_mps / GreatCircleTravel().road_factor)
 
 

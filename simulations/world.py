@@ -26,6 +26,7 @@ from typing import NamedTuple
 from dispatch.engine import Dispatcher
 from dispatch.errors import DispatchError, Refused
 from dispatch.models import Assignment, CancelledBy, Location, OrderStatus, StopKind
+from dispatch.timing import handover_s, leave_s
 from simulations.city import CityPlan, CourierShift, OrderRequest
 from simulations.day import Truth
 
@@ -553,9 +554,11 @@ class World:
         cfg = self.dispatcher.config
         if kind is StopKind.PICKUP:
             ready = max((self._ready.get(o, 0) for o in order_ids), default=0)
-            return max(rider.at_stop_since + cfg.pickup_service_s // 2, ready)
+            return max(rider.at_stop_since + handover_s(cfg.pickup_service_s), ready)
         if kind is StopKind.DROPOFF:  # not before a scheduled window opens
-            return max(rider.at_stop_since + cfg.dropoff_service_s // 2, self._opens.get(order_ids[0], 0))
+            return max(
+                rider.at_stop_since + handover_s(cfg.dropoff_service_s), self._opens.get(order_ids[0], 0)
+            )
         return rider.at_stop_since
 
     def _play_couriers(self, until: int) -> None:
@@ -602,7 +605,7 @@ class World:
         arrived = rider.at_stop_since
         rider.at_stop_since = None
         if stop.kind is StopKind.PICKUP:
-            rec.waiting_at_merchant_s += max(0, at - (arrived + cfg.pickup_service_s // 2))
+            rec.waiting_at_merchant_s += max(0, at - (arrived + handover_s(cfg.pickup_service_s)))
             for oid in stop.order_ids:
                 new_route = d.picked_up(cid, oid, now=at)
                 log = self._open_pickups.get((cid, oid))
@@ -612,10 +615,10 @@ class World:
                 if picked is not None:
                     picked.picked_up_at = at
                     picked.bundle_size = len(stop.order_ids)
-            rider.free_from = at + cfg.pickup_service_s - cfg.pickup_service_s // 2
+            rider.free_from = at + leave_s(cfg.pickup_service_s)
             if new_route.arrived_at is not None and new_route.stops:
                 # more to collect here (the engine keeps it arrived): the next hand-over can be now
-                rider.at_stop_since = at - cfg.pickup_service_s // 2
+                rider.at_stop_since = at - handover_s(cfg.pickup_service_s)
         else:
             oid = stop.order_ids[0]
             d.delivered(cid, oid, now=at)
@@ -626,6 +629,6 @@ class World:
             rec.orders += 1
             if oid in report.orders:
                 report.orders[oid].delivered_at = at
-            rider.free_from = at + cfg.dropoff_service_s - cfg.dropoff_service_s // 2
+            rider.free_from = at + leave_s(cfg.dropoff_service_s)
             if not d.courier(cid).on_shift and cid in self._on_shift:
                 self._went_off(cid, at)
