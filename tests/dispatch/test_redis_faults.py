@@ -91,7 +91,7 @@ class Server:
             try:
                 if _call(self.port, "GET", "/healthz", ADMIN)[0] == 200:
                     return
-            except OSError:
+            except (OSError, http.client.HTTPException):
                 pass
             time.sleep(0.1)
         raise RuntimeError("dispatch serve did not answer /healthz")
@@ -138,12 +138,21 @@ class Load:
                     if status not in (503, 409) or (status == 409 and data.get("code") == "duplicate-id"):
                         return status, data
                     self.failures[f"{status} {data.get('code')}"] += 1
-            except OSError as exc:
+            except (OSError, http.client.HTTPException) as exc:
+                # a worker killed mid-answer cuts the body (IncompleteRead) or the status line
+                # (RemoteDisconnected): no definite answer, so the client retries as a real one would
                 self.failures[type(exc).__name__] += 1
             time.sleep(0.1)
         return 0, None
 
     def run(self, rng: random.Random) -> None:
+        try:
+            self._run(rng)
+        except Exception as exc:  # recorded, so the final check names why the load stopped
+            self.errors.append(f"load thread died: {exc!r}")
+            raise
+
+    def _run(self, rng: random.Random) -> None:
         n = 0
         while not self.stop.is_set():
             n += 1
@@ -180,7 +189,7 @@ def holder_pid(url: str) -> int | None:
 def _answers(port: int) -> bool:
     try:
         return _call(port, "GET", "/healthz", ADMIN)[0] == 200
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return False
 
 
