@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from dispatch import admission, couriers, declines, estimates, etas
+from dispatch import admission, couriers, declines, estimates, etas, ranges
 from dispatch.admission import AreaCache, Quote
 from dispatch.config import DispatchConfig
 from dispatch.errors import IllegalTransition
@@ -332,7 +332,14 @@ class Dispatcher:
         return self.store.get_order(order_id)
 
     def events(self, after_seq: int = 0, limit: int | None = None) -> list[Event]:
-        """The city's events after ``after_seq``, oldest first (at most ``limit``)."""
+        """The city's events after ``after_seq``, oldest first (at most ``limit``).
+
+        Both are checked here as in the API (:data:`~dispatch.ranges.EVENT_SEQ`), so every store
+        answers the same: a negative ``after_seq`` once read the memory log's tail, and a seq past
+        Redis's stream ids was a server error."""
+        ranges.EVENT_SEQ.check(after_seq, "after_seq")
+        if limit is not None:
+            ranges.EVENT_SEQ.check(limit, "limit")
         return self.store.events(after_seq, limit)
 
     def last_event_seq(self) -> int:

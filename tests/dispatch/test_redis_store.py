@@ -16,10 +16,10 @@ import redis
 from redis.crc import key_slot
 
 from dispatch import DeliveryArea, DispatchConfig, Dispatcher, Location, Merchant, OrderStatus, StaleWrite
-from dispatch.errors import DispatchError, LeaseLost, StoreUnavailable
+from dispatch.errors import DispatchError, InvalidInput, LeaseLost, StoreUnavailable
 from dispatch.models import Courier
 from dispatch.redis_store import Lease, RedisStore, connect
-from dispatch.store import Change, NewEvent
+from dispatch.store import Change, MemoryStore, NewEvent
 from tests.conftest import CENTRE, destination
 from tests.redis_server import RedisServer
 
@@ -36,7 +36,7 @@ class _Interleaved(RedisStore):
         return super().apply(change)
 
 
-def _city(store: RedisStore) -> Dispatcher:
+def _city(store: RedisStore | MemoryStore) -> Dispatcher:
     d = Dispatcher(store=store, config=DispatchConfig(city=store.city))
     if store.get_merchant("m1") is None:
         d.add_merchant(Merchant("m1", CENTRE, DeliveryArea(radius_m=3000), prep_s=300), now=0)
@@ -307,3 +307,17 @@ def test_fencing_covers_the_tick_context_only(redis_url: str) -> None:
     refused, seq = asyncio.run(tick_and_request())
     assert isinstance(refused, LeaseLost) and seq == 1
     assert [e.kind for e in store.events()] == ["request"]
+
+
+@pytest.mark.parametrize("after, limit", [(-1, None), (2**64, None), (1.5, None), (0, -1), (0, 2**64)])
+def test_event_reads_out_of_range_are_refused_alike_in_both_stores(
+    redis_url: str, after: object, limit: object
+) -> None:
+    """A negative ``after`` once read the memory log's tail, and one past Redis's stream ids was a
+    server error; the engine refuses both, in both stores, naming the argument."""
+    for store in (MemoryStore(), RedisStore(redis_url, "ranges")):
+        city = _city(store)  # adding the merchant writes one event
+        assert len(city.events()) == 1
+        with pytest.raises(InvalidInput, match="after_seq" if limit is None else "limit"):
+            city.events(after, limit)  # type: ignore[arg-type]
+        assert len(city.events(0, 5)) == 1
