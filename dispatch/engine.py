@@ -81,6 +81,7 @@ class Dispatcher:
         self.policy: DispatchPolicy = policy or OptimizingPolicy()
         self._areas = AreaCache()
         self._ticked_at: int | None = None  # this process's last tick
+        self._skipped: dict[tuple[str, str], str] = {}  # records its last tick left out, named
 
     # -- merchants ---------------------------------------------------------------------------
 
@@ -304,7 +305,9 @@ class Dispatcher:
         recall = last is None or not 0 <= now - last <= _RECALL_AFTER_S  # (or the clock went back)
         couriers.expire_offers(self, now)
         policy = declines.guard(self.policy)
-        result = run_tick(self.store, policy, self.travel, self.config, now, recall=recall)
+        result = run_tick(
+            self.store, policy, self.travel, self.config, now, recall=recall, reported=self._skipped
+        )
         if result.available_couriers:  # the policy was asked (with no courier it is not)
             self._ticked_at = now
         return result

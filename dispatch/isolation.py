@@ -12,12 +12,11 @@ would fail every tick until it is gone. Here:
   and is raised.
 
 Every record left out is a :class:`Skipped`; the tick writes a ``tick.record_skipped`` event
-for each and logs it with its id.
+for each and logs it with its id, once while it stays left out for the same reason.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
@@ -30,8 +29,6 @@ from dispatch.matching import Decision, DispatchPolicy, Snapshot
 from dispatch.models import Courier, Merchant, Order
 
 __all__ = ["MAX_PROBES", "Skipped", "decide", "screen"]
-
-log = logging.getLogger("dispatch")
 
 #: Extra policy decisions a failed tick may spend to find the records that make it fail.
 MAX_PROBES = 64
@@ -136,8 +133,6 @@ def decide(
     reason = f"the policy fails with it: {type(failure).__name__}: {failure}"[:300]
     skipped = [Skipped("courier", s.courier.id, reason) for s in bad_supply]
     skipped += [Skipped("order", o.id, reason) for o in bad_orders]
-    for item in skipped:
-        log.warning("dispatch tick leaves %s %r out: %s", item.kind, item.id, item.reason)
     try:
         return list(policy.decide(current, travel, config)), skipped, current
     except DispatchError:

@@ -9,6 +9,7 @@ the pickup a courier waits for at a merchant, or a move to wait at a merchant.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -35,6 +36,8 @@ from dispatch.models import (
 )
 from dispatch.planning import Planner
 from dispatch.store import Change, NewEvent, Store, next_version
+
+log = logging.getLogger("dispatch")
 
 __all__ = ["EtaCause", "TickResult", "eta_changes", "recent_placements", "run_tick", "stops_of"]
 
@@ -68,7 +71,8 @@ class TickResult:
     #: idle couriers sent to wait at a merchant (plans of one reposition stop, no orders)
     repositions: tuple[Assignment, ...] = ()
     #: couriers and orders this tick left out because they failed on their own
-    #: (:mod:`dispatch.isolation`); each has a ``tick.record_skipped`` event
+    #: (:mod:`dispatch.isolation`); each has a ``tick.record_skipped`` event when it is newly
+    #: left out (see ``run_tick``'s ``reported``)
     skipped: tuple[isolation.Skipped, ...] = ()
 
 
@@ -80,11 +84,17 @@ def run_tick(
     now: int,
     *,
     recall: bool = False,
+    reported: dict[tuple[str, str], str] | None = None,
 ) -> TickResult:
     """Decide on the open orders and write every decision, or none.
 
     With ``recall``, the policy is also told the orders placed within the demand window,
     read back from the event log (:func:`recent_placements`).
+
+    ``reported`` is the caller's memory of the records left out by its previous tick (kind and
+    id to reason): a record left out again for the same reason gets no new
+    ``tick.record_skipped`` event, so a record that stays bad is named once, not every tick.
+    It is updated in place to this tick's; ``None`` names every skipped record every tick.
     """
     merchants = {m.id: m for m in store.merchants()}
     couriers, placed, skipped = isolation.screen(
@@ -179,7 +189,14 @@ def run_tick(
         if moved:
             change.events += eta_changes(store, config, old, route, now, EtaCause.REPLANNED)
         assignments.append(Assignment(s.courier.id, decision.order_ids, route, float(decision.cost)))
+    before = {} if reported is None else dict(reported)
+    if reported is not None:
+        reported.clear()
+        reported.update({(item.kind, item.id): item.reason for item in skipped})
     for item in skipped:
+        if before.get((item.kind, item.id)) == item.reason:
+            continue
+        log.warning("dispatch tick leaves %s %r out: %s", item.kind, item.id, item.reason)
         change.events.append(
             NewEvent(
                 EventKind.TICK_RECORD_SKIPPED,

@@ -78,6 +78,29 @@ def test_a_stored_courier_out_of_range_is_left_out_and_the_city_is_dispatched() 
     assert [(e.courier_id, e.data["kind"]) for e in events] == [("slow", "courier")]
 
 
+def test_a_record_that_stays_bad_is_named_once_not_every_tick(caplog: pytest.LogCaptureFixture) -> None:
+    """A courier left out tick after tick for the same reason gets one event and one warning;
+    each tick still reports it as skipped, and a new reason is named again."""
+    d = _city()
+    d.start_shift("slow", CENTRE, now=0, shift_end=4 * 3600)
+    _sneak_in(d, d.courier("slow"), speed_mps=1e-300)
+    with caplog.at_level("WARNING", logger="dispatch"):
+        results = [d.tick(600 + 60 * i) for i in range(3)]
+    assert [[s.id for s in r.skipped] for r in results] == [["slow"]] * 3
+    events = [e for e in d.store.events() if e.kind == "tick.record_skipped"]
+    assert [(e.courier_id, e.at) for e in events] == [("slow", 600)]
+    assert [r.getMessage() for r in caplog.records].count(
+        "dispatch tick leaves courier 'slow' out: " + results[0].skipped[0].reason
+    ) == 1
+    record = next_version(d.courier("slow"), speed_mps=7.0)  # another bad value: another reason
+    object.__setattr__(record, "speed_mps", 50.0)
+    d.store.apply(Change(couriers=[record]))
+    d.tick(800)
+    events = [e for e in d.store.events() if e.kind == "tick.record_skipped"]
+    assert [(e.courier_id, e.at) for e in events] == [("slow", 600), ("slow", 800)]
+    assert "speed_mps 50.0" in events[-1].data["reason"]
+
+
 class _BrokenFor(GreatCircleTravel):
     """A travel model that fails for one courier's speed: a bug no range foresaw."""
 
