@@ -3,8 +3,10 @@ could collect the food."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from functools import lru_cache
+from typing import Final, NamedTuple
 
 import h3
 
@@ -18,7 +20,7 @@ from dispatch.errors import (
     WindowInfeasible,
 )
 from dispatch.estimates import expected_ready_at, remember_stated
-from dispatch.geo import AreaIndex, disk_k_for, location_to_cell
+from dispatch.geo import AreaIndex, TravelModel, disk_k_for, location_to_cell
 from dispatch.lookups import Engine, check_now, merchant_of
 from dispatch.models import (
     CourierStatus,
@@ -374,13 +376,12 @@ def supply_near(ctx: Engine, merchant: Merchant, now: int) -> Supply:
     cfg = ctx.config
     cell = location_to_cell(merchant.location, cfg.h3_resolution)
     reach = ctx.travel.reach_m(cfg.max_pickup_travel_s, cfg.reference_speed_mps)
-    cells = h3.grid_disk(cell, disk_k_for(cell, reach))
+    cells, near = _disk(cell, reach)
+    on_shift = [c for c in ctx.store.couriers_in_cells(cells) if c.shift_end > now]
+    rides = _rides_to(ctx.travel, [(c.location, c.speed_mps) for c in on_shift], merchant.location)
     arrivals: list[int] = []
     busy = []
-    for courier in ctx.store.couriers_in_cells(cells):
-        if courier.shift_end <= now:
-            continue
-        t = ctx.travel.travel_s(courier.location, merchant.location, courier.speed_mps)
+    for courier, t in zip(on_shift, rides, strict=True):
         if courier.status is not CourierStatus.IDLE:
             busy.append((t, courier.id, courier))
         elif t <= cfg.max_pickup_travel_s:
@@ -388,6 +389,7 @@ def supply_near(ctx: Engine, merchant: Merchant, now: int) -> Supply:
     nearest = [c for _, _, c in sorted(busy)[: cfg.supply_plans_read]]
     routes = ctx.store.routes([c.id for c in nearest]) if nearest else {}
     latest = now + cfg.free_horizon_s + cfg.max_pickup_travel_s
+    ends = []
     for courier in nearest:
         route = routes.get(courier.id)
         if route is None or not route.stops:
@@ -396,9 +398,11 @@ def supply_near(ctx: Engine, merchant: Merchant, now: int) -> Supply:
         # any other is free where its plan ends.
         last = route.stops[-1]
         free_at = last.arrive_at if last.kind is StopKind.REPOSITION else last.depart_at
-        at = max(now, free_at) + ctx.travel.travel_s(last.location, merchant.location, courier.speed_mps)
-        if at <= latest:
-            arrivals.append(at)
+        ends.append((max(now, free_at), last.location, courier.speed_mps))
+    rides = _rides_to(ctx.travel, [(where, speed) for _, where, speed in ends], merchant.location)
+    for (free_at, _, _), t in zip(ends, rides, strict=True):
+        if free_at + t <= latest:
+            arrivals.append(free_at + t)
     placed = [
         o
         for o in ctx.store.orders_with_status(OrderStatus.PLACED)
@@ -407,13 +411,38 @@ def supply_near(ctx: Engine, merchant: Merchant, now: int) -> Supply:
     ]
     inside = {merchant.id}
     if any(o.merchant_id != merchant.id for o in placed):
-        near = set(cells)
         inside |= {
             m.id for m in ctx.store.merchants() if location_to_cell(m.location, cfg.h3_resolution) in near
         }
     waiting = [(o.placed_at, o.id, o.merchant_id) for o in placed if o.merchant_id in inside]
     waiting.sort()
     return Supply(tuple(sorted(arrivals)), tuple(waiting))
+
+
+#: The H3 disks of supply searches, per (merchant cell, reach): the cells and their set.
+_DISKS: Final = 4096
+
+
+@lru_cache(maxsize=_DISKS)
+def _disk(cell: str, reach_m: float) -> tuple[tuple[str, ...], frozenset[str]]:
+    """``h3.grid_disk`` of every point within ``reach_m`` of the cell (the same cells, in the
+    same order), and the same as a set; a merchant's cell and the reach do not change."""
+    cells = tuple(h3.grid_disk(cell, disk_k_for(cell, reach_m)))
+    return cells, frozenset(cells)
+
+
+def _rides_to(travel: TravelModel, origins: Sequence[tuple[Location, float]], target: Location) -> list[int]:
+    """``travel.travel_s(origin, target, speed)`` for every ``(origin, speed)``, in order: one
+    ``travel.matrix_s`` per speed (which equals ``travel_s`` entry by entry)."""
+    by_speed: dict[float, list[int]] = {}
+    for i, (_, speed) in enumerate(origins):
+        by_speed.setdefault(speed, []).append(i)
+    seconds = [0] * len(origins)
+    for speed, members in by_speed.items():
+        column = travel.matrix_s([origins[i][0] for i in members], [target], speed)[:, 0].tolist()
+        for i, t in zip(members, column, strict=True):
+            seconds[i] = int(t)
+    return seconds
 
 
 def supply_arrival(ctx: Engine, merchant: Merchant, now: int) -> int:

@@ -42,7 +42,17 @@ def location_to_cell(location: Location, resolution: int) -> str:
     >>> location_to_cell(Location(41.8781, -87.6298), 8)
     '882664c1a9fffff'
     """
-    return str(h3.latlng_to_cell(location.lat, location.lng, check_resolution(resolution)))
+    return _cell_at(location.lat, location.lng, check_resolution(resolution))
+
+
+# Merchants, drop-offs and the places couriers wait at are asked for their cell again and again
+# (every quote, every tick's index): h3's conversion is cached per point.
+_CELL_CACHE: Final = 1 << 16
+
+
+@lru_cache(maxsize=_CELL_CACHE)
+def _cell_at(lat: float, lng: float, resolution: int) -> str:
+    return str(h3.latlng_to_cell(lat, lng, resolution))
 
 
 # Cell geometry is fixed: cached, since every search of the courier index asks for it.
@@ -225,7 +235,7 @@ class CourierIndex:
     def upsert(self, courier_id: str, location: Location, speed_mps: float) -> None:
         """Add a courier or move it; called on every position ping."""
         check_speed(speed_mps)
-        cell: str = h3.latlng_to_cell(location.lat, location.lng, self._resolution)
+        cell = _cell_at(location.lat, location.lng, self._resolution)
         slot = self._slot_of.get(courier_id)
         if slot is None:
             slot = self._take_slot(courier_id, location)
@@ -279,7 +289,7 @@ class CourierIndex:
         if budget < 0 or not self._slot_of:
             return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int64)
         reach = travel.reach_m(budget, self._max_speed())
-        cell: str = h3.latlng_to_cell(target.lat, target.lng, self._resolution)
+        cell = _cell_at(target.lat, target.lng, self._resolution)
         shortest_m, circumradius_m = _cell_scale_m(cell)
         k = _disk_k(shortest_m, circumradius_m, _check_reach(reach), bool(h3.is_pentagon(cell)))
         if _disk_cells(k) > self._SCAN_CELLS_RATIO * len(self._cells):
@@ -306,7 +316,7 @@ class CourierIndex:
         if budget < 0 or not self._slot_of:
             return []
         top_speed = self._max_speed()
-        cell: str = h3.latlng_to_cell(target.lat, target.lng, self._resolution)
+        cell = _cell_at(target.lat, target.lng, self._resolution)
         shortest_m, circumradius_m = _cell_scale_m(cell)
         pentagon = bool(h3.is_pentagon(cell))
 
