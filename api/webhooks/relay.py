@@ -33,12 +33,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-import httpx
-
 from api.settings import Principal, Role, Settings
+from api.webhooks.sender import Sender, SendFailed
 from api.webhooks.signing import HEADER, sign
 from api.webhooks.store import Attempt, Endpoint, Job, MemoryWebhookStore, RedisWebhookStore, disabled
-from api.webhooks.urls import UnsafeUrl, check_url
+from api.webhooks.urls import UnsafeUrl
 from dispatch.engine import Dispatcher
 from dispatch.errors import StoreUnavailable
 from dispatch.models import Event
@@ -101,9 +100,12 @@ class Relay:
 
     async def run_forever(self) -> None:
         """Step until cancelled; a step that fails is logged and the next one runs."""
-        timeout = httpx.Timeout(self.settings.webhook_timeout_s)
-        limits = httpx.Limits(max_connections=self.settings.webhook_concurrency)
-        async with httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False) as client:
+        settings = self.settings
+        async with Sender(
+            timeout_s=settings.webhook_timeout_s,
+            allow_private=settings.webhook_allow_private,
+            max_idle_per_origin=settings.webhook_concurrency,
+        ) as client:
             if isinstance(self.store, RedisWebhookStore):
                 with contextlib.suppress(StoreUnavailable):
                     await self._call(self.store.ensure_group)
@@ -128,7 +130,7 @@ class Relay:
                 for task in self._in_flight:
                     task.cancel()
 
-    async def step(self, client: httpx.AsyncClient) -> bool:
+    async def step(self, client: Sender) -> bool:
         """Record the attempts finished meanwhile, schedule the new events' deliveries, and start
         the due ones (as many as there are free slots); whether there was work."""
         endpoints = {e.id: e for e in await self._call(self.store.endpoints)}
@@ -197,7 +199,7 @@ class Relay:
         while len(self._merchant_of) > _MERCHANTS_CACHED:
             self._merchant_of.popitem(last=False)
 
-    async def _send_due(self, client: httpx.AsyncClient, endpoints: dict[str, Endpoint]) -> bool:
+    async def _send_due(self, client: Sender, endpoints: dict[str, Endpoint]) -> bool:
         now = time.time()
         limit = self.settings.webhook_concurrency - len(self._in_flight)
         if limit <= 0:
@@ -226,7 +228,7 @@ class Relay:
         return True
 
     async def _deliver(
-        self, client: httpx.AsyncClient, job: Job, endpoint: Endpoint | None, event: Event | None
+        self, client: Sender, job: Job, endpoint: Endpoint | None, event: Event | None
     ) -> None:
         try:
             attempt = await self._post(client, job, endpoint, event)
@@ -236,7 +238,7 @@ class Relay:
         self._wake.set()
 
     async def _post(
-        self, client: httpx.AsyncClient, job: Job, endpoint: Endpoint | None, event: Event | None
+        self, client: Sender, job: Job, endpoint: Endpoint | None, event: Event | None
     ) -> Attempt | None:
         """One POST and what came of it (outcome ``delivered`` or ``failed``); None: nothing to send
         (the endpoint was deleted or disabled, or the event is gone)."""
@@ -247,24 +249,18 @@ class Relay:
         error: str | None = None
         start = time.perf_counter()
         try:
-            await check_url(endpoint.url, allow_private=self.settings.webhook_allow_private)
+            # the sender checks the address it connects to (private ones refused unless allowed)
             t = int(time.time())
-            headers = {
-                "Content-Type": "application/json",
-                HEADER: sign(endpoint.secret, t, body),
-                "Dispatch-Event-Id": event.id,
-                "User-Agent": "hyperlocal-dispatch-webhooks/1",
-            }
-            response = await client.post(endpoint.url, content=body, headers=headers)
-            status = response.status_code
+            headers = (
+                ("Content-Type", "application/json"),
+                (HEADER, sign(endpoint.secret, t, body)),
+                ("Dispatch-Event-Id", event.id),
+            )
+            status = await client.post(endpoint.url, body, headers)
             if not 200 <= status < 300:
                 error = f"answered {status}"
-        except UnsafeUrl as exc:
+        except (UnsafeUrl, SendFailed) as exc:  # SendTimeout: "no answer within ... s"
             error = str(exc)
-        except httpx.TimeoutException:
-            error = f"no answer within {self.settings.webhook_timeout_s:g} s"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         duration_ms = round((time.perf_counter() - start) * 1000)
         outcome = "delivered" if error is None else "failed"
         return Attempt(
