@@ -136,7 +136,8 @@ def quote(
             arrival = check_supply(ctx, a, now, now + 1, "")
         except NoCourierCapacity as exc:
             earliest = exc.details.get("earliest_dropoff")
-            if not cfg.offer_schedule_when_full or earliest is None:
+            offer = a.merchant.offer_schedule_when_full
+            if not (cfg.offer_schedule_when_full if offer is None else offer) or earliest is None:
                 raise
             return _offer_schedule(ctx, areas, a, dropoff, now, earliest)
     else:

@@ -127,6 +127,35 @@ def test_quote_offers_the_earliest_window_when_configured() -> None:
         d.place_order("o2", "m1", dropoff, now=0)
 
 
+@pytest.mark.parametrize(
+    ("city_offers", "merchant_offers", "offered"),
+    [
+        (False, None, False),  # the city's choice: refuse
+        (True, None, True),  # the city's choice: offer a window
+        (False, True, True),  # this merchant offers a window where the city refuses
+        (True, False, False),  # this merchant refuses where the city offers
+    ],
+)
+def test_a_merchant_overrides_the_citys_choice_when_full(
+    city_offers: bool, merchant_offers: bool | None, offered: bool
+) -> None:
+    config = DispatchConfig(city="t", supply_admission=True, offer_schedule_when_full=city_offers)
+    d = Dispatcher(config=config)
+    merchant = Merchant(
+        "m1", CENTRE, AREA, prep_s=60, promise_s=600, offer_schedule_when_full=merchant_offers
+    )
+    d.add_merchant(merchant, now=0)
+    d.start_shift("c1", destination(CENTRE, 2500, 90), now=0, shift_end=4 * 3600)
+    dropoff = destination(CENTRE, 1000, 0)
+    if offered:
+        q = d.quote("m1", dropoff, now=0)
+        assert q.offered_instead and q.scheduled and q.window.start > 600
+    else:
+        with pytest.raises(NoCourierCapacity) as info:
+            d.quote("m1", dropoff, now=0)
+        assert info.value.details["late_s"] > 0
+
+
 def test_off_by_default_and_off_for_replays() -> None:
     for cfg in (
         DispatchConfig(city="t"),
