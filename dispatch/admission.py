@@ -3,6 +3,7 @@ could collect the food."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -200,9 +201,12 @@ def check_supply(ctx: Engine, a: Admitted, now: int, placed_at: int, order_id: s
             window_end=a.window.end,
         )
     earliest = max(pickup_at(arrival, ready, cfg.pickup_service_s) + a.after_ready_s, a.window.start)
+    # the margin counts as part of the drop-off (rounded up): what is promised is kept with it
+    earliest += math.ceil(cfg.promise_margin_share * max(0, earliest - now))
     if earliest > a.window.end:
+        margin = f" (with a {cfg.promise_margin_share:.0%} margin)" if cfg.promise_margin_share else ""
         raise NoCourierCapacity(
-            f"no courier can deliver within the promise: the earliest feasible drop-off is "
+            f"no courier can deliver within the promise: the earliest feasible drop-off{margin} is "
             f"{(earliest - a.window.end) / 60:.1f} min after the deadline",
             earliest_dropoff=earliest,
             late_s=earliest - a.window.end,
