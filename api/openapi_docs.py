@@ -97,6 +97,7 @@ EXAMPLES: dict[str, Any] = {
         "prep_minutes": 10,
         "promise_minutes": 30,
         "delivery_pin": False,
+        "offer_schedule_when_full": None,
     },
     "Serviceability": {
         "merchant_id": "m-1",

@@ -4,11 +4,13 @@ and seed (issue #19's measurement). Prints one JSON document.
 ETA sources:
 
 * ``static``: learning off (the stated preparation time, the base travel model);
-* ``learned``: learning on (:mod:`dispatch.estimates`: preparation delay per merchant and hour);
+* ``learned``: learning on (:mod:`dispatch.estimates`: preparation delay per merchant and hour,
+  travel time per H3 cell and hour);
 * ``oracle``: learning on, its store seeded before the day with each merchant's true mean
   preparation delay (from the day's truth: stated preparation x the mean of that merchant's
-  factors, minus the stated), weighted as a million observations: the ceiling of what learning
-  preparation delays per merchant can reach. (No oracle for ride times: the engine learns none.)
+  factors, minus the stated) and each hour's true median ride factor (the scenario's
+  ``ride_hour_factor``, as the hour's and the city's log ratio), each weighted as a million
+  observations: the ceiling of what learning per merchant and per hour can reach.
 
 Each source is run with supply-aware admission off and on. Per run: the pickup ETA given at
 assignment and the drop-off ETA given at placement (MAE, p90, bias, minutes), accepted orders,
@@ -16,13 +18,14 @@ refusals, orders delivered on time, the share of accepted orders delivered withi
 click-to-door; and the gap closed by learning, ``(static - learned) / (static - oracle)`` of MAE.
 
     .venv/bin/python benchmarks/eta_sources_bench.py                      # lunch-rush, seed 1
-    .venv/bin/python benchmarks/eta_sources_bench.py --scenario metro-day
+    .venv/bin/python benchmarks/eta_sources_bench.py --scenario metro-day --scale 0.1
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -36,6 +39,7 @@ sys.path[:0] = [str(ROOT)]
 
 from dispatch import Dispatcher  # noqa: E402
 from dispatch.estimates.prep import PrepDelay  # noqa: E402
+from dispatch.estimates.travel import LogRatios  # noqa: E402
 from simulations.day import build_day  # noqa: E402
 from simulations.kpis import compute_kpis, courier_rows, order_rows  # noqa: E402
 from simulations.scenario import load_scenario  # noqa: E402
@@ -58,9 +62,19 @@ def _err(rows: list[dict[str, Any]], actual: str, eta: str) -> dict[str, float]:
     }
 
 
-def run(scenario_name: str, seed: int, source: str, supply: bool) -> dict[str, Any]:
+def _overrides(scenario_name: str, scale: float) -> list[tuple[str, Any]]:
+    """Demand and fleet x ``scale`` (the same city, merchants and uncertainty)."""
+    if scale == 1.0:
+        return []
+    s = load_scenario(scenario_name)
+    return [("demand.orders", round(s.demand.orders * scale)), ("fleet.scale", s.fleet.scale * scale)]
+
+
+def run(scenario_name: str, scale: float, seed: int, source: str, supply: bool) -> dict[str, Any]:
     started = time.perf_counter()
+    cpu_started = time.process_time()
     overrides = [
+        *_overrides(scenario_name, scale),
         ("rules.config.learning", source != "static"),
         ("rules.config.supply_admission", supply),
     ]
@@ -72,12 +86,17 @@ def run(scenario_name: str, seed: int, source: str, supply: bool) -> dict[str, A
         for req in day.plan.requests:
             factors[req.merchant_id].append(day.truth.prep_factor.get(req.order_id, 1.0))
         seeded = {}
+        n = 1_000_000
         for m in day.plan.merchants:
             mean = statistics.fmean(factors[m.id]) if factors[m.id] else 1.0
-            n = 1_000_000
             truth = json.dumps(list(PrepDelay(n, n * m.prep_s * (mean - 1))))
             seeded[f"prep:m:{m.id}"] = truth
             seeded.update({f"prep:m:{m.id}:h{h}": truth for h in range(24)})
+        logs = [math.log(f) for f in day.truth.ride_hour_factor]
+        city = statistics.fmean(logs)
+        seeded["travel:city"] = json.dumps(list(LogRatios(n, n * city)))
+        for h, log in enumerate(logs):
+            seeded[f"travel:h{h}"] = json.dumps({"all": list(LogRatios(n, n * log)), "cells": {}})
         d.store.set_learned(seeded)
     world = World(d, day.plan, tick_s=scenario.rules.tick_seconds, truth=day.truth)
     report = world.run()
@@ -98,6 +117,7 @@ def run(scenario_name: str, seed: int, source: str, supply: bool) -> dict[str, A
         "accepted_within_promise_share": round(on_time / len(accepted), 4) if accepted else 0.0,
         "click_to_door_mean_min": kpis["click_to_door_mean_min"],
         "seconds": round(time.perf_counter() - started, 1),
+        "cpu_s": round(time.process_time() - cpu_started, 1),
     }
 
 
@@ -105,11 +125,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default="lunch-rush")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--scale", type=float, default=1.0, help="demand and fleet x this (default 1)")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     combos = [(s, supply) for supply in (False, True) for s in SOURCES]
     with ProcessPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(run, args.scenario, args.seed, s, supply) for s, supply in combos]
+        futures = [pool.submit(run, args.scenario, args.scale, args.seed, s, supply) for s, supply in combos]
         runs = [f.result() for f in futures]
     gaps = {}
     for supply in (False, True):
@@ -121,6 +142,7 @@ def main() -> int:
     with_ = {r["source"]: r for r in runs if r["supply_admission"]}
     out = {
         "scenario": args.scenario,
+        "scale": args.scale,
         "seed": args.seed,
         "runs": runs,
         "gap_closed_by_learning": gaps,

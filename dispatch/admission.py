@@ -3,6 +3,7 @@ could collect the food."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -138,7 +139,8 @@ def quote(
             arrival = check_supply(ctx, a, now, now + 1, "")
         except NoCourierCapacity as exc:
             earliest = exc.details.get("earliest_dropoff")
-            if not cfg.offer_schedule_when_full or earliest is None:
+            offer = a.merchant.offer_schedule_when_full
+            if not (cfg.offer_schedule_when_full if offer is None else offer) or earliest is None:
                 raise
             return _offer_schedule(ctx, areas, a, dropoff, now, earliest)
     else:
@@ -201,9 +203,12 @@ def check_supply(ctx: Engine, a: Admitted, now: int, placed_at: int, order_id: s
             window_end=a.window.end,
         )
     earliest = max(pickup_at(arrival, ready, cfg.pickup_service_s) + a.after_ready_s, a.window.start)
+    # the margin counts as part of the drop-off (rounded up): what is promised is kept with it
+    earliest += math.ceil(cfg.promise_margin_share * max(0, earliest - now))
     if earliest > a.window.end:
+        margin = f" (with a {cfg.promise_margin_share:.0%} margin)" if cfg.promise_margin_share else ""
         raise NoCourierCapacity(
-            f"no courier can deliver within the promise: the earliest feasible drop-off is "
+            f"no courier can deliver within the promise: the earliest feasible drop-off{margin} is "
             f"{(earliest - a.window.end) / 60:.1f} min after the deadline",
             earliest_dropoff=earliest,
             late_s=earliest - a.window.end,

@@ -92,11 +92,19 @@ class DispatchConfig:
     offer_schedule_when_full: bool = False
     #: Busy couriers near the merchant whose plans admission reads (nearest first).
     supply_plans_read: int = 64
-    #: Learning: preparation time per merchant and hour from pickups (and "food ready"), kept
-    #: in the store; off, every estimate is the stated one.
+    #: Confidence margin of supply admission: an ASAP order is taken only if its earliest
+    #: feasible drop-off, plus this share of the time from now until then, is within the
+    #: promise (rides and kitchens vary; the longer the wait, the more). 0 turns it off.
+    promise_margin_share: float = 0.0
+    #: Learning: preparation time per merchant and hour from pickups (and "food ready"), and
+    #: travel time per H3 cell and hour from couriers' rides, kept in the store; off, every
+    #: estimate is the stated one and rides take the base travel model's time.
     learning: bool = True
     #: Shrinkage: a merchant's learned delay counts as this many orders of the city's figure.
     prep_prior_orders: int = 5
+    #: Shrinkage: a cell's learned travel factor counts as this many rides of its hour's
+    #: figure, an hour's as this many of the city's, and the city's as this many of 1.0.
+    travel_prior_legs: int = 20
     #: An ``order.eta_changed`` event is written when an order's pickup or drop-off ETA moves
     #: by at least this much.
     eta_change_threshold_s: int = 60
@@ -133,6 +141,7 @@ _RANGES: dict[str, tuple[float, float | None, bool]] = {
     "eta_change_threshold_s": (1, None, True),
     "candidates_per_bundle": (1, None, True),
     "reposition_travel_share": (0, 1, True),
+    "promise_margin_share": (0, 1, True),
     "reference_speed_mps": (0, None, False),
     "route_time_limit_s": (0, None, False),
 }

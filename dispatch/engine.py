@@ -12,15 +12,17 @@ nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from dispatch import admission, couriers, declines, estimates, etas, ranges
 from dispatch.admission import AreaCache, Quote
 from dispatch.config import DispatchConfig
 from dispatch.errors import IllegalTransition
+from dispatch.estimates import Leg, TravelMemo
 from dispatch.etas import BoardRow, Eta
 from dispatch.geo import GreatCircleTravel, TravelModel
-from dispatch.lookups import check_now, courier_of, merchant_of, order_of
+from dispatch.lookups import Engine, check_now, courier_of, merchant_of, order_of
 from dispatch.matching import DispatchPolicy, OptimizingPolicy
 from dispatch.models import (
     CancelledBy,
@@ -33,10 +35,12 @@ from dispatch.models import (
     OrderDetails,
     OrderStatus,
     Route,
+    StopKind,
     Window,
 )
 from dispatch.store import Change, MemoryStore, NewEvent, Store
 from dispatch.ticking import EtaCause, TickResult, eta_changes, run_tick, stops_of
+from dispatch.timing import leave_s
 
 __all__ = ["BoardRow", "CityCounts", "Dispatcher", "Eta", "Quote", "TickResult"]
 
@@ -52,6 +56,16 @@ class CityCounts(NamedTuple):
 #: A process that has not ticked for this long recalls the recent demand from the event log
 #: on its next tick (another process may have dispatched meanwhile).
 _RECALL_AFTER_S = 300
+
+
+@dataclass(slots=True)
+class _At:
+    """The engine as its modules see it at one moment: the travel model corrected by what was
+    learned for that hour (see :mod:`dispatch.estimates.travel`)."""
+
+    store: Store
+    config: DispatchConfig
+    travel: TravelModel
 
 
 class Dispatcher:
@@ -77,11 +91,23 @@ class Dispatcher:
     ) -> None:
         self.config = config or DispatchConfig()
         self.store: Store = store if store is not None else MemoryStore(self.config.city)
+        #: the base travel model; admission, dispatch and ETAs use it corrected by what was
+        #: learned (:meth:`travel_at`)
         self.travel: TravelModel = travel or GreatCircleTravel()
         self.policy: DispatchPolicy = policy or OptimizingPolicy()
         self._areas = AreaCache()
         self._ticked_at: int | None = None  # this process's last tick
         self._skipped: dict[tuple[str, str], str] = {}  # records its last tick left out, named
+        self._learned_travel = TravelMemo()
+
+    def travel_at(self, now: int) -> TravelModel:
+        """The travel model for rides at ``now``: the base one corrected by the factors learned
+        for that hour of day, or the base one itself where there are none (learning off)."""
+        return self._learned_travel.model(self, self.travel, check_now(now))
+
+    def _at(self, now: int) -> Engine:
+        travel = self.travel_at(now)
+        return self if travel is self.travel else _At(self.store, self.config, travel)
 
     # -- merchants ---------------------------------------------------------------------------
 
@@ -129,7 +155,9 @@ class Dispatcher:
         Raises :class:`OutsideDeliveryArea` (with the distance and radius) or
         :class:`WindowInfeasible` (with the minutes it would be late) when it could not.
         """
-        return admission.quote(self, self._areas, merchant_id, dropoff, now, window=window, ready_at=ready_at)
+        return admission.quote(
+            self._at(now), self._areas, merchant_id, dropoff, now, window=window, ready_at=ready_at
+        )
 
     def place_order(
         self,
@@ -145,7 +173,7 @@ class Dispatcher:
         """Accept an order (same rules as :meth:`quote`) and record it as placed, with its
         contacts, "leave at the door" and delivery PIN (``details``)."""
         return admission.place_order(
-            self,
+            self._at(now),
             self._areas,
             order_id,
             merchant_id,
@@ -166,7 +194,7 @@ class Dispatcher:
     ) -> Order:
         """Cancel an order not yet picked up; its courier's plan drops its stops. The reason
         code and who cancelled are stored on the order and carried by ``order.cancelled``."""
-        return couriers.cancel_order(self, order_id, now, reason=reason, by=by)
+        return couriers.cancel_order(self._at(now), order_id, now, reason=reason, by=by)
 
     def order(self, order_id: str) -> Order:
         return order_of(self, order_id)
@@ -190,7 +218,7 @@ class Dispatcher:
 
     def end_shift(self, courier_id: str, now: int) -> Courier:
         """End a shift: orders not yet picked up go back to the pool; picked-up ones are still delivered."""
-        return couriers.end_shift(self, courier_id, now)
+        return couriers.end_shift(self._at(now), courier_id, now)
 
     def update_position(self, courier_id: str, location: Location, now: int) -> None:
         """A position ping: the hot path. Updates the cell index; no event, no re-planning."""
@@ -200,9 +228,15 @@ class Dispatcher:
         """The courier reports being at its next stop (an ``order.eta_changed`` for each order
         whose ETA this moves by ``eta_change_threshold_s`` or more)."""
         old = self.store.get_route(courier_id)
-        route = couriers.arrived(self, courier_id, now)
+        route = couriers.arrived(self._at(now), courier_id, now)
         if old is not None and old.stops:
-            late = now > old.stops[0].arrive_at
+            first = old.stops[0]
+            speed = courier_of(self, courier_id).speed_mps
+            estimates.observe_arrival(self, self.travel, courier_id, first.location, speed, now)
+            if first.kind is StopKind.REPOSITION and route.stops:  # it goes on from here at once
+                leg = Leg(first.location, now, route.stops[0].location)
+                estimates.note_departure(self, {courier_id: leg})
+            late = now > first.arrive_at
             self._eta_moved(old, route, now, EtaCause.COURIER_LATE if late else EtaCause.COURIER_EARLY)
         return route
 
@@ -211,9 +245,14 @@ class Dispatcher:
         merchant learns from when; see :mod:`dispatch.estimates`)."""
         before = self.store.get_order(order_id)
         plan = self.store.get_route(courier_id)
-        route = couriers.picked_up(self, courier_id, order_id, now)
+        route = couriers.picked_up(self._at(now), courier_id, order_id, now)
         if before is not None and plan is not None:
             here = bool(plan.stops) and order_id in plan.stops[0].order_ids
+            if here and route.stops and route.arrived_at is None:  # it leaves the merchant
+                leaves = now + leave_s(self.config.pickup_service_s)
+                estimates.note_departure(
+                    self, {courier_id: Leg(plan.stops[0].location, leaves, route.stops[0].location)}
+                )
             # a courier collecting several orders waits for the latest food: it measures only
             # that one exactly (the others were ready by then)
             others = (
@@ -246,7 +285,8 @@ class Dispatcher:
     def delivered(self, courier_id: str, order_id: str, now: int, *, pin: str | None = None) -> Route:
         """The courier handed ``order_id`` to its customer (who told it ``pin``, when it has one)."""
         old = self.store.get_route(courier_id)
-        route = couriers.delivered(self, courier_id, order_id, now, pin=pin)
+        route = couriers.delivered(self._at(now), courier_id, order_id, now, pin=pin)
+        self._leaves_door(courier_id, old, route, now)
         if old is not None:
             planned = stops_of(old, order_id)[1]
             late = planned is not None and now > planned.service_at
@@ -255,7 +295,18 @@ class Dispatcher:
 
     def returned(self, courier_id: str, order_id: str, now: int) -> Route:
         """The courier, at the door, could not hand ``order_id`` over and takes it back."""
-        return couriers.returned(self, courier_id, order_id, now)
+        old = self.store.get_route(courier_id)
+        route = couriers.returned(self._at(now), courier_id, order_id, now)
+        self._leaves_door(courier_id, old, route, now)
+        return route
+
+    def _leaves_door(self, courier_id: str, old: Route | None, new: Route, now: int) -> None:
+        """Note the ride a courier starts from a customer's door (or that it has none)."""
+        if old is None or not old.stops:
+            return
+        leaves = now + leave_s(self.config.dropoff_service_s)
+        leg = Leg(old.stops[0].location, leaves, new.stops[0].location) if new.stops else None
+        estimates.note_departure(self, {courier_id: leg})
 
     def _eta_moved(self, old: Route, new: Route, now: int, cause: EtaCause) -> None:
         """Write the ``order.eta_changed`` events of a plan that moved (after the courier event
@@ -266,12 +317,12 @@ class Dispatcher:
 
     def release(self, courier_id: str, order_id: str, now: int) -> Order:
         """The courier turns down an order it has not picked up: it goes back to the pool."""
-        return couriers.release(self, courier_id, order_id, now)
+        return couriers.release(self._at(now), courier_id, order_id, now)
 
     def decline(self, courier_id: str, order_ids: Sequence[str], now: int) -> list[Order]:
         """The courier turns down an assignment: its orders go back to waiting, and it is not
         offered them again for ``decline_cooloff_s`` (the bar is kept on the orders, in the Store)."""
-        return couriers.decline(self, courier_id, order_ids, now)
+        return couriers.decline(self._at(now), courier_id, order_ids, now)
 
     def accept_offer(self, courier_id: str, offer_id: str, now: int) -> list[Order]:
         """The courier accepts an offer (see ``DispatchConfig.auto_accept``); twice is harmless."""
@@ -280,7 +331,7 @@ class Dispatcher:
     def decline_offer(self, courier_id: str, offer_id: str, now: int) -> list[Order]:
         """The courier declines an offer: its orders wait for the next tick, which does not
         offer them to this courier for ``decline_cooloff_s``."""
-        return couriers.decline_offer(self, courier_id, offer_id, now)
+        return couriers.decline_offer(self._at(now), courier_id, offer_id, now)
 
     def courier(self, courier_id: str) -> Courier:
         return courier_of(self, courier_id)
@@ -303,14 +354,40 @@ class Dispatcher:
         check_now(now)
         last = self._ticked_at
         recall = last is None or not 0 <= now - last <= _RECALL_AFTER_S  # (or the clock went back)
-        couriers.expire_offers(self, now)
+        ctx = self._at(now)
+        couriers.expire_offers(ctx, now)
         policy = declines.guard(self.policy)
         result = run_tick(
-            self.store, policy, self.travel, self.config, now, recall=recall, reported=self._skipped
+            self.store, policy, ctx.travel, self.config, now, recall=recall, reported=self._skipped
         )
         if result.available_couriers:  # the policy was asked (with no courier it is not)
             self._ticked_at = now
+        self._rides_start(result, now)
         return result
+
+    def _rides_start(self, result: TickResult, now: int) -> None:
+        """Note the rides of couriers a tick took from waiting idle (their first stop is new):
+        from where they waited, once free (as the plan starts them)."""
+        if not self.config.learning:
+            return
+        fresh = {}
+        for a in (*result.assignments, *result.repositions):
+            stops = a.route.stops
+            if stops and a.route.arrived_at is None and set(stops[0].order_ids) <= set(a.order_ids):
+                fresh[a.courier_id] = stops[0].location
+        if not fresh:
+            return
+        legs: dict[str, Leg | None] = {}
+        for courier_id, destination in fresh.items():
+            noted = estimates.leg_of(self, courier_id)
+            if noted is not None and (noted.destination.lat, noted.destination.lng) == (
+                destination.lat,
+                destination.lng,
+            ):
+                continue  # on its way there already (to wait where its new work starts)
+            courier = courier_of(self, courier_id)
+            legs[courier_id] = Leg(courier.location, max(now, courier.available_at), destination)
+        estimates.note_departure(self, legs)
 
     def recall_demand(self) -> None:
         """Have the next tick recall the demand window from the event log: call it when this
@@ -321,14 +398,16 @@ class Dispatcher:
 
     def eta(self, order_id: str, now: int) -> Eta:
         """When the courier reaches the restaurant, and when the food is picked up and delivered."""
-        return etas.eta(self, order_id, now)
+        return etas.eta(self._at(now), order_id, now)
 
     def merchant_board(
         self, merchant_id: str, now: int, *, include_closed: bool = False, limit: int = 100
     ) -> list[BoardRow]:
         """A restaurant's orders in placement order, each open one with its :meth:`eta` (one
         supply search for all of them)."""
-        return etas.merchant_board(self, merchant_id, now, include_closed=include_closed, limit=limit)
+        return etas.merchant_board(
+            self._at(now), merchant_id, now, include_closed=include_closed, limit=limit
+        )
 
     def find_order(self, order_id: str) -> Order | None:
         """The order, or ``None`` when there is none (:meth:`order` raises instead)."""

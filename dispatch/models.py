@@ -117,7 +117,10 @@ class Merchant:
     """A restaurant or shop: where orders are picked up.
 
     ``prep_s`` is the typical preparation time (placement to ready); ``promise_s`` the ASAP
-    promise (placement to drop-off), ``None`` for the city's default.
+    promise (placement to drop-off), ``None`` for the city's default;
+    ``offer_schedule_when_full`` whether a quote no courier can keep offers the earliest
+    feasible scheduled window instead of refusing, ``None`` for the city's choice
+    (``DispatchConfig.offer_schedule_when_full``).
     """
 
     id: str
@@ -127,12 +130,19 @@ class Merchant:
     promise_s: int | None = None
     #: its orders need the customer's 4-digit PIN at delivery (unless left at the door)
     delivery_pin: bool = False
+    offer_schedule_when_full: bool | None = None
 
     def __post_init__(self) -> None:
         ranges.check_id(self.id, "merchant id")
         ranges.PREP_S.check(self.prep_s, "prep_s")
         if self.promise_s is not None:
             ranges.PROMISE_S.check(self.promise_s, "promise_s")
+        offer = self.offer_schedule_when_full
+        if offer is not None and not isinstance(offer, bool):
+            raise InvalidInput(
+                f"offer_schedule_when_full must be true, false or null, got {offer!r}",
+                field="offer_schedule_when_full",
+            )
 
 
 class CourierStatus(StrEnum):

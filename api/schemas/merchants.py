@@ -98,6 +98,12 @@ PromiseMinutes = Annotated[
 ]
 
 
+_OFFER = (
+    "when no courier can keep an ASAP promise, a quote offers the earliest feasible scheduled "
+    "window (true) or refuses with no-courier-capacity (false); null: the city's choice"
+)
+
+
 def area_to_domain(area: Area) -> DeliveryArea:
     if isinstance(area, RadiusArea):
         return DeliveryArea(radius_m=area.radius_m)
@@ -114,6 +120,7 @@ class MerchantCreate(RequestModel):
     delivery_pin: bool = Field(
         default=False, description="orders handed over in person need the customer's 4-digit PIN"
     )
+    offer_schedule_when_full: bool | None = Field(default=None, description=_OFFER)
 
     def to_domain(self) -> Merchant:
         return Merchant(
@@ -123,17 +130,20 @@ class MerchantCreate(RequestModel):
             prep_s=self.prep_minutes * 60,
             promise_s=None if self.promise_minutes is None else self.promise_minutes * 60,
             delivery_pin=self.delivery_pin,
+            offer_schedule_when_full=self.offer_schedule_when_full,
         )
 
 
 class MerchantUpdate(RequestModel):
-    """Fields to change; absent fields keep their value (``promise_minutes: null`` resets to the default)."""
+    """Fields to change; absent fields keep their value (``promise_minutes: null`` and
+    ``offer_schedule_when_full: null`` reset to the city's default)."""
 
     location: Point | None = None
     delivery_area: Area | None = None
     prep_minutes: PrepMinutes | None = None
     promise_minutes: PromiseMinutes | None = None
     delivery_pin: bool | None = None
+    offer_schedule_when_full: bool | None = Field(default=None, description=_OFFER)
 
     def apply_to(self, merchant: Merchant) -> Merchant:
         fields = self.model_fields_set
@@ -148,6 +158,11 @@ class MerchantUpdate(RequestModel):
                 else merchant.promise_s
             ),
             delivery_pin=self.delivery_pin if self.delivery_pin is not None else merchant.delivery_pin,
+            offer_schedule_when_full=(
+                self.offer_schedule_when_full
+                if "offer_schedule_when_full" in fields
+                else merchant.offer_schedule_when_full
+            ),
         )
 
 
@@ -158,6 +173,7 @@ class MerchantPublic(PublicModel):
     prep_minutes: float
     promise_minutes: float | None
     delivery_pin: bool
+    offer_schedule_when_full: bool | None = Field(description=_OFFER)
 
     @classmethod
     def of(cls, m: Merchant) -> MerchantPublic:
@@ -171,6 +187,7 @@ class MerchantPublic(PublicModel):
             prep_minutes=m.prep_s / 60,
             promise_minutes=None if m.promise_s is None else m.promise_s / 60,
             delivery_pin=m.delivery_pin,
+            offer_schedule_when_full=m.offer_schedule_when_full,
         )
 
 

@@ -1,5 +1,7 @@
 """What the engine learns from the events it receives: how late each merchant's food is
-against the ready time it was given, per hour of day (see :mod:`dispatch.estimates.prep`)."""
+against the ready time it was given, per hour of day (see :mod:`dispatch.estimates.prep`), and
+how long rides really take against the base travel model, per H3 cell and hour of day (see
+:mod:`dispatch.estimates.travel`)."""
 
 from dispatch.estimates.prep import (
     PrepDelay,
@@ -10,13 +12,31 @@ from dispatch.estimates.prep import (
     remember_stated,
     stated_ready_at,
 )
+from dispatch.estimates.travel import (
+    LearnedTravel,
+    Leg,
+    TravelFactors,
+    TravelMemo,
+    leg_of,
+    note_departure,
+    observe_arrival,
+    travel_factors,
+)
 
 __all__ = [
+    "LearnedTravel",
+    "Leg",
     "PrepDelay",
+    "TravelFactors",
+    "TravelMemo",
     "expected_ready_at",
     "learned_delay_s",
+    "leg_of",
+    "note_departure",
+    "observe_arrival",
     "observe_pickup",
     "observe_ready",
     "remember_stated",
     "stated_ready_at",
+    "travel_factors",
 ]

@@ -65,6 +65,7 @@ def encode_merchant(m: Merchant) -> str:
             "prep": m.prep_s,
             "promise": m.promise_s,
             "pin": m.delivery_pin,
+            "offer": m.offer_schedule_when_full,
         }
     )
 
@@ -79,6 +80,7 @@ def decode_merchant(raw: str | bytes) -> Merchant:
         d["prep"],
         d["promise"],
         d.get("pin", False),
+        d.get("offer"),
     )
 
 

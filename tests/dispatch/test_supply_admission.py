@@ -3,6 +3,8 @@ its plan and after the orders already waiting, can deliver it within the promise
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -125,6 +127,60 @@ def test_quote_offers_the_earliest_window_when_configured() -> None:
     # an ASAP order is still refused, with the numbers
     with pytest.raises(NoCourierCapacity):
         d.place_order("o2", "m1", dropoff, now=0)
+
+
+@pytest.mark.parametrize(
+    ("city_offers", "merchant_offers", "offered"),
+    [
+        (False, None, False),  # the city's choice: refuse
+        (True, None, True),  # the city's choice: offer a window
+        (False, True, True),  # this merchant offers a window where the city refuses
+        (True, False, False),  # this merchant refuses where the city offers
+    ],
+)
+def test_a_merchant_overrides_the_citys_choice_when_full(
+    city_offers: bool, merchant_offers: bool | None, offered: bool
+) -> None:
+    config = DispatchConfig(city="t", supply_admission=True, offer_schedule_when_full=city_offers)
+    d = Dispatcher(config=config)
+    merchant = Merchant(
+        "m1", CENTRE, AREA, prep_s=60, promise_s=600, offer_schedule_when_full=merchant_offers
+    )
+    d.add_merchant(merchant, now=0)
+    d.start_shift("c1", destination(CENTRE, 2500, 90), now=0, shift_end=4 * 3600)
+    dropoff = destination(CENTRE, 1000, 0)
+    if offered:
+        q = d.quote("m1", dropoff, now=0)
+        assert q.offered_instead and q.scheduled and q.window.start > 600
+    else:
+        with pytest.raises(NoCourierCapacity) as info:
+            d.quote("m1", dropoff, now=0)
+        assert info.value.details["late_s"] > 0
+
+
+@pytest.mark.parametrize("slack_s", [0, -1])  # exactly on time with the margin; one second short
+def test_a_confidence_margin_keeps_a_share_of_the_wait_as_slack(slack_s: int) -> None:
+    margin = 0.1
+    config = DispatchConfig(city="t", supply_admission=True, promise_margin_share=margin)
+    d = Dispatcher(config=config)
+    start = destination(CENTRE, 2500, 90)
+    d.add_merchant(Merchant("m1", CENTRE, AREA, prep_s=60), now=0)
+    d.start_shift("c1", start, now=0, shift_end=4 * 3600)
+    dropoff = destination(CENTRE, 1000, 0)
+    now = 100
+    arrival = now + d.travel.travel_s(start, CENTRE, 4.5)
+    earliest = _earliest_dropoff(d, d.merchant("m1"), dropoff, arrival, now)
+    with_margin = earliest + math.ceil(margin * (earliest - now))
+    promise = with_margin - now + slack_s
+    d.update_merchant(Merchant("m1", CENTRE, AREA, prep_s=60, promise_s=promise), now=now)
+    if slack_s >= 0:
+        order = d.place_order("o1", "m1", dropoff, now=now)
+        assert d.eta("o1", now=now).dropoff_at == earliest < order.deadline
+    else:
+        with pytest.raises(NoCourierCapacity) as info:
+            d.place_order("o1", "m1", dropoff, now=now)
+        assert info.value.details["late_s"] == 1
+        assert "10% margin" in str(info.value)
 
 
 def test_off_by_default_and_off_for_replays() -> None:

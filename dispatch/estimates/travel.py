@@ -1,0 +1,340 @@
+"""Travel times learned online: how much longer (or shorter) rides really take than the base
+travel model says, per H3 cell of the leg's origin (resolution 7, ~5 km²) and hour of day,
+shrunk towards the hour's figure, and that towards the city's.
+
+A leg is a courier's ride from where it leaves (a merchant after its last pickup there, a
+customer's door, the place it waited idle when a tick gave it work) to its next stop. When it
+leaves, the engine notes where from, when, and where to (:func:`note_departure`); when it
+reports arriving there (:func:`observe_arrival`), the leg measures ``log(actual_s / base_s)``,
+``base_s`` being the base model's seconds for the same ride. A leg whose plan changed on the way
+(it arrived somewhere else), shorter than :data:`MIN_LEG_S` by the model, or more than
+:data:`MAX_RATIO` times off is no observation.
+
+The factor of a cell and hour is ``exp`` of the shrunk mean log ratio (the median ride over
+the model's): a cell with few legs leans on its hour, an hour with few on the city, and the
+city on 1.0, each with ``travel_prior_legs`` pseudo-observations. :class:`LearnedTravel` wraps
+the base model behind the same :class:`~dispatch.geo.TravelModel` protocol, multiplying its
+seconds by the factor of the origin's cell (rounded up); where every factor is exactly 1.0
+(nothing learned, learning off, or rides that always take the model's time, as in the
+Grubhub replays) the base model itself is used, so decisions are the same to the second.
+
+>>> LogRatios(0, 0.0).shrunk(prior=0.1, prior_n=20)
+0.1
+>>> round(LogRatios(20, 20 * 0.2).shrunk(prior=0.0, prior_n=20), 3)
+0.1
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import h3
+import numpy as np
+
+from dispatch.geo import TravelModel
+from dispatch.geo.distance import IntArray
+from dispatch.lookups import Engine
+from dispatch.models import Location
+
+__all__ = [
+    "CELL_RESOLUTION",
+    "MAX_RATIO",
+    "MIN_LEG_S",
+    "LearnedTravel",
+    "Leg",
+    "LogRatios",
+    "TravelFactors",
+    "TravelMemo",
+    "leg_of",
+    "note_departure",
+    "observe_arrival",
+    "travel_factors",
+]
+
+#: H3 resolution of the cells travel is learned for (res 7: ~1.2 km edges, ~5 km²).
+CELL_RESOLUTION = 7
+#: Legs the base model puts under this are not observed: whole-second rounding and the
+#: hand-over at the door dominate them.
+MIN_LEG_S = 60
+#: A leg more than this many times longer (or shorter) than the model is a courier that
+#: stopped on the way, or a plan that changed, not traffic: no observation.
+MAX_RATIO = 3.0
+
+_CITY = "travel:city"
+
+
+def _hour_key(hour: int) -> str:
+    return f"travel:h{hour}"
+
+
+def _leg_key(courier_id: str) -> str:
+    return f"leg:{courier_id}"
+
+
+def hour_of(at: int) -> int:
+    """The hour of day of ``at`` (seconds of the day or POSIX seconds, UTC)."""
+    return (at // 3600) % 24
+
+
+def cell_of(location: Location) -> str:
+    """The learning cell of ``location``."""
+    return str(h3.latlng_to_cell(location.lat, location.lng, CELL_RESOLUTION))
+
+
+class LogRatios(NamedTuple):
+    """Observed legs of a cell (or hour, or the city): their count and sum of log(actual / model)."""
+
+    n: int
+    total: float
+
+    def shrunk(self, prior: float, prior_n: int) -> float:
+        """The mean, with ``prior_n`` pseudo-observations of ``prior``."""
+        return (self.total + prior_n * prior) / (self.n + prior_n) if self.n + prior_n else prior
+
+    def plus(self, log_ratio: float) -> LogRatios:
+        return LogRatios(self.n + 1, self.total + log_ratio)
+
+
+def _ratios(raw: object) -> LogRatios:
+    if not isinstance(raw, list) or len(raw) != 2:
+        return LogRatios(0, 0.0)
+    return LogRatios(int(raw[0]), float(raw[1]))
+
+
+class _HourTable(NamedTuple):
+    """What is stored for one hour of day: all its legs, and its legs per origin cell."""
+
+    all: LogRatios
+    cells: dict[str, LogRatios]
+
+    @classmethod
+    def parse(cls, raw: str | None) -> _HourTable:
+        if not raw:
+            return cls(LogRatios(0, 0.0), {})
+        data = json.loads(raw)
+        return cls(_ratios(data.get("all")), {c: _ratios(v) for c, v in data.get("cells", {}).items()})
+
+    def dump(self) -> str:
+        return json.dumps(
+            {"all": list(self.all), "cells": {c: list(v) for c, v in sorted(self.cells.items())}},
+            separators=(",", ":"),
+        )
+
+
+class TravelFactors(NamedTuple):
+    """The learned factors of one hour: the hour's (for cells without legs) and each cell's."""
+
+    hour: float
+    cells: dict[str, float]
+
+    @property
+    def neutral(self) -> bool:
+        """Every factor is exactly 1.0: the base model's times stand."""
+        return self.hour == 1.0 and all(f == 1.0 for f in self.cells.values())
+
+    def of(self, cell: str) -> float:
+        return self.cells.get(cell, self.hour)
+
+
+def _factors(city: LogRatios, table: _HourTable, prior_n: int) -> TravelFactors:
+    city_log = city.shrunk(0.0, prior_n)
+    hour_log = table.all.shrunk(city_log, prior_n)
+    return TravelFactors(
+        math.exp(hour_log),
+        {cell: math.exp(r.shrunk(hour_log, prior_n)) for cell, r in table.cells.items()},
+    )
+
+
+def _read(ctx: Engine, hour: int) -> tuple[str | None, str | None]:
+    raw = ctx.store.learned([_CITY, _hour_key(hour)])
+    return raw.get(_CITY), raw.get(_hour_key(hour))
+
+
+def _parse(raw_city: str | None, raw_hour: str | None, prior_n: int) -> TravelFactors:
+    city = _ratios(json.loads(raw_city)) if raw_city else LogRatios(0, 0.0)
+    return _factors(city, _HourTable.parse(raw_hour), prior_n)
+
+
+def travel_factors(ctx: Engine, at: int) -> TravelFactors:
+    """The learned factors for rides at ``at``'s hour of day (all 1.0 with learning off)."""
+    if not ctx.config.learning:
+        return TravelFactors(1.0, {})
+    return _parse(*_read(ctx, hour_of(at)), ctx.config.travel_prior_legs)
+
+
+class LearnedTravel:
+    """A base travel model corrected by learned factors: the seconds of a ride are the base
+    model's times the factor of the origin's cell, rounded up.
+
+    ``cells`` memoizes the cell of each origin (it may be shared between instances).
+
+    >>> from dispatch.geo import GreatCircleTravel
+    >>> base = GreatCircleTravel(road_factor=1.3)
+    >>> a, b = Location(0.0, 0.0), Location(0.01, 0.0)
+    >>> travel = LearnedTravel(base, TravelFactors(1.5, {}))
+    >>> base.travel_s(a, b, 5.0), travel.travel_s(a, b, 5.0)
+    (290, 435)
+    >>> travel.matrix_s([a, b], [a, b], 5.0).tolist()
+    [[0, 435], [435, 0]]
+    """
+
+    __slots__ = ("_cells", "_least", "base", "factors")
+
+    def __init__(
+        self, base: TravelModel, factors: TravelFactors, cells: dict[tuple[float, float], str] | None = None
+    ) -> None:
+        self.base = base
+        self.factors = factors
+        self._cells = {} if cells is None else cells
+        self._least = min(factors.hour, *factors.cells.values()) if factors.cells else factors.hour
+
+    def __repr__(self) -> str:
+        f = self.factors
+        return f"LearnedTravel({self.base!r}, hour factor {f.hour:.3f}, {len(f.cells)} cells)"
+
+    def factor(self, origin: Location) -> float:
+        """The factor of rides from ``origin``."""
+        cells = self.factors.cells
+        if not cells:
+            return self.factors.hour
+        key = (origin.lat, origin.lng)
+        cell = self._cells.get(key)
+        if cell is None:
+            if len(self._cells) >= _CELL_MEMO:
+                self._cells.clear()
+            cell = self._cells[key] = cell_of(origin)
+        return cells.get(cell, self.factors.hour)
+
+    def travel_s(self, a: Location, b: Location, speed_mps: float) -> int:
+        base_s = self.base.travel_s(a, b, speed_mps)
+        f = self.factor(a)
+        return base_s if f == 1.0 else math.ceil(base_s * f)
+
+    def matrix_s(
+        self, origins: Sequence[Location], destinations: Sequence[Location], speed_mps: float
+    ) -> IntArray:
+        matrix = self.base.matrix_s(origins, destinations, speed_mps)
+        rows = np.array([self.factor(o) for o in origins], dtype=np.float64)
+        if np.all(rows == 1.0):
+            return matrix
+        # the same IEEE product and ceiling as travel_s, entry by entry
+        result: IntArray = np.ceil(matrix * rows[:, None]).astype(np.int64)
+        return result
+
+    def reach_m(self, budget_s: int, speed_mps: float) -> float:
+        if self._least >= 1.0:
+            return self.base.reach_m(budget_s, speed_mps)
+        # ceil(base_s * f) <= budget only if base_s <= budget / f; the + 1 covers rounding
+        return self.base.reach_m(math.floor(budget_s / self._least) + 1, speed_mps)
+
+
+#: Origins whose cell a :class:`TravelMemo` remembers before it starts again.
+_CELL_MEMO = 200_000
+
+
+class TravelMemo:
+    """One dispatcher's learned travel models, by hour: the stored factors are parsed again
+    only when they changed, and origins' cells are remembered across calls."""
+
+    __slots__ = ("_cells", "_hours")
+
+    def __init__(self) -> None:
+        self._cells: dict[tuple[float, float], str] = {}
+        self._hours: dict[int, tuple[str | None, str | None, TravelModel]] = {}
+
+    def model(self, ctx: Engine, base: TravelModel, at: int) -> TravelModel:
+        """The travel model for rides at ``at``: ``base`` corrected by the learned factors of
+        its hour, or ``base`` itself where they are all exactly 1.0 (learning off, nothing
+        learned, or rides that always took the model's time)."""
+        if not ctx.config.learning:
+            return base
+        hour = hour_of(at)
+        raw_city, raw_hour = _read(ctx, hour)
+        memo = self._hours.get(hour)
+        if memo is not None and memo[0] == raw_city and memo[1] == raw_hour and _base_of(memo[2]) is base:
+            return memo[2]
+        factors = _parse(raw_city, raw_hour, ctx.config.travel_prior_legs)
+        model = base if factors.neutral else LearnedTravel(base, factors, self._cells)
+        self._hours[hour] = (raw_city, raw_hour, model)
+        return model
+
+
+def _base_of(model: TravelModel) -> TravelModel:
+    return model.base if isinstance(model, LearnedTravel) else model
+
+
+# -- observations ------------------------------------------------------------------------------
+
+
+class Leg(NamedTuple):
+    """A ride under way: from where and when the courier left, and where to."""
+
+    origin: Location
+    depart_at: int
+    destination: Location
+
+    def dump(self) -> str:
+        o, d = self.origin, self.destination
+        return json.dumps([o.lat, o.lng, o.x_m, o.y_m, self.depart_at, d.lat, d.lng])
+
+    @classmethod
+    def parse(cls, raw: str | None) -> Leg | None:
+        if not raw:
+            return None
+        lat, lng, x_m, y_m, depart_at, dest_lat, dest_lng = json.loads(raw)
+        return cls(Location(lat, lng, x_m=x_m, y_m=y_m), int(depart_at), Location(dest_lat, dest_lng))
+
+
+def leg_of(ctx: Engine, courier_id: str) -> Leg | None:
+    """The ride ``courier_id`` is on, as noted at its departure (``None`` when none is)."""
+    return Leg.parse(ctx.store.learned([_leg_key(courier_id)]).get(_leg_key(courier_id)))
+
+
+def note_departure(ctx: Engine, legs: dict[str, Leg | None]) -> None:
+    """Note rides that start (``None``: the courier's ride, if any, is over without an
+    observation), for :func:`observe_arrival` (nothing with learning off)."""
+    if ctx.config.learning and legs:
+        ctx.store.set_learned({_leg_key(cid): leg.dump() if leg else "" for cid, leg in legs.items()})
+
+
+def _same_place(a: Location, b: Location) -> bool:
+    return a.lat == b.lat and a.lng == b.lng
+
+
+def observe_arrival(
+    ctx: Engine, base: TravelModel, courier_id: str, stop: Location, speed_mps: float, now: int
+) -> bool:
+    """Learn from ``courier_id`` reporting at ``now`` its arrival at ``stop``: the ride noted at
+    its departure, against ``base``'s seconds for it. Returns whether it was an observation."""
+    if not ctx.config.learning:
+        return False
+    key = _leg_key(courier_id)
+    raw = ctx.store.learned([key, _CITY])
+    leg = Leg.parse(raw.get(key))
+    if leg is None:
+        return False
+    learned: dict[str, str] = {key: ""}  # the ride is over, observed or not
+    base_s = base.travel_s(leg.origin, stop, speed_mps)
+    actual_s = now - leg.depart_at
+    observed = (
+        _same_place(leg.destination, stop)
+        and base_s >= MIN_LEG_S
+        and actual_s > 0
+        and 1 / MAX_RATIO <= actual_s / base_s <= MAX_RATIO
+    )
+    if observed:
+        log_ratio = math.log(actual_s / base_s)
+        hour = hour_of(leg.depart_at)
+        city_raw = raw.get(_CITY)
+        city = _ratios(json.loads(city_raw)) if city_raw else LogRatios(0, 0.0)
+        table = _HourTable.parse(ctx.store.learned([_hour_key(hour)]).get(_hour_key(hour)))
+        cell = cell_of(leg.origin)
+        cells = dict(table.cells)
+        cells[cell] = cells.get(cell, LogRatios(0, 0.0)).plus(log_ratio)
+        learned[_CITY] = json.dumps(list(city.plus(log_ratio)))
+        learned[_hour_key(hour)] = _HourTable(table.all.plus(log_ratio), cells).dump()
+    ctx.store.set_learned(learned)
+    return observed
