@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
@@ -131,10 +132,16 @@ def disk_k_for(cell: str, reach_m: float) -> int:
 
 
 def _great_circle_s(
-    travel: GreatCircleTravel, distance_m: FloatArray, origins: list[Location], target: Location, speed: float
+    travel: GreatCircleTravel,
+    distance_m: FloatArray,
+    locations: Sequence[Location],
+    slots: npt.NDArray[np.intp],
+    target: Location,
+    speed: float,
 ) -> IntArray:
-    """``travel.matrix_s(origins, [target], speed)[:, 0]`` from the origins' great-circle
-    distances (``haversine_matrix_m`` of the same points), without computing them again.
+    """``travel.matrix_s([locations[i] for i in slots], [target], speed)[:, 0]`` from the
+    origins' great-circle distances (``haversine_matrix_m`` of the same points), without
+    computing them again.
 
     Exactly equal to ``travel.travel_s`` entry by entry, as ``matrix_s`` is: numpy's result may
     differ from the scalar one in the last bits only, which matters only when the quotient is
@@ -145,12 +152,25 @@ def _great_circle_s(
     result = np.ceil(seconds)
     near_whole = np.abs(seconds - np.rint(seconds)) <= 1e-7 * np.maximum(seconds, 1.0)
     for i in np.flatnonzero(near_whole).tolist():
-        result[i] = travel.travel_s(origins[i], target, speed)
+        result[i] = travel.travel_s(locations[int(slots[i])], target, speed)
     return result.astype(np.int64)
 
 
 def _disk_cells(k: int) -> int:
     return 3 * k * (k + 1) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Scan:
+    """Every indexed courier seen from one target (see ``CourierIndex._scan``), by slot."""
+
+    target: Location
+    travel: GreatCircleTravel
+    slots: npt.NDArray[np.intp]
+    speeds: FloatArray  # the distinct speeds, ascending
+    group: npt.NDArray[np.intp]  # each slot's index into speeds
+    distance_m: FloatArray
+    seconds: IntArray
 
 
 class CourierIndex:
@@ -181,6 +201,7 @@ class CourierIndex:
         "_lat",
         "_lng",
         "_locations",
+        "_near",
         "_occupied",
         "_rank",
         "_ranked",
@@ -193,6 +214,9 @@ class CourierIndex:
     # Past this many disk cells per occupied cell, a search filters the occupied cells by
     # distance instead of walking a disk that is mostly empty (high resolutions, long budgets).
     _SCAN_CELLS_RATIO: Final = 8
+    # Up to this many indexed couriers per disk cell, a search times every indexed courier in
+    # one numpy pass instead of collecting the disk's buckets cell by cell (a Python loop).
+    _SCAN_ALL_RATIO: Final = 8
 
     def __init__(self, resolution: int = 8) -> None:
         self._resolution = check_resolution(resolution)
@@ -213,6 +237,10 @@ class CourierIndex:
         # The occupied cells with their centres and circumradii, for searches that filter
         # cells by distance; dropped whenever a cell gains its first courier or loses its last.
         self._occupied: tuple[list[str], FloatArray, FloatArray] | None = None
+        # The last target scanned whole: its distance to every indexed courier and their speed
+        # groups (and travel seconds, great-circle model); dropped on any upsert or removal, so
+        # the growing budgets of one search share one pass.
+        self._near: _Scan | None = None
 
     @property
     def resolution(self) -> int:
@@ -235,6 +263,7 @@ class CourierIndex:
     def upsert(self, courier_id: str, location: Location, speed_mps: float) -> None:
         """Add a courier or move it; called on every position ping."""
         check_speed(speed_mps)
+        self._near = None
         cell = _cell_at(location.lat, location.lng, self._resolution)
         slot = self._slot_of.get(courier_id)
         if slot is None:
@@ -262,6 +291,7 @@ class CourierIndex:
         slot = self._slot_of.pop(courier_id, None)
         if slot is None:
             return
+        self._near = None
         self._leave(self._cell_of_slot[slot], slot)
         self._cell_of_slot[slot] = ""
         self._ids[slot] = ""
@@ -292,6 +322,10 @@ class CourierIndex:
         cell = _cell_at(target.lat, target.lng, self._resolution)
         shortest_m, circumradius_m = _cell_scale_m(cell)
         k = _disk_k(shortest_m, circumradius_m, _check_reach(reach), bool(h3.is_pentagon(cell)))
+        if len(self._slot_of) <= self._SCAN_ALL_RATIO * _disk_cells(k):
+            # Every courier within reach lies in the disk, and the reach filter drops the rest:
+            # timing them all gives the same couriers.
+            return self._scan(target, budget, travel)
         if _disk_cells(k) > self._SCAN_CELLS_RATIO * len(self._cells):
             cells: Iterable[str] = self._occupied_cells_near(target, reach)
         else:
@@ -422,6 +456,34 @@ class CourierIndex:
         ids = self._ids
         return list(zip([ids[i] for i in slots[order].tolist()], seconds[order].tolist(), strict=True))
 
+    def _scan(
+        self, target: Location, budget_s: int, travel: TravelModel
+    ) -> tuple[npt.NDArray[np.intp], IntArray]:
+        """:meth:`_timed` of every indexed courier, in the same order (by speed, then slot)."""
+        if type(travel) is not GreatCircleTravel:
+            return self._timed(target, budget_s, travel, np.flatnonzero(self._speed[: self._used] > 0.0))
+        assert isinstance(travel, GreatCircleTravel)
+        near = self._near
+        if near is None or near.target != target or near.travel is not travel:
+            near = self._near = self._scanned(target, travel)
+        reach_m = np.array([travel.reach_m(budget_s, s) for s in near.speeds.tolist()])
+        keep = (near.distance_m <= reach_m[near.group] * (1.0 + 1e-9) + 1e-6) & (near.seconds <= budget_s)
+        found = np.flatnonzero(keep)
+        found = found[np.argsort(near.group[found], kind="stable")]
+        return near.slots[found], near.seconds[found]
+
+    def _scanned(self, target: Location, travel: GreatCircleTravel) -> _Scan:
+        slots = np.flatnonzero(self._speed[: self._used] > 0.0)  # 0.0 marks a free slot
+        speeds, group = np.unique(self._speed[slots], return_inverse=True)
+        distance_m = haversine_matrix_m(self._lat[slots], self._lng[slots], [target.lat], [target.lng])[:, 0]
+        seconds = np.zeros(len(slots), dtype=np.int64)
+        for g, speed in enumerate(speeds.tolist()):
+            members = np.flatnonzero(group == g)
+            seconds[members] = _great_circle_s(
+                travel, distance_m[members], self._locations, slots[members], target, speed
+            )
+        return _Scan(target, travel, slots, speeds, group, distance_m, seconds)
+
     def _timed(
         self, target: Location, budget_s: int, travel: TravelModel, slots: npt.NDArray[np.intp]
     ) -> tuple[npt.NDArray[np.intp], IntArray]:
@@ -449,13 +511,13 @@ class CourierIndex:
             members = slots[bounds[group] : bounds[group + 1]]
             if members.size == 0:
                 continue
-            origins = [locations[i] for i in members.tolist()]
             if great_circle:
                 assert isinstance(travel, GreatCircleTravel)
                 seconds = _great_circle_s(
-                    travel, distance_m[bounds[group] : bounds[group + 1]], origins, target, speed
+                    travel, distance_m[bounds[group] : bounds[group + 1]], locations, members, target, speed
                 )
             else:
+                origins = [locations[i] for i in members.tolist()]
                 seconds = np.asarray(travel.matrix_s(origins, [target], speed)[:, 0], dtype=np.int64)
             ok = seconds <= budget_s
             kept_slots.append(members[ok])
