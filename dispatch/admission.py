@@ -264,7 +264,7 @@ def admit(
             )
         scheduled = True
         ready = max(now + merchant.prep_s, window.start - after_ready_s) if ready_at is None else ready_at
-    if isinstance(ready, bool) or not isinstance(ready, int) or ready < now:
+    if not ranges.is_whole(ready) or ready < now:
         raise InvalidInput(f"ready_at must be whole seconds, not before now ({now} s)", field="ready_at")
     _check_ahead(window.start - now, "window")
     _check_ahead(ready - now, "ready_at")
