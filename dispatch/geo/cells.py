@@ -174,7 +174,7 @@ class _Scan:
 
 
 class CourierIndex:
-    """Couriers by H3 cell: O(1) position updates, search through ``grid_disk``, never a full scan.
+    """Couriers by H3 cell: O(1) position updates, search through ``grid_disk``.
 
     Each courier owns a slot in flat numpy arrays (lat, lng, speed) and sits in its cell's
     bucket of slots; a ping rewrites the slot and moves it between buckets only when the
@@ -182,7 +182,10 @@ class CourierIndex:
     reach with one vectorized great-circle pass and times the rest with the travel model's
     matrix, one call per speed. When the disk would hold many more cells than there are
     occupied cells (fine resolutions, long budgets), the occupied cells are filtered by
-    distance instead; either way no courier outside reach is timed.
+    distance instead; when the index holds few couriers for the disk's size, all of them go
+    through the great-circle pass at once (cheaper than visiting the cells in Python). Either
+    way the travel model times no courier outside reach (with the great-circle model itself,
+    the seconds come from that pass's distances).
 
     >>> index = CourierIndex(resolution=8)
     >>> index.upsert("c1", Location(41.8781, -87.6298), speed_mps=4.5)
