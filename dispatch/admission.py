@@ -387,8 +387,9 @@ def supply_near(ctx: Engine, merchant: Merchant, now: int) -> Supply:
     )
     arrivals: list[int] = []
     busy = []
+    idle = CourierStatus.IDLE
     for courier, t in zip(on_shift, rides, strict=True):
-        if courier.status is not CourierStatus.IDLE:
+        if courier.status is not idle:
             busy.append((t, courier.id, courier))
         elif t <= cfg.max_pickup_travel_s:
             arrivals.append(max(now, courier.available_at) + t)
@@ -417,10 +418,15 @@ def supply_near(ctx: Engine, merchant: Merchant, now: int) -> Supply:
         for o in ctx.store.orders_with_status(OrderStatus.PLACED)
         if not (o.scheduled and o.ready_at > horizon)
     ]
-    if any(mid != merchant.id for _, _, mid in waiting):
+    others = {mid for _, _, mid in waiting}
+    others.discard(merchant.id)
+    if others:
+        # of the other merchants with orders waiting, those in the disk
         inside = {merchant.id}
         inside |= {
-            m.id for m in ctx.store.merchants() if location_to_cell(m.location, cfg.h3_resolution) in near
+            m.id
+            for m in ctx.store.merchants()
+            if m.id in others and location_to_cell(m.location, cfg.h3_resolution) in near
         }
         waiting = [w for w in waiting if w[2] in inside]
     waiting.sort()

@@ -204,11 +204,11 @@ class CourierIndex:
         "_lat",
         "_lng",
         "_locations",
-        "_near",
         "_occupied",
         "_rank",
         "_ranked",
         "_resolution",
+        "_scans",
         "_slot_of",
         "_speed",
         "_used",
@@ -220,6 +220,8 @@ class CourierIndex:
     # Up to this many indexed couriers per disk cell, a search times every indexed courier in
     # one numpy pass instead of collecting the disk's buckets cell by cell (a Python loop).
     _SCAN_ALL_RATIO: Final = 8
+    # At most this many targets' scans are kept (an index that does not change for long).
+    _SCANS_KEPT: Final = 4096
 
     def __init__(self, resolution: int = 8) -> None:
         self._resolution = check_resolution(resolution)
@@ -240,10 +242,10 @@ class CourierIndex:
         # The occupied cells with their centres and circumradii, for searches that filter
         # cells by distance; dropped whenever a cell gains its first courier or loses its last.
         self._occupied: tuple[list[str], FloatArray, FloatArray] | None = None
-        # The last target scanned whole: its distance to every indexed courier and their speed
-        # groups (and travel seconds, great-circle model); dropped on any upsert or removal, so
-        # the growing budgets of one search share one pass.
-        self._near: _Scan | None = None
+        # Targets scanned whole (see _scan): their distance to every indexed courier, the speed
+        # groups and travel seconds (great-circle model); dropped on any upsert or removal, so
+        # the growing budgets of one search, and the searches after prepare(), share one pass.
+        self._scans: dict[Location, _Scan] = {}
 
     @property
     def resolution(self) -> int:
@@ -266,7 +268,7 @@ class CourierIndex:
     def upsert(self, courier_id: str, location: Location, speed_mps: float) -> None:
         """Add a courier or move it; called on every position ping."""
         check_speed(speed_mps)
-        self._near = None
+        self._scans.clear()
         cell = _cell_at(location.lat, location.lng, self._resolution)
         slot = self._slot_of.get(courier_id)
         if slot is None:
@@ -294,7 +296,7 @@ class CourierIndex:
         slot = self._slot_of.pop(courier_id, None)
         if slot is None:
             return
-        self._near = None
+        self._scans.clear()
         self._leave(self._cell_of_slot[slot], slot)
         self._cell_of_slot[slot] = ""
         self._ids[slot] = ""
@@ -321,6 +323,9 @@ class CourierIndex:
         budget = as_seconds(budget_s, "budget_s")
         if budget < 0 or not self._slot_of:
             return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int64)
+        scanned = self._scans.get(target)
+        if scanned is not None and scanned.travel is travel:
+            return self._scan(target, budget, travel)
         reach = travel.reach_m(budget, self._max_speed())
         cell = _cell_at(target.lat, target.lng, self._resolution)
         shortest_m, circumradius_m = _cell_scale_m(cell)
@@ -334,6 +339,39 @@ class CourierIndex:
         else:
             cells = h3.grid_disk(cell, k)
         return self._timed(target, budget, travel, self._slots_in(cells))
+
+    def prepare(self, targets: Iterable[Location], travel: TravelModel) -> None:
+        """Time every indexed courier to each target in one numpy pass, for the searches of
+        those targets that follow until the index changes (a tick's merchants: many targets,
+        the same couriers). Only the great-circle model is timed this way; the results of
+        the searches are the same either way."""
+        if type(travel) is not GreatCircleTravel or not self._slot_of:
+            return
+        assert isinstance(travel, GreatCircleTravel)
+        todo = list(dict.fromkeys(t for t in targets if t not in self._scans))
+        if not todo:
+            return
+        slots = np.flatnonzero(self._speed[: self._used] > 0.0)  # 0.0 marks a free slot
+        speed = self._speed[slots]
+        speeds, group = np.unique(speed, return_inverse=True)
+        for s in speeds.tolist():
+            check_speed(s)
+        distance_m = haversine_matrix_m(
+            self._lat[slots], self._lng[slots], [t.lat for t in todo], [t.lng for t in todo]
+        )  # one row per courier, one column per target
+        seconds = distance_m * travel.road_factor / speed[:, None]
+        whole = np.ceil(seconds)
+        # as in _great_circle_s: entries within rounding of a whole second are timed exactly
+        near_whole = np.abs(seconds - np.rint(seconds)) <= 1e-7 * np.maximum(seconds, 1.0)
+        locations = self._locations
+        for i, j in zip(*np.nonzero(near_whole), strict=True):
+            slot = int(slots[i])
+            whole[i, j] = travel.travel_s(locations[slot], todo[j], float(self._speed[slot]))
+        timed = whole.astype(np.int64)
+        for j, target in enumerate(todo):
+            self._scans[target] = _Scan(
+                target, travel, slots, speeds, group, distance_m[:, j].copy(), timed[:, j].copy()
+            )
 
     def slot_of(self, courier_id: str) -> int | None:
         """The slot :meth:`within_slots` reports for a courier (stable while it is indexed)."""
@@ -466,9 +504,11 @@ class CourierIndex:
         if type(travel) is not GreatCircleTravel:
             return self._timed(target, budget_s, travel, np.flatnonzero(self._speed[: self._used] > 0.0))
         assert isinstance(travel, GreatCircleTravel)
-        near = self._near
-        if near is None or near.target != target or near.travel is not travel:
-            near = self._near = self._scanned(target, travel)
+        near = self._scans.get(target)
+        if near is None or near.travel is not travel:
+            if len(self._scans) >= self._SCANS_KEPT:
+                self._scans.clear()
+            near = self._scans[target] = self._scanned(target, travel)
         reach_m = np.array([travel.reach_m(budget_s, s) for s in near.speeds.tolist()])
         keep = (near.distance_m <= reach_m[near.group] * (1.0 + 1e-9) + 1e-6) & (near.seconds <= budget_s)
         found = np.flatnonzero(keep)

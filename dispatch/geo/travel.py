@@ -161,7 +161,8 @@ def seconds_to(
         near_whole = np.abs(seconds - np.rint(seconds)) <= 1e-7 * np.maximum(seconds, 1.0)
         for i in np.flatnonzero(near_whole).tolist():
             result[i] = travel.travel_s(origins[i], target, speeds_mps[i])
-        return [int(t) for t in result.astype(np.int64).tolist()]
+        found: list[int] = result.astype(np.int64).tolist()
+        return found
     by_speed: dict[float, list[int]] = {}
     for i, speed in enumerate(speeds_mps):
         by_speed.setdefault(speed, []).append(i)

@@ -31,6 +31,10 @@ class GreedyPolicy:
         index = CourierIndex(config.h3_resolution)
         for pos, s in enumerate(idle):
             index.upsert(str(pos), s.free_location, s.courier.speed_mps)
+        # every merchant with an order timed against the idle couriers at once
+        index.prepare(
+            dict.fromkeys(snapshot.merchants[o.merchant_id].location for o in snapshot.orders), travel
+        )
         decisions = []
         # Each merchant's idle couriers within reach, by (travel_s, id), found once per tick:
         # couriers only leave the index during a tick, so an order's nearest are the first
