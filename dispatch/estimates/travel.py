@@ -48,6 +48,8 @@ __all__ = [
     "LogRatios",
     "TravelFactors",
     "TravelMemo",
+    "cell_of",
+    "hour_of",
     "legs_of",
     "note_departure",
     "observe_arrival",
