@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import Final, NamedTuple
 
 import h3
+import numpy as np
 
 from dispatch import ranges
 from dispatch.errors import (
@@ -385,15 +386,18 @@ def supply_near(ctx: Engine, merchant: Merchant, now: int) -> Supply:
     rides = seconds_to(
         ctx.travel, [c.location for c in on_shift], [c.speed_mps for c in on_shift], merchant.location
     )
-    arrivals: list[int] = []
-    busy = []
-    idle = CourierStatus.IDLE
-    for courier, t in zip(on_shift, rides, strict=True):
-        if courier.status is not idle:
-            busy.append((t, courier.id, courier))
-        elif t <= cfg.max_pickup_travel_s:
-            arrivals.append(max(now, courier.available_at) + t)
-    nearest = [c for _, _, c in sorted(busy)[: cfg.supply_plans_read]]
+    ride = np.array(rides, dtype=np.int64)
+    idle = np.fromiter((c.status is CourierStatus.IDLE for c in on_shift), dtype=bool, count=len(on_shift))
+    available = np.fromiter((c.available_at for c in on_shift), dtype=np.int64, count=len(on_shift))
+    ready = idle & (ride <= cfg.max_pickup_travel_s)
+    arrivals: list[int] = (np.maximum(now, available[ready]) + ride[ready]).tolist()
+    # the busy couriers nearest now, by (ride, id): all those within the plans-th shortest ride
+    busy = np.flatnonzero(~idle)
+    plans = cfg.supply_plans_read
+    if 0 < plans < busy.size:
+        busy = busy[ride[busy] <= np.partition(ride[busy], plans - 1)[plans - 1]]
+    ranked = sorted((rides[i], on_shift[i].id, i) for i in busy.tolist())
+    nearest = [on_shift[i] for _, _, i in ranked[:plans]]
     routes = ctx.store.routes([c.id for c in nearest]) if nearest else {}
     latest = now + cfg.free_horizon_s + cfg.max_pickup_travel_s
     ends: list[tuple[int, Location, float]] = []

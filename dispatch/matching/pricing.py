@@ -4,7 +4,7 @@ merchant): lateness, click-to-door, food waiting and the ride, in the policy's w
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -50,6 +50,15 @@ class Prices:
     arrive: np.ndarray
     joiners: Sequence[tuple[int, CourierSupply]]
     tick: Tick
+    # the candidates' speed groups, shift ends and capacities, the same for every bundle
+    group: np.ndarray = field(init=False)
+    shift_end: np.ndarray = field(init=False)
+    capacity: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "group", self.tick.speed_group[self.cand])
+        object.__setattr__(self, "shift_end", self.tick.shift_end[self.cand])
+        object.__setattr__(self, "capacity", self.tick.capacity[self.cand])
 
     def of(self, bundle: Bundle) -> Option | None:
         """The bundle's cheapest couriers, or None when nobody can carry it."""
@@ -66,7 +75,7 @@ class Prices:
         click_to_door = np.zeros(len(cand), dtype=np.int64)
         food_wait = np.zeros(len(cand), dtype=np.int64)
         for col, order in enumerate(seq):
-            drop = depart + offsets[self.tick.speed_group[cand], col]
+            drop = depart + offsets[self.group, col]
             late += np.maximum(0, drop - order.window.end)
             click_to_door += drop - order.placed_at
             food_wait += service - order.ready_at
@@ -76,7 +85,7 @@ class Prices:
             + config.food_wait_weight * food_wait
             + config.travel_weight * self.to_merchant
         )
-        ok = (service <= self.tick.shift_end[cand]) & (self.tick.capacity[cand] >= bundle.size)
+        ok = (service <= self.shift_end) & (self.capacity >= bundle.size)
         idx = np.nonzero(ok)[0]
         join_nodes, join_cost = (
             join_arcs(bundle, self.merchant, self.joiners, config, self.tick.travel)
