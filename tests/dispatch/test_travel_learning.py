@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from dispatch import DispatchConfig, Dispatcher, GreatCircleTravel, GreedyPolicy, Location, PlanarTravel
+from dispatch import (
+    DeliveryArea,
+    DispatchConfig,
+    Dispatcher,
+    GreatCircleTravel,
+    GreedyPolicy,
+    Location,
+    Merchant,
+    PlanarTravel,
+)
 from dispatch.estimates import (
     LearnedTravel,
     Leg,
@@ -25,7 +34,7 @@ from simulations.city import synthetic_city
 from simulations.day import Truth
 from simulations.mdrp import city_of, read_instance
 from simulations.world import ReplayReport, World
-from tests.conftest import CENTRE, destination
+from tests.conftest import CENTRE, destination, make_store
 from tests.redis_server import RedisServer
 
 SPEED = 4.5
@@ -167,24 +176,34 @@ def test_a_ride_whose_plan_changed_on_the_way_is_no_observation() -> None:
     assert not observe_arrival(d, d.travel, "c1", planned, SPEED, NOON + 1200)
 
 
-def test_the_engine_notes_rides_from_its_own_events() -> None:
-    """Through the Dispatcher: a courier leaving a merchant and a door, with rides 1.5x the model."""
-    from dispatch import DeliveryArea, Merchant
-
-    d = Dispatcher(config=DispatchConfig(city="t", travel_prior_legs=0))
-    d.add_merchant(Merchant("m1", CENTRE, DeliveryArea(radius_m=3000), prep_s=300), now=0)
-    d.start_shift("c1", CENTRE, now=0, shift_end=12 * 3600)
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_the_engine_notes_rides_from_its_own_events(kind: str, request: pytest.FixtureRequest) -> None:
+    """Through the Dispatcher, on both stores: a courier sent from idle to a merchant, then from
+    the merchant to a door, each ride 1.5x the model; the plan after it is timed with 1.5."""
+    d = Dispatcher(store=make_store(kind, "t", request), config=DispatchConfig(city="t", travel_prior_legs=0))
+    d.add_merchant(Merchant("m1", CENTRE, DeliveryArea(radius_m=3000), prep_s=900), now=0)
+    start = destination(CENTRE, 1500, 200)
+    d.start_shift("c1", start, now=0, shift_end=12 * 3600)
     order = d.place_order("o1", "m1", destination(CENTRE, 2000, 0), now=0)
-    assert d.tick(now=order.ready_at - 60).assignments
-    d.arrived("c1", now=order.ready_at - 60)  # it waited at the merchant: no ride
+    assert d.tick(now=order.ready_at - 600).assignments  # from where it waits idle, now
+    leaves = order.ready_at - 600
+    to_merchant = round(d.travel.travel_s(start, CENTRE, SPEED) * 1.5)
+    d.update_position("c1", CENTRE, now=leaves + to_merchant)
+    d.arrived("c1", now=leaves + to_merchant)
+    assert travel_factors(d, leaves).of(cell_of(start)) == pytest.approx(1.5, abs=0.01)
     route = d.picked_up("c1", "o1", now=order.ready_at)
     door = route.stops[0]
-    leaves = order.ready_at + 120
-    ride = round(d.travel.travel_s(CENTRE, door.location, SPEED) * 1.5)
-    d.update_position("c1", door.location, now=leaves + ride)
-    d.arrived("c1", now=leaves + ride)
+    leaves = order.ready_at + 120  # the rest of the pickup service
+    to_door = round(d.travel.travel_s(CENTRE, door.location, SPEED) * 1.5)
+    # the plan after the pickup already times the ride with the factor learned from the first
+    base_s = d.travel.travel_s(CENTRE, door.location, SPEED)
+    assert door.arrive_at - leaves == d.travel_at(leaves).travel_s(CENTRE, door.location, SPEED)
+    assert abs(door.arrive_at - leaves - 1.5 * base_s) <= 2
+    d.update_position("c1", door.location, now=leaves + to_door)
+    d.arrived("c1", now=leaves + to_door)
     assert travel_factors(d, leaves).of(cell_of(CENTRE)) == pytest.approx(1.5, abs=0.01)
-    assert d.route("c1").stops[0].service_at > door.service_at  # it was late: the plan says so
+    d.delivered("c1", "o1", now=leaves + to_door + 120)
+    assert d.store.learned(["leg:c1"]) == {"leg:c1": ""}  # idle at the door: no ride under way
 
 
 def test_the_matrix_and_the_reach_agree_with_the_rides() -> None:
