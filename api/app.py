@@ -118,7 +118,7 @@ def create_app(
     _serve_docs(app)
     # outermost first: every request is counted, including the ones refused for size
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(MetricsMiddleware, registry=runtime.metrics)
+    app.add_middleware(MetricsMiddleware, registry=runtime.metrics, in_flight=runtime.requests)
     app.add_middleware(HeaderCountMiddleware)
 
     def openapi() -> dict[str, Any]:

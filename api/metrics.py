@@ -14,6 +14,8 @@ worker gives the same answer.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Iterable
 
@@ -22,7 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["Labels", "MetricsMiddleware", "Registry", "multiprocess"]
+__all__ = ["Labels", "MetricsMiddleware", "Registry", "RequestsInFlight", "multiprocess"]
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -153,12 +155,42 @@ def _num(value: float) -> str:
     return repr(float(value)) if not float(value).is_integer() else str(int(value))
 
 
-class MetricsMiddleware:
-    """Counts and times every HTTP request (pure ASGI: no per-request task or body copy)."""
+class RequestsInFlight:
+    """Requests being worked on now: from their arrival to the start of their answer (a streamed
+    answer, such as an event stream, counts no longer once it has started). Background work that
+    should not delay requests (the webhook delivery loop) waits for none to be in flight."""
 
-    def __init__(self, app: ASGIApp, registry: Registry) -> None:
+    def __init__(self) -> None:
+        self.count = 0
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._quiet.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count <= 0:
+            self.count = 0
+            self._quiet.set()
+
+    async def quiet(self, max_wait_s: float) -> None:
+        """Return once no request is in flight, or after ``max_wait_s`` whatever the load (so
+        that background work is deferred under load, never starved)."""
+        if self.count:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._quiet.wait(), max_wait_s)
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request (pure ASGI: no per-request task or body copy), and
+    keeps :class:`RequestsInFlight`."""
+
+    def __init__(self, app: ASGIApp, registry: Registry, in_flight: RequestsInFlight | None = None) -> None:
         self.app = app
         self.registry = registry
+        self.in_flight = in_flight or RequestsInFlight()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -166,16 +198,24 @@ class MetricsMiddleware:
             return
         start = time.perf_counter()
         status = 500
+        in_flight = self.in_flight
+        in_flight.enter()
+        answering = True
 
         async def send_status(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answering
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if answering:
+                    answering = False
+                    in_flight.leave()
             await send(message)
 
         try:
             await self.app(scope, receive, send_status)
         finally:
+            if answering:
+                in_flight.leave()
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope["method"]

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from api.idempotency import IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore
-from api.metrics import Labels, Registry
+from api.metrics import Labels, Registry, RequestsInFlight
 from api.quote_book import QuoteBook, QuoteStore, RedisQuoteBook
 from api.settings import Settings
 from api.tracking import TrackingTokens
@@ -135,6 +135,8 @@ class Runtime:
         self._fence = backend.fencing
         self._tracking_secret = backend.tracking_secret
         self.metrics = Registry()
+        #: requests being worked on (kept by the metrics middleware); webhook delivery yields to them
+        self.requests = RequestsInFlight()
         self.last_tick: TickRecord | None = None
         self.ticks = 0
         self.background: asyncio.Task[None] | None = None
@@ -143,7 +145,9 @@ class Runtime:
         self.failing_ticks = 0
         self._streams: dict[str, int] = {}
         self._releases: set[asyncio.Task[None]] = set()
-        self.relay = Relay(settings, dispatcher, self.webhooks, self.run, self._delivers_webhooks)
+        self.relay = Relay(
+            settings, dispatcher, self.webhooks, self.run, self._delivers_webhooks, self.requests
+        )
         self.relaying: asyncio.Task[None] | None = None
         self._tracking: TrackingTokens | None = None
         if settings.tracking_secret is not None:

@@ -29,6 +29,7 @@ import math
 import statistics
 import sys
 import time
+import tomllib
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -70,11 +71,19 @@ def _overrides(scenario_name: str, scale: float) -> list[tuple[str, Any]]:
     return [("demand.orders", round(s.demand.orders * scale)), ("fleet.scale", s.fleet.scale * scale)]
 
 
-def run(scenario_name: str, scale: float, seed: int, source: str, supply: bool) -> dict[str, Any]:
+def run(
+    scenario_name: str,
+    scale: float,
+    seed: int,
+    source: str,
+    supply: bool,
+    extra: tuple[tuple[str, Any], ...] = (),
+) -> dict[str, Any]:
     started = time.perf_counter()
     cpu_started = time.process_time()
     overrides = [
         *_overrides(scenario_name, scale),
+        *extra,
         ("rules.config.learning", source != "static"),
         ("rules.config.supply_admission", supply),
     ]
@@ -126,11 +135,22 @@ def main() -> int:
     parser.add_argument("--scenario", default="lunch-rush")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--scale", type=float, default=1.0, help="demand and fleet x this (default 1)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a scenario value for every run, e.g. promise_margin_share=0.1 (repeatable)",
+    )
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     combos = [(s, supply) for supply in (False, True) for s in SOURCES]
     with ProcessPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(run, args.scenario, args.scale, args.seed, s, supply) for s, supply in combos]
+        pairs = (text.split("=", 1) for text in args.set)
+        extra = tuple((key, tomllib.loads(f"v = {value}")["v"]) for key, value in pairs)
+        futures = [
+            pool.submit(run, args.scenario, args.scale, args.seed, s, supply, extra) for s, supply in combos
+        ]
         runs = [f.result() for f in futures]
     gaps = {}
     for supply in (False, True):
@@ -143,6 +163,7 @@ def main() -> int:
     out = {
         "scenario": args.scenario,
         "scale": args.scale,
+        "set": args.set,
         "seed": args.seed,
         "runs": runs,
         "gap_closed_by_learning": gaps,

@@ -8,10 +8,15 @@ after the tick, waiting for a courier. Timed, interleaved, on the same state:
   repositioning one among the 16 nearest busy plans; the function is copied below verbatim);
 * ``supply``: the quote with ``supply_admission`` on (the couriers' plans and the waiting orders).
 
+With ``--learned``, the store first holds learned travel factors (1.1, for the hour of the
+quotes and every res-7 cell a courier is in), so the supply quote times rides with
+:class:`~dispatch.estimates.LearnedTravel` as a city with learning on would.
+
 Target (issue #19): ``supply`` costs at most 2x ``before``. Prints one JSON document.
 
     .venv/bin/python benchmarks/quote_bench.py
     .venv/bin/python benchmarks/quote_bench.py --redis     # the same over a RedisStore
+    .venv/bin/python benchmarks/quote_bench.py --redis --learned
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import platform
 import statistics
 import sys
@@ -37,6 +43,7 @@ from tick_bench import CENTRE, build  # noqa: E402
 
 from dispatch import Dispatcher, Location, Refused  # noqa: E402
 from dispatch.admission import admit  # noqa: E402
+from dispatch.estimates.travel import cell_of, hour_of  # noqa: E402
 from dispatch.geo import disk_k_for, location_to_cell  # noqa: E402
 from dispatch.lookups import Engine  # noqa: E402
 from dispatch.models import CourierStatus, Merchant, OrderStatus, StopKind  # noqa: E402
@@ -111,8 +118,19 @@ def _time(fn: Callable[[], object], reps: int) -> list[float]:
     return out
 
 
-def run(store: Any, reps: int, waiting: int) -> dict[str, Any]:
+def _learn(d: Dispatcher, now: int) -> None:
+    """Learned travel factors of 1.1 for ``now``'s hour, in every cell a courier is in."""
+    cells = {cell_of(c.location) for c in d.store.couriers_on_shift()}
+    n, log = 100, math.log(1.1)
+    table = {"all": [n * len(cells), n * len(cells) * log], "cells": {c: [n, n * log] for c in sorted(cells)}}
+    hour = f"travel:h{hour_of(now)}"
+    d.store.set_learned({"travel:city": json.dumps([n, n * log]), hour: json.dumps(table)})
+
+
+def run(store: Any, reps: int, waiting: int, learned: bool = False) -> dict[str, Any]:
     d, now = city(store, waiting)
+    if learned:
+        _learn(d, now)
     supply_d = Dispatcher(
         store=d.store, config=dataclasses.replace(d.config, supply_admission=True), travel=d.travel
     )
@@ -142,6 +160,7 @@ def run(store: Any, reps: int, waiting: int) -> dict[str, Any]:
         after += _time(supply_quote, 1)
     b, a = statistics.median(before), statistics.median(after)
     return {
+        "travel": repr(supply_d.travel_at(now)),
         "couriers_in_reach": len(near),
         "busy_in_reach": sum(c.status is not CourierStatus.IDLE for c in near),
         "waiting_orders": len(d.store.orders_with_status(OrderStatus.PLACED)),
@@ -158,11 +177,12 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=200)
     parser.add_argument("--waiting", type=int, default=200)
     parser.add_argument("--redis", action="store_true", help="also over a RedisStore (starts redis-server)")
+    parser.add_argument("--learned", action="store_true", help="learned travel factors in the store")
     args = parser.parse_args()
     out: dict[str, Any] = {
         "python": platform.python_version(),
         "machine": platform.machine(),
-        "memory": run(None, args.reps, args.waiting),
+        "memory": run(None, args.reps, args.waiting, args.learned),
     }
     if args.redis:
         from dispatch.redis_store import RedisStore
@@ -172,7 +192,7 @@ def main() -> int:
             server = RedisServer(Path(tmp))
             server.start()
             try:
-                out["redis"] = run(RedisStore(server.url, "bench"), args.reps, args.waiting)
+                out["redis"] = run(RedisStore(server.url, "bench"), args.reps, args.waiting, args.learned)
             finally:
                 server.stop()
     print(json.dumps(out, indent=1))

@@ -8,6 +8,10 @@
 2. Orders are created over HTTP (``POST /v1/orders`` to a ``dispatch serve`` process) with webhooks
    off (no endpoint) and on (one endpoint receiving every event, delivered by the running loop),
    in alternating rounds of the same run; the ratio of the median per-order times is the cost.
+   The server's CPU time per order (from /proc, the deliveries of the round included) is
+   reported too: on a shared machine it moves less than wall time.
+3. CPU per POST of the service's sender (``api/webhooks/sender.py``) and of httpx, each sending
+   the same signed bodies one after another to the same receiver, in alternating rounds.
 
 Prints JSON. Seeded; the machine is shared, so compare within one run only.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -154,6 +159,15 @@ async def _latency(store: Any, rate: float, seconds: float, concurrency: int = 1
     }
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds a process has run so far, all its threads (Linux schedstat: nanoseconds)."""
+    total_ns = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a thread that just ended
+            total_ns += int((task / "schedstat").read_text().split()[0])
+    return total_ns / 1e9
+
+
 def _order_cost(orders_per_round: int, rounds: int) -> dict[str, Any]:
     """Median seconds per order with webhooks off and on, rounds alternating, against a real
     ``dispatch serve`` process (its delivery loop shares the process with the requests)."""
@@ -172,6 +186,7 @@ def _order_cost(orders_per_round: int, rounds: int) -> dict[str, Any]:
         stderr=subprocess.DEVNULL,
     )
     per_order: dict[str, list[float]] = {"off": [], "on": []}
+    cpu_per_order: dict[str, list[float]] = {"off": [], "on": []}
     placed = 0
     admin = {"Authorization": f"Bearer {ADMIN}"}
     try:
@@ -203,6 +218,7 @@ def _order_cost(orders_per_round: int, rounds: int) -> dict[str, Any]:
                         "/v1/webhooks", json={"url": receiver.url + "/all"}, headers=admin
                     ).json()["id"]
                 served_before = receiver.count()
+                cpu_start = _cpu_s(server.pid)
                 start = time.perf_counter()
                 for _ in range(orders_per_round):
                     placed += 1
@@ -217,50 +233,109 @@ def _order_cost(orders_per_round: int, rounds: int) -> dict[str, Any]:
                     )
                     assert resp.status_code == 201, resp.text
                 elapsed = time.perf_counter() - start
-                if r > 0:
-                    per_order[mode].append(elapsed / orders_per_round)
                 if hook is not None:
                     # every order.placed delivered before the next round, which then pays for none
                     deadline = time.monotonic() + 60
                     while receiver.count() - served_before < orders_per_round:
                         assert time.monotonic() < deadline, "deliveries did not catch up"
                         time.sleep(0.01)
+                cpu = _cpu_s(server.pid) - cpu_start  # the round's deliveries included
+                if hook is not None:
                     client.delete(f"/v1/webhooks/{hook}", headers=admin)
+                if r > 0:
+                    per_order[mode].append(elapsed / orders_per_round)
+                    cpu_per_order[mode].append(cpu / orders_per_round)
             delivered = receiver.count()
     finally:
         stop_process(server)
     off, on = statistics.median(per_order["off"]), statistics.median(per_order["on"])
+    cpu_off, cpu_on = statistics.median(cpu_per_order["off"]), statistics.median(cpu_per_order["on"])
+    pairs = [b / a for a, b in zip(per_order["off"], per_order["on"], strict=True)]
+    cpu_pairs = [b / a for a, b in zip(cpu_per_order["off"], cpu_per_order["on"], strict=True)]
     return {
         "orders_per_round": orders_per_round,
         "rounds_each": rounds,
         "ms_per_order_off": round(off * 1000, 3),
         "ms_per_order_on": round(on * 1000, 3),
         "on_over_off": round(on / off, 3),
+        # each "on" round over the "off" round right after it: pairs see the same load, so their
+        # median moves less than the ratio of the medians when the machine's load changes
+        "on_over_off_paired_median": round(statistics.median(pairs), 3),
+        "on_over_off_by_round": [round(x, 3) for x in pairs],
+        "server_cpu_ms_per_order_off": round(cpu_off * 1000, 3),
+        "server_cpu_ms_per_order_on": round(cpu_on * 1000, 3),
+        "server_cpu_on_over_off": round(cpu_on / cpu_off, 3),
+        "server_cpu_on_over_off_paired_median": round(statistics.median(cpu_pairs), 3),
         "webhook_deliveries": delivered,
+    }
+
+
+async def _cpu_per_post(posts: int, rounds: int) -> dict[str, Any]:
+    """CPU milliseconds per sequential POST: the service's sender vs httpx (the one it replaced),
+    the same signed event bodies to the same receiver, rounds alternating."""
+    from api.webhooks.sender import Sender
+    from api.webhooks.signing import HEADER, sign
+
+    bodies = [
+        json.dumps({"id": f"bench-{i}", "kind": "order.placed", "seq": i}).encode() for i in range(posts)
+    ]
+
+    def headers(body: bytes) -> list[tuple[str, str]]:
+        return [("Content-Type", "application/json"), (HEADER, sign("whsec_bench", int(time.time()), body))]
+
+    cpu_ms: dict[str, list[float]] = {"sender": [], "httpx": []}
+    with RemoteReceiver() as receiver:
+        url = receiver.url + "/cpu"
+        async with (
+            Sender(timeout_s=10, allow_private=True) as sender,
+            httpx.AsyncClient(timeout=10, follow_redirects=False) as client,
+        ):
+            for r in range(rounds * 2 + 2):  # the first two rounds warm both up
+                name = "sender" if r % 2 == 0 else "httpx"
+                start = time.process_time()
+                for body in bodies:
+                    if name == "sender":
+                        status = await sender.post(url, body, headers(body))
+                    else:
+                        status = (await client.post(url, content=body, headers=headers(body))).status_code
+                    assert status == 200
+                if r >= 2:
+                    cpu_ms[name].append((time.process_time() - start) * 1000 / posts)
+    new, old = statistics.median(cpu_ms["sender"]), statistics.median(cpu_ms["httpx"])
+    return {
+        "posts_per_round": posts,
+        "rounds_each": rounds,
+        "sender_cpu_ms_per_post": round(new, 3),
+        "httpx_cpu_ms_per_post": round(old, 3),
+        "sender_by_round": [round(x, 3) for x in cpu_ms["sender"]],
+        "httpx_by_round": [round(x, 3) for x in cpu_ms["httpx"]],
     }
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     from dispatch.redis_store import RedisStore, connect
 
+    parts = set(args.parts)
     result: dict[str, Any] = {
         "python": platform.python_version(),
         "rate_per_s": args.rate,
         "seconds": args.seconds,
         "concurrency": args.concurrency,
-        "latency": {"memory": await _latency(None, args.rate, args.seconds, args.concurrency)},
     }
-    with tempfile.TemporaryDirectory(prefix="webhook-bench-") as tmp:
-        server = RedisServer(Path(tmp) / "redis")
-        server.start()
-        try:
-            from dispatch.redis_store import RedisStore as _RS
-
-            store: _RS = RedisStore(connect(server.url), "bench")
-            result["latency"]["redis"] = await _latency(store, args.rate, args.seconds, args.concurrency)
-        finally:
-            server.stop()
-    result["order_creation"] = _order_cost(args.orders, args.rounds)
+    if "latency" in parts:
+        result["latency"] = {"memory": await _latency(None, args.rate, args.seconds, args.concurrency)}
+        with tempfile.TemporaryDirectory(prefix="webhook-bench-") as tmp:
+            server = RedisServer(Path(tmp) / "redis")
+            server.start()
+            try:
+                store = RedisStore(connect(server.url), "bench")
+                result["latency"]["redis"] = await _latency(store, args.rate, args.seconds, args.concurrency)
+            finally:
+                server.stop()
+    if "cpu" in parts:
+        result["cpu_per_post"] = await _cpu_per_post(args.posts, args.rounds)
+    if "orders" in parts:
+        result["order_creation"] = _order_cost(args.orders, args.rounds)
     return result
 
 
@@ -273,6 +348,14 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="DISPATCH_WEBHOOK_CONCURRENCY")
     parser.add_argument("--orders", type=int, default=300, help="orders per round (order creation)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of each mode, alternating")
+    parser.add_argument("--posts", type=int, default=1000, help="POSTs per round (CPU per POST)")
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        choices=("latency", "cpu", "orders"),
+        default=["latency", "cpu", "orders"],
+        help="what to measure (all by default)",
+    )
     print(json.dumps(asyncio.run(main_async(parser.parse_args())), indent=2))
 
 

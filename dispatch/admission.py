@@ -4,7 +4,6 @@ could collect the food."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final, NamedTuple
@@ -21,7 +20,7 @@ from dispatch.errors import (
     WindowInfeasible,
 )
 from dispatch.estimates import expected_ready_at, remember_stated
-from dispatch.geo import AreaIndex, TravelModel, disk_k_for, location_to_cell
+from dispatch.geo import AreaIndex, disk_k_for, location_to_cell, seconds_to
 from dispatch.lookups import Engine, check_now, merchant_of
 from dispatch.models import (
     CourierStatus,
@@ -264,7 +263,7 @@ def admit(
             )
         scheduled = True
         ready = max(now + merchant.prep_s, window.start - after_ready_s) if ready_at is None else ready_at
-    if isinstance(ready, bool) or not isinstance(ready, int) or ready < now:
+    if not ranges.is_whole(ready) or ready < now:
         raise InvalidInput(f"ready_at must be whole seconds, not before now ({now} s)", field="ready_at")
     _check_ahead(window.start - now, "window")
     _check_ahead(ready - now, "ready_at")
@@ -383,18 +382,21 @@ def supply_near(ctx: Engine, merchant: Merchant, now: int) -> Supply:
     reach = ctx.travel.reach_m(cfg.max_pickup_travel_s, cfg.reference_speed_mps)
     cells, near = _disk(cell, reach)
     on_shift = [c for c in ctx.store.couriers_in_cells(cells) if c.shift_end > now]
-    rides = _rides_to(ctx.travel, [(c.location, c.speed_mps) for c in on_shift], merchant.location)
+    rides = seconds_to(
+        ctx.travel, [c.location for c in on_shift], [c.speed_mps for c in on_shift], merchant.location
+    )
     arrivals: list[int] = []
     busy = []
+    idle = CourierStatus.IDLE
     for courier, t in zip(on_shift, rides, strict=True):
-        if courier.status is not CourierStatus.IDLE:
+        if courier.status is not idle:
             busy.append((t, courier.id, courier))
         elif t <= cfg.max_pickup_travel_s:
             arrivals.append(max(now, courier.available_at) + t)
     nearest = [c for _, _, c in sorted(busy)[: cfg.supply_plans_read]]
     routes = ctx.store.routes([c.id for c in nearest]) if nearest else {}
     latest = now + cfg.free_horizon_s + cfg.max_pickup_travel_s
-    ends = []
+    ends: list[tuple[int, Location, float]] = []
     for courier in nearest:
         route = routes.get(courier.id)
         if route is None or not route.stops:
@@ -404,22 +406,29 @@ def supply_near(ctx: Engine, merchant: Merchant, now: int) -> Supply:
         last = route.stops[-1]
         free_at = last.arrive_at if last.kind is StopKind.REPOSITION else last.depart_at
         ends.append((max(now, free_at), last.location, courier.speed_mps))
-    rides = _rides_to(ctx.travel, [(where, speed) for _, where, speed in ends], merchant.location)
+    rides = seconds_to(ctx.travel, [e[1] for e in ends], [e[2] for e in ends], merchant.location)
     for (free_at, _, _), t in zip(ends, rides, strict=True):
         if free_at + t <= latest:
             arrivals.append(free_at + t)
-    placed = [
-        o
+    # the orders placed and not assigned, but a later scheduled one: it does not compete for
+    # today's couriers
+    horizon = now + cfg.free_horizon_s
+    waiting = [
+        (o.placed_at, o.id, o.merchant_id)
         for o in ctx.store.orders_with_status(OrderStatus.PLACED)
-        # a later scheduled order does not compete for today's couriers
-        if not (o.scheduled and o.ready_at > now + cfg.free_horizon_s)
+        if not (o.scheduled and o.ready_at > horizon)
     ]
-    inside = {merchant.id}
-    if any(o.merchant_id != merchant.id for o in placed):
+    others = {mid for _, _, mid in waiting}
+    others.discard(merchant.id)
+    if others:
+        # of the other merchants with orders waiting, those in the disk
+        inside = {merchant.id}
         inside |= {
-            m.id for m in ctx.store.merchants() if location_to_cell(m.location, cfg.h3_resolution) in near
+            m.id
+            for m in ctx.store.merchants()
+            if m.id in others and location_to_cell(m.location, cfg.h3_resolution) in near
         }
-    waiting = [(o.placed_at, o.id, o.merchant_id) for o in placed if o.merchant_id in inside]
+        waiting = [w for w in waiting if w[2] in inside]
     waiting.sort()
     return Supply(tuple(sorted(arrivals)), tuple(waiting))
 
@@ -434,20 +443,6 @@ def _disk(cell: str, reach_m: float) -> tuple[tuple[str, ...], frozenset[str]]:
     same order), and the same as a set; a merchant's cell and the reach do not change."""
     cells = tuple(h3.grid_disk(cell, disk_k_for(cell, reach_m)))
     return cells, frozenset(cells)
-
-
-def _rides_to(travel: TravelModel, origins: Sequence[tuple[Location, float]], target: Location) -> list[int]:
-    """``travel.travel_s(origin, target, speed)`` for every ``(origin, speed)``, in order: one
-    ``travel.matrix_s`` per speed (which equals ``travel_s`` entry by entry)."""
-    by_speed: dict[float, list[int]] = {}
-    for i, (_, speed) in enumerate(origins):
-        by_speed.setdefault(speed, []).append(i)
-    seconds = [0] * len(origins)
-    for speed, members in by_speed.items():
-        column = travel.matrix_s([origins[i][0] for i in members], [target], speed)[:, 0].tolist()
-        for i, t in zip(members, column, strict=True):
-            seconds[i] = int(t)
-    return seconds
 
 
 def supply_arrival(ctx: Engine, merchant: Merchant, now: int) -> int:

@@ -163,7 +163,7 @@ def start_shift(
 ) -> Courier:
     """Put a courier on shift at ``location`` until ``shift_end``."""
     check_now(now)
-    if isinstance(shift_end, bool) or not isinstance(shift_end, int) or shift_end <= now:
+    if not ranges.is_whole(shift_end) or shift_end <= now:
         raise InvalidInput(f"shift_end must be whole seconds after now ({now} s)", field="shift_end")
     ranges.SHIFT_S.check(shift_end - now, "shift length (shift_end - now)")
     old = ctx.store.get_courier(courier_id)

@@ -378,8 +378,9 @@ class Dispatcher:
         if not fresh:
             return
         legs: dict[str, Leg | None] = {}
+        noted_legs = estimates.legs_of(self, list(fresh))
         for courier_id, destination in fresh.items():
-            noted = estimates.leg_of(self, courier_id)
+            noted = noted_legs[courier_id]
             if noted is not None and (noted.destination.lat, noted.destination.lng) == (
                 destination.lat,
                 destination.lng,

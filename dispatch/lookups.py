@@ -42,9 +42,9 @@ class Engine(Protocol):
 
 
 def check_now(now: object) -> int:
-    if isinstance(now, bool) or not isinstance(now, int):
-        raise InvalidInput(f"now must be whole seconds >= 0, got {now!r}", field="now")
-    return ranges.TIMESTAMP.check(now, "now")
+    if ranges.is_whole(now):
+        return ranges.TIMESTAMP.check(now, "now")
+    raise InvalidInput(f"now must be whole seconds >= 0, got {now!r}", field="now")
 
 
 def merchant_of(ctx: Engine, merchant_id: str) -> Merchant:

@@ -279,7 +279,7 @@ class Window:
     end: int
 
     def __post_init__(self) -> None:
-        if not isinstance(self.start, int) or not isinstance(self.end, int):
+        if not ranges.is_whole(self.start) or not ranges.is_whole(self.end):
             raise InvalidWindow("window bounds must be whole seconds", field="window")
         if self.end <= self.start:
             raise InvalidWindow(

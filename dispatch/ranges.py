@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 from dispatch.errors import InvalidInput
 
@@ -47,6 +47,11 @@ __all__ = [
 N = TypeVar("N", int, float)
 
 
+def is_whole(value: object) -> TypeGuard[int]:
+    """Whether ``value`` is a whole number (an ``int``; ``True`` and ``1.0`` are not)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True, slots=True)
 class Range:
     """A closed range ``[low, high]`` in ``unit`` (``whole``: integers only).
@@ -68,7 +73,7 @@ class Range:
     def contains(self, value: object) -> bool:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False
-        if self.whole and not isinstance(value, int):
+        if self.whole and not is_whole(value):
             return False
         return math.isfinite(value) and self.low <= value <= self.high
 

@@ -7,6 +7,7 @@ event). An endpoint is visible and removable by keys of the same tenant, and by 
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
@@ -126,6 +127,34 @@ async def delete_webhook(webhook_id: _WebhookId, principal: OrderingDep, runtime
     await _endpoint(runtime, principal, webhook_id)
     await runtime.webhook_call(runtime.webhooks.delete_endpoint, webhook_id)
     return Response(status_code=204)
+
+
+@router.post(
+    "/{webhook_id}/enable",
+    responses=problem_responses(401, 403, 404, 422),
+    summary="Enable a disabled webhook endpoint again",
+    description=(
+        "After fixing the receiver: the endpoint receives the events written from now on (the ones "
+        "written while it was disabled are not sent; read them with `GET /v1/events`), and its "
+        "failure clock starts afresh. Enabling an endpoint that is not disabled changes nothing."
+    ),
+)
+async def enable_webhook(
+    webhook_id: _WebhookId, principal: OrderingDep, runtime: RuntimeDep
+) -> WebhookPublic:
+    endpoint = await _endpoint(runtime, principal, webhook_id)
+    if endpoint.disabled_at is None:
+        return WebhookPublic.of(endpoint)
+    after_seq = await runtime.run(runtime.event_count)
+    endpoint = replace(
+        endpoint,
+        disabled_at=None,
+        disabled_reason=None,
+        failing_since=None,
+        after_seq=max(endpoint.after_seq, after_seq),
+    )
+    await runtime.webhook_call(runtime.webhooks.put_endpoint, endpoint)
+    return WebhookPublic.of(endpoint)
 
 
 @router.get(

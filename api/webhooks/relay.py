@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from api.metrics import RequestsInFlight
 from api.settings import Principal, Role, Settings
 from api.webhooks.sender import Sender, SendFailed
 from api.webhooks.signing import HEADER, sign
@@ -49,6 +50,8 @@ log = logging.getLogger("api.webhooks")
 T = TypeVar("T")
 _BATCH = 500
 _MERCHANTS_CACHED = 100_000
+#: events (and their bodies) kept from reading them to sending them: a first attempt reads none again
+_EVENTS_CACHED = 4096
 
 
 def event_body(event: Event) -> bytes:
@@ -76,12 +79,16 @@ class Relay:
         store: MemoryWebhookStore | RedisWebhookStore,
         run: Callable[[Callable[[], Any]], Awaitable[Any]],
         active: Callable[[], bool],
+        requests: RequestsInFlight | None = None,
     ) -> None:
         self.settings = settings
         self.dispatcher = dispatcher
         self.store = store
         self._run_engine = run
         self._active = active
+        #: the process's requests in flight: delivery work waits for none (lower priority)
+        self._requests = requests or RequestsInFlight()
+        self._events: OrderedDict[int, tuple[Event, bytes | None]] = OrderedDict()
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._cursor = 0  # over in-memory state: the last event seq read
         self._merchant_of: OrderedDict[str, str | None] = OrderedDict()
@@ -89,6 +96,8 @@ class Relay:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._finished: list[tuple[Job, Attempt | None]] = []
         self._wake = asyncio.Event()
+        #: all delivery slots were taken: a delivery that finishes wakes the loop to fill its slot
+        self._saturated = False
         self._random = random.Random()
         self.delivered = 0
         self.failed = 0
@@ -114,6 +123,7 @@ class Relay:
                     busy = False
                     try:
                         if self._active():
+                            await self._requests.quiet(settings.webhook_poll_s)
                             busy = await self.step(client)
                     except asyncio.CancelledError:
                         raise
@@ -154,6 +164,8 @@ class Relay:
             events = await asyncio.to_thread(dispatcher.events, seqs[0] - 1, seqs[-1] - seqs[0] + 1)
             return [e for e in events if e.seq in wanted], seqs
         cursor = self._cursor
+        if cursor == dispatcher.last_event_seq():  # nothing new: no engine call (one read, no lock)
+            return [], []
         events = await self._run_engine(lambda: dispatcher.events(cursor, _BATCH))
         if events:
             self._cursor = events[-1].seq
@@ -175,6 +187,12 @@ class Relay:
                     if e.after_seq < event.seq and e.wants(event.kind) and _sees(e, merchant_id)
                 ]
         await self._call(self.store.schedule, jobs, time.time())
+        wanted = {job.seq for job in jobs}
+        for event in events:
+            if event.seq in wanted:
+                self._events[event.seq] = (event, None)
+        while len(self._events) > _EVENTS_CACHED:
+            self._events.popitem(last=False)
         if to_ack:
             await self._call(self.store.ack, to_ack)  # type: ignore[union-attr]
         return True
@@ -205,10 +223,12 @@ class Relay:
         if limit <= 0:
             return False
         jobs = await self._call(self.store.claim, now, now + self.settings.webhook_claim_s, limit)
+        self._saturated = len(jobs) == limit
         if not jobs:
             return False
         dispatcher = self.dispatcher
-        seqs = sorted({j.seq for j in jobs})
+        cached = self._events
+        seqs = sorted({j.seq for j in jobs if j.seq not in cached})  # retries, another worker's events
 
         def read() -> dict[int, Event]:
             found: dict[int, Event] = {}
@@ -218,33 +238,50 @@ class Relay:
                         found.setdefault(event.seq, event)
             return found
 
-        events = await self._run_engine(read)
+        if seqs:
+            for seq, event in (await self._run_engine(read)).items():
+                cached[seq] = (event, None)
+        requests = self._requests
         for job in jobs:
-            task = asyncio.create_task(
-                self._deliver(client, job, endpoints.get(job.endpoint_id), events.get(job.seq))
-            )
+            # lower priority than requests: start each POST when none is being worked on (or after
+            # a poll interval), and let the loop look for new requests between two starts
+            if requests.count:
+                await requests.quiet(self.settings.webhook_poll_s)
+            task = asyncio.create_task(self._deliver(client, job, endpoints.get(job.endpoint_id)))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
+            await asyncio.sleep(0)
         return True
 
-    async def _deliver(
-        self, client: Sender, job: Job, endpoint: Endpoint | None, event: Event | None
-    ) -> None:
+    def _body(self, seq: int) -> tuple[Event, bytes] | None:
+        """The event of ``seq`` and what is POSTed for it (made once for all its endpoints)."""
+        found = self._events.get(seq)
+        if found is None:
+            return None
+        event, body = found
+        if body is None:
+            body = event_body(event)
+            self._events[seq] = (event, body)
+        return event, body
+
+    async def _deliver(self, client: Sender, job: Job, endpoint: Endpoint | None) -> None:
         try:
-            attempt = await self._post(client, job, endpoint, event)
+            attempt = await self._post(client, job, endpoint, self._body(job.seq))
             self._finished.append((job, attempt))  # the list of now: the step swaps it meanwhile
         except Exception:  # not a failed delivery but a bug: the claim expires and it is tried again
             log.exception("webhook delivery of event %s failed unexpectedly", job.seq)
-        self._wake.set()
+        if self._saturated:  # a slot is free for a due delivery; else the next poll settles this one
+            self._saturated = False
+            self._wake.set()
 
     async def _post(
-        self, client: Sender, job: Job, endpoint: Endpoint | None, event: Event | None
+        self, client: Sender, job: Job, endpoint: Endpoint | None, found: tuple[Event, bytes] | None
     ) -> Attempt | None:
         """One POST and what came of it (outcome ``delivered`` or ``failed``); None: nothing to send
         (the endpoint was deleted or disabled, or the event is gone)."""
-        if endpoint is None or endpoint.disabled_at is not None or event is None:
+        if endpoint is None or endpoint.disabled_at is not None or found is None:
             return None
-        body = event_body(event)
+        event, body = found
         status: int | None = None
         error: str | None = None
         start = time.perf_counter()

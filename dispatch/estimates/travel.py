@@ -48,7 +48,9 @@ __all__ = [
     "LogRatios",
     "TravelFactors",
     "TravelMemo",
-    "leg_of",
+    "cell_of",
+    "hour_of",
+    "legs_of",
     "note_departure",
     "observe_arrival",
     "travel_factors",
@@ -288,9 +290,10 @@ class Leg(NamedTuple):
         return cls(Location(lat, lng, x_m=x_m, y_m=y_m), int(depart_at), Location(dest_lat, dest_lng))
 
 
-def leg_of(ctx: Engine, courier_id: str) -> Leg | None:
-    """The ride ``courier_id`` is on, as noted at its departure (``None`` when none is)."""
-    return Leg.parse(ctx.store.learned([_leg_key(courier_id)]).get(_leg_key(courier_id)))
+def legs_of(ctx: Engine, courier_ids: Sequence[str]) -> dict[str, Leg | None]:
+    """The rides the couriers are on, as noted at their departure (``None``: none is), in one read."""
+    raw = ctx.store.learned([_leg_key(cid) for cid in courier_ids])
+    return {cid: Leg.parse(raw.get(_leg_key(cid))) for cid in courier_ids}
 
 
 def note_departure(ctx: Engine, legs: dict[str, Leg | None]) -> None:

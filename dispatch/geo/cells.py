@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
@@ -131,10 +132,16 @@ def disk_k_for(cell: str, reach_m: float) -> int:
 
 
 def _great_circle_s(
-    travel: GreatCircleTravel, distance_m: FloatArray, origins: list[Location], target: Location, speed: float
+    travel: GreatCircleTravel,
+    distance_m: FloatArray,
+    locations: Sequence[Location],
+    slots: npt.NDArray[np.intp],
+    target: Location,
+    speed: float,
 ) -> IntArray:
-    """``travel.matrix_s(origins, [target], speed)[:, 0]`` from the origins' great-circle
-    distances (``haversine_matrix_m`` of the same points), without computing them again.
+    """``travel.matrix_s([locations[i] for i in slots], [target], speed)[:, 0]`` from the
+    origins' great-circle distances (``haversine_matrix_m`` of the same points), without
+    computing them again.
 
     Exactly equal to ``travel.travel_s`` entry by entry, as ``matrix_s`` is: numpy's result may
     differ from the scalar one in the last bits only, which matters only when the quotient is
@@ -145,7 +152,7 @@ def _great_circle_s(
     result = np.ceil(seconds)
     near_whole = np.abs(seconds - np.rint(seconds)) <= 1e-7 * np.maximum(seconds, 1.0)
     for i in np.flatnonzero(near_whole).tolist():
-        result[i] = travel.travel_s(origins[i], target, speed)
+        result[i] = travel.travel_s(locations[int(slots[i])], target, speed)
     return result.astype(np.int64)
 
 
@@ -153,8 +160,21 @@ def _disk_cells(k: int) -> int:
     return 3 * k * (k + 1) + 1
 
 
+@dataclass(frozen=True, slots=True)
+class _Scan:
+    """Every indexed courier seen from one target (see ``CourierIndex._scan``), by slot."""
+
+    target: Location
+    travel: GreatCircleTravel
+    slots: npt.NDArray[np.intp]
+    speeds: FloatArray  # the distinct speeds, ascending
+    group: npt.NDArray[np.intp]  # each slot's index into speeds
+    distance_m: FloatArray
+    seconds: IntArray
+
+
 class CourierIndex:
-    """Couriers by H3 cell: O(1) position updates, search through ``grid_disk``, never a full scan.
+    """Couriers by H3 cell: O(1) position updates, search through ``grid_disk``.
 
     Each courier owns a slot in flat numpy arrays (lat, lng, speed) and sits in its cell's
     bucket of slots; a ping rewrites the slot and moves it between buckets only when the
@@ -162,7 +182,10 @@ class CourierIndex:
     reach with one vectorized great-circle pass and times the rest with the travel model's
     matrix, one call per speed. When the disk would hold many more cells than there are
     occupied cells (fine resolutions, long budgets), the occupied cells are filtered by
-    distance instead; either way no courier outside reach is timed.
+    distance instead; when the index holds few couriers for the disk's size, all of them go
+    through the great-circle pass at once (cheaper than visiting the cells in Python). Either
+    way the travel model times no courier outside reach (with the great-circle model itself,
+    the seconds come from that pass's distances).
 
     >>> index = CourierIndex(resolution=8)
     >>> index.upsert("c1", Location(41.8781, -87.6298), speed_mps=4.5)
@@ -185,6 +208,7 @@ class CourierIndex:
         "_rank",
         "_ranked",
         "_resolution",
+        "_scans",
         "_slot_of",
         "_speed",
         "_used",
@@ -193,6 +217,11 @@ class CourierIndex:
     # Past this many disk cells per occupied cell, a search filters the occupied cells by
     # distance instead of walking a disk that is mostly empty (high resolutions, long budgets).
     _SCAN_CELLS_RATIO: Final = 8
+    # Up to this many indexed couriers per disk cell, a search times every indexed courier in
+    # one numpy pass instead of collecting the disk's buckets cell by cell (a Python loop).
+    _SCAN_ALL_RATIO: Final = 8
+    # At most this many targets' scans are kept (an index that does not change for long).
+    _SCANS_KEPT: Final = 4096
 
     def __init__(self, resolution: int = 8) -> None:
         self._resolution = check_resolution(resolution)
@@ -213,6 +242,10 @@ class CourierIndex:
         # The occupied cells with their centres and circumradii, for searches that filter
         # cells by distance; dropped whenever a cell gains its first courier or loses its last.
         self._occupied: tuple[list[str], FloatArray, FloatArray] | None = None
+        # Targets scanned whole (see _scan): their distance to every indexed courier, the speed
+        # groups and travel seconds (great-circle model); dropped on any upsert or removal, so
+        # the growing budgets of one search, and the searches after prepare(), share one pass.
+        self._scans: dict[Location, _Scan] = {}
 
     @property
     def resolution(self) -> int:
@@ -235,6 +268,7 @@ class CourierIndex:
     def upsert(self, courier_id: str, location: Location, speed_mps: float) -> None:
         """Add a courier or move it; called on every position ping."""
         check_speed(speed_mps)
+        self._scans.clear()
         cell = _cell_at(location.lat, location.lng, self._resolution)
         slot = self._slot_of.get(courier_id)
         if slot is None:
@@ -262,6 +296,7 @@ class CourierIndex:
         slot = self._slot_of.pop(courier_id, None)
         if slot is None:
             return
+        self._scans.clear()
         self._leave(self._cell_of_slot[slot], slot)
         self._cell_of_slot[slot] = ""
         self._ids[slot] = ""
@@ -288,15 +323,55 @@ class CourierIndex:
         budget = as_seconds(budget_s, "budget_s")
         if budget < 0 or not self._slot_of:
             return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int64)
+        scanned = self._scans.get(target)
+        if scanned is not None and scanned.travel is travel:
+            return self._scan(target, budget, travel)
         reach = travel.reach_m(budget, self._max_speed())
         cell = _cell_at(target.lat, target.lng, self._resolution)
         shortest_m, circumradius_m = _cell_scale_m(cell)
         k = _disk_k(shortest_m, circumradius_m, _check_reach(reach), bool(h3.is_pentagon(cell)))
+        if len(self._slot_of) <= self._SCAN_ALL_RATIO * _disk_cells(k):
+            # Every courier within reach lies in the disk, and the reach filter drops the rest:
+            # timing them all gives the same couriers.
+            return self._scan(target, budget, travel)
         if _disk_cells(k) > self._SCAN_CELLS_RATIO * len(self._cells):
             cells: Iterable[str] = self._occupied_cells_near(target, reach)
         else:
             cells = h3.grid_disk(cell, k)
         return self._timed(target, budget, travel, self._slots_in(cells))
+
+    def prepare(self, targets: Iterable[Location], travel: TravelModel) -> None:
+        """Time every indexed courier to each target in one numpy pass, for the searches of
+        those targets that follow until the index changes (a tick's merchants: many targets,
+        the same couriers). Only the great-circle model is timed this way; the results of
+        the searches are the same either way."""
+        if type(travel) is not GreatCircleTravel or not self._slot_of:
+            return
+        assert isinstance(travel, GreatCircleTravel)
+        todo = list(dict.fromkeys(t for t in targets if t not in self._scans))
+        if not todo:
+            return
+        slots = np.flatnonzero(self._speed[: self._used] > 0.0)  # 0.0 marks a free slot
+        speed = self._speed[slots]
+        speeds, group = np.unique(speed, return_inverse=True)
+        for s in speeds.tolist():
+            check_speed(s)
+        distance_m = haversine_matrix_m(
+            self._lat[slots], self._lng[slots], [t.lat for t in todo], [t.lng for t in todo]
+        )  # one row per courier, one column per target
+        seconds = distance_m * travel.road_factor / speed[:, None]
+        whole = np.ceil(seconds)
+        # as in _great_circle_s: entries within rounding of a whole second are timed exactly
+        near_whole = np.abs(seconds - np.rint(seconds)) <= 1e-7 * np.maximum(seconds, 1.0)
+        locations = self._locations
+        for i, j in zip(*np.nonzero(near_whole), strict=True):
+            slot = int(slots[i])
+            whole[i, j] = travel.travel_s(locations[slot], todo[j], float(self._speed[slot]))
+        timed = whole.astype(np.int64)
+        for j, target in enumerate(todo):
+            self._scans[target] = _Scan(
+                target, travel, slots, speeds, group, distance_m[:, j].copy(), timed[:, j].copy()
+            )
 
     def slot_of(self, courier_id: str) -> int | None:
         """The slot :meth:`within_slots` reports for a courier (stable while it is indexed)."""
@@ -422,6 +497,36 @@ class CourierIndex:
         ids = self._ids
         return list(zip([ids[i] for i in slots[order].tolist()], seconds[order].tolist(), strict=True))
 
+    def _scan(
+        self, target: Location, budget_s: int, travel: TravelModel
+    ) -> tuple[npt.NDArray[np.intp], IntArray]:
+        """:meth:`_timed` of every indexed courier, in the same order (by speed, then slot)."""
+        if type(travel) is not GreatCircleTravel:
+            return self._timed(target, budget_s, travel, np.flatnonzero(self._speed[: self._used] > 0.0))
+        assert isinstance(travel, GreatCircleTravel)
+        near = self._scans.get(target)
+        if near is None or near.travel is not travel:
+            if len(self._scans) >= self._SCANS_KEPT:
+                self._scans.clear()
+            near = self._scans[target] = self._scanned(target, travel)
+        reach_m = np.array([travel.reach_m(budget_s, s) for s in near.speeds.tolist()])
+        keep = (near.distance_m <= reach_m[near.group] * (1.0 + 1e-9) + 1e-6) & (near.seconds <= budget_s)
+        found = np.flatnonzero(keep)
+        found = found[np.argsort(near.group[found], kind="stable")]
+        return near.slots[found], near.seconds[found]
+
+    def _scanned(self, target: Location, travel: GreatCircleTravel) -> _Scan:
+        slots = np.flatnonzero(self._speed[: self._used] > 0.0)  # 0.0 marks a free slot
+        speeds, group = np.unique(self._speed[slots], return_inverse=True)
+        distance_m = haversine_matrix_m(self._lat[slots], self._lng[slots], [target.lat], [target.lng])[:, 0]
+        seconds = np.zeros(len(slots), dtype=np.int64)
+        for g, speed in enumerate(speeds.tolist()):
+            members = np.flatnonzero(group == g)
+            seconds[members] = _great_circle_s(
+                travel, distance_m[members], self._locations, slots[members], target, speed
+            )
+        return _Scan(target, travel, slots, speeds, group, distance_m, seconds)
+
     def _timed(
         self, target: Location, budget_s: int, travel: TravelModel, slots: npt.NDArray[np.intp]
     ) -> tuple[npt.NDArray[np.intp], IntArray]:
@@ -449,13 +554,13 @@ class CourierIndex:
             members = slots[bounds[group] : bounds[group + 1]]
             if members.size == 0:
                 continue
-            origins = [locations[i] for i in members.tolist()]
             if great_circle:
                 assert isinstance(travel, GreatCircleTravel)
                 seconds = _great_circle_s(
-                    travel, distance_m[bounds[group] : bounds[group + 1]], origins, target, speed
+                    travel, distance_m[bounds[group] : bounds[group + 1]], locations, members, target, speed
                 )
             else:
+                origins = [locations[i] for i in members.tolist()]
                 seconds = np.asarray(travel.matrix_s(origins, [target], speed)[:, 0], dtype=np.int64)
             ok = seconds <= budget_s
             kept_slots.append(members[ok])

@@ -13,7 +13,7 @@ from dispatch.errors import InvalidInput
 from dispatch.geo.distance import EARTH_RADIUS_M, FloatArray, IntArray, haversine_m, haversine_matrix_m
 from dispatch.models import Location
 
-__all__ = ["GreatCircleTravel", "PlanarTravel", "TravelModel", "planar_to_location"]
+__all__ = ["GreatCircleTravel", "PlanarTravel", "TravelModel", "planar_to_location", "seconds_to"]
 
 # -- travel-time models ----------------------------------------------------------------------
 
@@ -129,6 +129,49 @@ def _small_matrix(
     return np.array(
         [[travel.travel_s(a, b, speed_mps) for b in destinations] for a in origins], dtype=np.int64
     ).reshape(len(origins), len(destinations))
+
+
+def seconds_to(
+    travel: TravelModel, origins: Sequence[Location], speeds_mps: Sequence[float], target: Location
+) -> list[int]:
+    """``travel.travel_s(origins[i], target, speeds_mps[i])`` for every ``i``: each origin at
+    its own speed (couriers timed to a merchant), the same numbers in fewer steps.
+
+    The great-circle model times them all in one numpy pass (entries within rounding of a whole
+    second recomputed with ``travel_s``, as in :meth:`GreatCircleTravel.matrix_s`); other
+    models get one ``matrix_s`` per speed.
+
+    >>> travel = GreatCircleTravel()
+    >>> seconds_to(travel, [Location(0.0, 0.0), Location(0.01, 0.0)], [5.0, 4.0], Location(0.0, 0.0))
+    [0, 362]
+    """
+    if len(origins) != len(speeds_mps):
+        raise InvalidInput("origins and speeds must be as many", field="speeds_mps")
+    if len(origins) <= _SMALL_MATRIX:
+        return [travel.travel_s(a, target, speed) for a, speed in zip(origins, speeds_mps, strict=True)]
+    if type(travel) is GreatCircleTravel:
+        speeds = np.asarray(speeds_mps, dtype=np.float64)
+        for speed in np.unique(speeds).tolist():
+            check_speed(speed)
+        distance_m = haversine_matrix_m(
+            [p.lat for p in origins], [p.lng for p in origins], [target.lat], [target.lng]
+        )[:, 0]
+        seconds = distance_m * travel.road_factor / speeds
+        result = np.ceil(seconds)
+        near_whole = np.abs(seconds - np.rint(seconds)) <= 1e-7 * np.maximum(seconds, 1.0)
+        for i in np.flatnonzero(near_whole).tolist():
+            result[i] = travel.travel_s(origins[i], target, speeds_mps[i])
+        found: list[int] = result.astype(np.int64).tolist()
+        return found
+    by_speed: dict[float, list[int]] = {}
+    for i, speed in enumerate(speeds_mps):
+        by_speed.setdefault(speed, []).append(i)
+    found = [0] * len(origins)
+    for speed, members in by_speed.items():
+        column = travel.matrix_s([origins[i] for i in members], [target], speed)[:, 0].tolist()
+        for i, t in zip(members, column, strict=True):
+            found[i] = int(t)
+    return found
 
 
 def _planar_arrays(locations: Sequence[Location]) -> tuple[FloatArray, FloatArray]:

@@ -128,7 +128,7 @@ def assign_in_rounds(
         if left.size == 0:
             break
         chosen = solve_assignment(len(active), n_couriers, left, right, cost, unassigned[active])
-        arc_of = {(int(a), int(c)): n for n, (a, c) in enumerate(zip(left, right, strict=True))}
+        arc_of = {(a, c): n for n, (a, c) in enumerate(zip(left.tolist(), right.tolist(), strict=True))}
         timely_all = np.concatenate(flags)
         for local, j in enumerate(chosen.tolist()):
             if j >= 0:

@@ -113,6 +113,7 @@ class OptimizingPolicy:
                     joiners.setdefault(s.collecting.merchant_id, []).append((node, s))
         target = max(1, min(config.max_bundle_size, math.ceil(len(orders) / len(supply))))
 
+        candidates.prepare(snapshot.merchants[m].location for m in sorted(by_merchant))
         tick = Tick(config, travel, speed_values, speed_group, shift_end, capacity)
         k = config.candidates_per_bundle
         # the partition of each merchant's orders the ratio rule forms, with its prices

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from ortools.sat.python import cp_model
+from ortools.sat.python import cp_model_helper as cmh
 
 from dispatch.config import DispatchConfig
 from dispatch.matching.assignment import Match
@@ -91,44 +92,105 @@ def pack(
     Returns bundle -> its :class:`~dispatch.matching.assignment.Match`, like :func:`assign_in_rounds`.
     """
     k = config.candidates_per_bundle
-    arcs: list[tuple[int, int, int, bool]] = []  # (bundle, courier, cost, timely)
-    for i, (right, cost, timely) in enumerate(options):
-        kept = list(range(min(k, right.size)))
+    # the arcs (bundle, courier, cost, timely), bundle by bundle
+    at_bundle, courier, cost, timely = [], [], [], []
+    first_arc = [0]
+    for i, (right, arc_cost, arc_timely) in enumerate(options):
+        kept = np.arange(min(k, right.size))
         if i in hint:
             at = int(np.nonzero(right == hint[i].courier)[0][0])
-            if at >= len(kept):
-                kept.append(at)
-        arcs += zip(
-            [i] * len(kept), right[kept].tolist(), cost[kept].tolist(), timely[kept].tolist(), strict=True
-        )
-    worth = PACK_WORTH * (1 + max(c for _, _, c, _ in arcs))
+            if at >= kept.size:
+                kept = np.append(kept, at)
+        at_bundle.append(np.full(kept.size, i, dtype=np.int64))
+        courier.append(right[kept])
+        cost.append(arc_cost[kept])
+        timely.append(arc_timely[kept])
+        first_arc.append(first_arc[-1] + kept.size)
+    arc_bundle = np.concatenate(at_bundle)
+    arc_courier = np.concatenate(courier).astype(np.int64)
+    arc_cost = np.concatenate(cost).astype(np.int64)
+    worth = PACK_WORTH * (1 + int(arc_cost.max()))
     # what carrying each bundle's orders is worth, and the bundle's courier in the hint
-    carried = [sum(worth + priority[o.id] for o in bundle.orders) for bundle in bundles]
-    hinted = {i: m.courier for i, m in hint.items()}
-    model = cp_model.CpModel()
-    x = [model.new_bool_var("") for _ in arcs]
-    by_courier: dict[int, list[cp_model.IntVar]] = {}
-    by_order: dict[str, list[cp_model.IntVar]] = {}
-    gain: list[int] = []
-    start_values: list[int] = []
-    for var, (i, j, c, _) in zip(x, arcs, strict=True):
-        by_courier.setdefault(j, []).append(var)
-        for o in bundles[i].orders:
-            by_order.setdefault(o.id, []).append(var)
-        gain.append(c - carried[i])
-        start_values.append(int(hinted.get(i) == j))
-    # the same hint as model.add_hint(var, value) per variable, in one call
-    model.model_proto.solution_hint.vars.extend(range(len(x)))
-    model.model_proto.solution_hint.values.extend(start_values)
-    for group in (*by_courier.values(), *by_order.values()):
+    carried = np.array(
+        [sum(worth + priority[o.id] for o in bundle.orders) for bundle in bundles], dtype=np.int64
+    )
+    hinted = np.full(len(bundles), -1, dtype=np.int64)
+    for i, m in hint.items():
+        hinted[i] = m.courier
+    gain = arc_cost - carried[arc_bundle]
+    start_values = (hinted[arc_bundle] == arc_courier).astype(np.int64)
+    # Each arc is a 0-1 variable: at most one per courier, and per order. The groups, their
+    # members and the objective are in the order CpModel's API would write them (groups by
+    # first arc, arcs in order, no zero coefficient), so the model is the same proto.
+    groups = _by_first_arc(arc_courier)
+    by_order: dict[str, list[int]] = {}
+    for i, bundle in enumerate(bundles):
+        arcs_of = range(first_arc[i], first_arc[i + 1])
+        for o in bundle.orders:
+            by_order.setdefault(o.id, []).extend(arcs_of)
+    groups += by_order.values()
+    model = cmh.CpModelProto()
+    _add_bool_vars(model, arc_bundle.size)
+    for group in groups:
         if len(group) > 1:
-            model.add_at_most_one(group)
-    model.minimize(cp_model.LinearExpr.weighted_sum(x, gain))
-    solver = cp_model.CpSolver()
-    solver.parameters.num_workers = 1
-    solver.parameters.max_deterministic_time = config.bundle_choice_time_s
-    status = solver.solve(model)
-    start = sum(g for g, v in zip(gain, start_values, strict=True) if v)
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE) or solver.objective_value > start:
+            model.constraints.add().at_most_one.literals.extend(group)
+    terms = np.flatnonzero(gain)
+    model.objective.vars.extend(terms.tolist())
+    model.objective.coeffs.extend(gain[terms].tolist())
+    model.objective.scaling_factor = 1.0
+    # the hint: every variable, the flow's matching
+    model.solution_hint.vars.extend(range(arc_bundle.size))
+    model.solution_hint.values.extend(start_values.tolist())
+    parameters = cmh.SatParameters()
+    parameters.num_workers = 1
+    parameters.max_deterministic_time = config.bundle_choice_time_s
+    solver = cmh.SolveWrapper()  # as cp_model.CpSolver.solve does
+    solver.set_parameters(parameters)
+    response = solver.solve(model)  # type: ignore[no-untyped-call]  # the stub leaves it untyped
+    start = int(gain[start_values == 1].sum())
+    if response.status not in (cp_model.OPTIMAL, cp_model.FEASIBLE) or response.objective_value > start:
         return dict(hint)
-    return {i: Match(j, c, t) for var, (i, j, c, t) in zip(x, arcs, strict=True) if solver.boolean_value(var)}
+    chosen = np.flatnonzero(np.asarray(response.solution, dtype=np.int64)[: arc_bundle.size])
+    arc_timely = np.concatenate(timely)
+    return {
+        i: Match(j, c, t)
+        for i, j, c, t in zip(
+            arc_bundle[chosen].tolist(),
+            arc_courier[chosen].tolist(),
+            arc_cost[chosen].tolist(),
+            arc_timely[chosen].tolist(),
+            strict=True,
+        )
+    }
+
+
+def _by_first_arc(values: np.ndarray) -> list[list[int]]:
+    """The arcs of each value, in arc order, the values in the order they first appear."""
+    order = np.argsort(values, kind="stable")
+    bounds = np.flatnonzero(np.diff(values[order])) + 1
+    members = np.split(order, bounds)
+    members.sort(key=lambda m: int(m[0]))
+    return [m.tolist() for m in members]
+
+
+#: CpModelProtos of 2**b 0-1 variables: a model's variables are merged from them (a copy in
+#: C++) instead of being added one Python call each.
+_BOOL_VARS: list[cmh.CpModelProto] = []
+
+
+def _add_bool_vars(model: cmh.CpModelProto, n: int) -> None:
+    """Append ``n`` variables of domain [0, 1] and no name, as ``CpModel.new_bool_var("")``."""
+    if not _BOOL_VARS:
+        one = cmh.CpModelProto()
+        one.variables.add().domain.extend((0, 1))
+        _BOOL_VARS.append(one)
+    b = 0
+    while n >> b:
+        if b == len(_BOOL_VARS):
+            double = cmh.CpModelProto()
+            double.merge_from(_BOOL_VARS[-1])
+            double.merge_from(_BOOL_VARS[-1])
+            _BOOL_VARS.append(double)
+        if (n >> b) & 1:
+            model.merge_from(_BOOL_VARS[b])
+        b += 1

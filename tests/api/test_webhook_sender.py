@@ -238,6 +238,51 @@ async def test_a_chunked_answer_is_read_to_its_end_and_the_connection_reused(sen
     assert server.connections == 1
 
 
+@pytest.mark.parametrize(
+    ("raw", "status", "kept"),
+    [
+        (b"HTTP/1.1 204 No Content\r\n\r\n", 204, True),  # no body, nothing to say so
+        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 200, True),
+        (b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", 200, False),  # HTTP/1.0: no keep-alive
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\n", 200, False),  # out of step
+    ],
+)
+async def test_answers_and_whether_their_connection_is_kept(
+    sender: Sender, raw: bytes, status: int, kept: bool
+) -> None:
+    async with RawServer(answer(raw)) as server:
+        assert await sender.post(server.url, b"{}") == status
+        assert await sender.post(server.url, b"{}") == status
+    assert server.connections == (1 if kept else 2)
+
+
+async def test_an_answer_whose_body_ends_with_the_connection(sender: Sender) -> None:
+    async def until_close(n: int, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 202 Accepted\r\n\r\nthe body runs to the connection's end")
+        await writer.drain()
+        writer.close()
+
+    async with RawServer(until_close) as server:
+        assert await sender.post(server.url, b"{}") == 202
+        assert await sender.post(server.url, b"{}") == 202
+    assert server.connections == 2
+
+
+async def test_an_answer_that_is_not_http_fails(sender: Sender) -> None:
+    async with RawServer(answer(b"SSH-2.0-OpenSSH_9.6\r\n")) as server:
+        with pytest.raises(SendFailed, match="HttpParserError: Expected HTTP"):
+            await sender.post(server.url, b"{}")
+
+
+async def test_a_header_or_path_that_would_split_the_request_is_refused(sender: Sender) -> None:
+    async with RawServer(answer(OK)) as server:
+        with pytest.raises(ValueError, match="line break"):
+            await sender.post(server.url, b"{}", [("Dispatch-Event-Id", "x\r\nX-Injected: 1")])
+        with pytest.raises(UnsafeUrl, match="percent-encode"):
+            await sender.post(server.url + "/a b HTTP/1.1\r\nX: y", b"{}")
+    assert server.connections == 0
+
+
 async def test_a_large_answer_is_not_read_whole_and_its_connection_is_closed(sender: Sender) -> None:
     body = b"x" * 300_000
     async with RawServer(answer(b"HTTP/1.1 200 OK\r\nContent-Length: 300000\r\n\r\n" + body)) as server:
