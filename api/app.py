@@ -78,7 +78,10 @@ def create_app(
             )
             store = RedisStore(client, settings.city)
         config = DispatchConfig(
-            city=settings.city, auto_accept=settings.auto_accept, offer_timeout_s=settings.offer_timeout_s
+            city=settings.city,
+            auto_accept=settings.auto_accept,
+            offer_timeout_s=settings.offer_timeout_s,
+            supply_admission=settings.supply_admission,
         )
         dispatcher = Dispatcher(store=store, config=config)
     runtime = Runtime(settings, dispatcher, clock or system_clock)

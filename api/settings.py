@@ -188,6 +188,9 @@ class Settings(BaseSettings):
     #: courier accepts or declines within ``offer_timeout_s`` (``DispatchConfig``'s fields).
     auto_accept: bool = True
     offer_timeout_s: int = Field(default=30, ge=1, le=3600)
+    #: Supply-aware admission (``DispatchConfig.supply_admission``): an ASAP order is accepted
+    #: only when some courier near the merchant can deliver it within the promise.
+    supply_admission: bool = True
     #: Webhook URLs may name private, loopback and link-local addresses (tests; never in production).
     webhook_allow_private: bool = False
     #: Webhook attempts per event and endpoint (the first and its retries).

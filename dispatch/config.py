@@ -83,10 +83,11 @@ class DispatchConfig:
     #: Refuse orders whose promise cannot be met. A replay of orders that were already
     #: accepted (the Grubhub instances) turns this off: those orders are served, late if need be.
     refuse_infeasible_promises: bool = True
-    #: Admission counts supply (with ``refuse_infeasible_promises``): an ASAP order is taken only
-    #: if some courier near the merchant, once free of its plan and after the orders already
-    #: waiting, can deliver it within the promise...
-    supply_admission: bool = False
+    #: Admission counts supply (on by default; off, the promise is judged by the direct ride
+    #: alone; a replay of accepted orders, without ``refuse_infeasible_promises``, never counts
+    #: it): an ASAP order is taken only if some courier near the merchant, once free of its plan
+    #: and after the orders already waiting, can deliver it within the promise...
+    supply_admission: bool = True
     #: ...and when none can, a quote offers the earliest feasible scheduled window instead of
     #: refusing with ``NoCourierCapacity`` (an ASAP order placed anyway is still refused).
     offer_schedule_when_full: bool = False

@@ -11,16 +11,29 @@ from simulations.city import synthetic_city
 from simulations.world import World
 from tests.conftest import make_store
 
+#: per supply admission: the refusal codes, and at least how many of the 48 orders are taken
+ADMISSION = {
+    True: ({"outside-delivery-area", "window-infeasible", "no-courier-capacity"}, 25),
+    False: ({"outside-delivery-area", "window-infeasible"}, 30),
+}
 
+
+@pytest.mark.parametrize("supply_admission", [True, False], ids=["supply-admission", "no-supply-admission"])
 @pytest.mark.parametrize("store_kind", ["memory", "redis"])
 @pytest.mark.parametrize("policy", [OptimizingPolicy(), GreedyPolicy()], ids=["optimizing", "greedy"])
-def test_a_city_is_served_end_to_end(policy: object, store_kind: str, request: pytest.FixtureRequest) -> None:
+def test_a_city_is_served_end_to_end(
+    policy: object, store_kind: str, supply_admission: bool, request: pytest.FixtureRequest
+) -> None:
     plan = synthetic_city(seed=11, n_orders=48, n_couriers=8)
     store = make_store(store_kind, "e2e", request)
-    d = Dispatcher(store=store, config=DispatchConfig(city="e2e"), policy=policy)  # type: ignore[arg-type]
+    config = DispatchConfig(city="e2e", supply_admission=supply_admission)
+    d = Dispatcher(store=store, config=config, policy=policy)  # type: ignore[arg-type]
     report = World(d, plan).run()
+    codes, least = ADMISSION[supply_admission]
     accepted = report.placed
-    assert accepted >= 30 and report.refusals, "the plan must exercise both acceptance and refusal"
+    assert accepted >= least and report.refusals, "the plan must exercise both acceptance and refusal"
+    if supply_admission:  # the default: some order is refused for want of a courier in time
+        assert "no-courier-capacity" in {r.code for r in report.refusals}
     assert report.undelivered == []
     assert len(report.delivered) == accepted
 
@@ -37,7 +50,7 @@ def test_a_city_is_served_end_to_end(policy: object, store_kind: str, request: p
         assert placed <= ready <= picked < dropped
     # refusals say why, in numbers
     for r in report.refusals:
-        assert r.code in {"outside-delivery-area", "window-infeasible"}
+        assert r.code in codes
         assert any(ch.isdigit() for ch in r.reason)
 
 

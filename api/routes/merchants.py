@@ -19,7 +19,7 @@ from api.schemas.merchants import (
 )
 from api.views import external_id_of
 from dispatch.engine import BoardRow, Quote
-from dispatch.errors import OutsideDeliveryArea, WindowInfeasible
+from dispatch.errors import NoCourierCapacity, OutsideDeliveryArea, WindowInfeasible
 from dispatch.models import Location, Merchant, OrderStatus, Route, delivery_status
 
 router = APIRouter(prefix="/v1/merchants", tags=["merchants"])
@@ -74,14 +74,16 @@ async def serviceability(
     lng: Annotated[Longitude, Query()],
     runtime: RuntimeDep,
 ) -> Serviceability:
-    def read() -> tuple[float | None, Quote]:
-        radius_m = runtime.dispatcher.merchant(merchant_id).area.radius_m
-        return radius_m, runtime.dispatcher.quote(merchant_id, Location(lat, lng), runtime.now())
+    def read() -> tuple[Merchant, int, Quote]:
+        now = runtime.now()
+        merchant = runtime.dispatcher.merchant(merchant_id)
+        return merchant, now, runtime.dispatcher.quote(merchant_id, Location(lat, lng), now)
 
     try:
-        radius_m, quote = await runtime.run(read)
-    except (OutsideDeliveryArea, WindowInfeasible) as exc:
+        merchant, now, quote = await runtime.run(read)
+    except (OutsideDeliveryArea, WindowInfeasible, NoCourierCapacity) as exc:
         # each refusal fills the numbers it has: distance and radius, or lateness and deadline
+        # (no lateness when no courier is in reach at all)
         return Serviceability(
             merchant_id=merchant_id,
             serviceable=False,
@@ -91,6 +93,22 @@ async def serviceability(
             radius_m=exc.details.get("radius_m"),
             late_s=exc.details.get("late_s"),
             deadline_at=exc.details.get("window_end"),
+        )
+    radius_m = merchant.area.radius_m
+    if quote.offered_instead:
+        # a quote would offer a scheduled window (offer_schedule_when_full); an ASAP order is
+        # refused: what NoCourierCapacity says, with the earliest drop-off against the promise
+        deadline = now + (merchant.promise_s or runtime.dispatcher.config.promise_s)
+        return Serviceability(
+            merchant_id=merchant_id,
+            serviceable=False,
+            reason=NoCourierCapacity.code,
+            detail="no courier can deliver within the promise; a quote offers the earliest feasible window",
+            distance_m=round(quote.distance_m, 1),
+            radius_m=radius_m,
+            late_s=quote.dropoff_eta - deadline,
+            dropoff_eta_at=quote.dropoff_eta,
+            deadline_at=deadline,
         )
     return Serviceability(
         merchant_id=merchant_id,

@@ -197,7 +197,9 @@ class Serviceability(PublicModel):
     merchant_id: str
     serviceable: bool
     reason: str | None = Field(
-        description="null, or the problem code: outside-delivery-area, window-infeasible"
+        description=(
+            "null, or the problem code: outside-delivery-area, window-infeasible, no-courier-capacity"
+        )
     )
     detail: str | None
     distance_m: float | None = Field(default=None, description="merchant to drop-off, great circle")

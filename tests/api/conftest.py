@@ -48,6 +48,8 @@ API_KEYS = ",".join(
 M1 = {"lat": 52.5200, "lng": 13.4050}
 M2 = {"lat": 52.5000, "lng": 13.3500}
 NEAR_M1 = {"lat": 52.5300, "lng": 13.4150}  # 1.3 km from m-1
+AT_M1 = {"lat": 52.5190, "lng": 13.4000}  # 370 m from m-1: where an extra courier starts
+AT_M2 = {"lat": 52.4990, "lng": 13.3490}  # 130 m from m-2
 FAR = {"lat": 52.6300, "lng": 13.4150}  # 12.2 km from m-1
 
 
@@ -131,12 +133,23 @@ async def seed(client: httpx.AsyncClient) -> None:
         )
         assert r.status_code == 201, r.text
     for cid, where in (("c-1", {"lat": 52.5210, "lng": 13.4100}), ("c-2", {"lat": 52.5010, "lng": 13.3510})):
-        r = await client.post(
-            f"/v1/couriers/{cid}/shift/start",
-            json={"location": where, "duration_minutes": 240},
-            headers=auth(ADMIN),
-        )
-        assert r.status_code == 201, r.text
+        await start_shift(client, cid, where)
+
+
+async def start_shift(
+    client: httpx.AsyncClient, courier_id: str, where: dict[str, float], minutes: int = 240
+) -> None:
+    """Put ``courier_id`` on shift at ``where`` for ``minutes`` (with the admin key).
+
+    Supply admission is on by default: a test whose orders need more couriers near a merchant
+    than :func:`seed` starts adds them with this.
+    """
+    r = await client.post(
+        f"/v1/couriers/{courier_id}/shift/start",
+        json={"location": where, "duration_minutes": minutes},
+        headers=auth(ADMIN),
+    )
+    assert r.status_code == 201, r.text
 
 
 async def place(

@@ -1,8 +1,9 @@
 """Every (role, endpoint) pair, with the caller's own ids and other tenants' ids.
 
-The world of each case: merchants m-1 and m-2, couriers c-1 and c-2 on shift, and order
-``m-1:o-1`` assigned to c-1. Targets are always m-1, c-1 and that order; so a m-2 merchant key,
-an app serving only m-2 and the c-2 courier key are "other tenants" everywhere.
+The world of each case: merchants m-1 and m-2, couriers c-1 and c-2 on shift, order ``m-1:o-1``
+assigned to c-1, and then courier c-3 idle near m-1. Targets are always m-1, c-1 and that order;
+so a m-2 merchant key, an app serving only m-2 and the c-2 courier key are "other tenants"
+everywhere.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from tests.api.conftest import (
     ANALYST,
     APP,
     APP_M2,
+    AT_M1,
     COURIER_1,
     COURIER_2,
     MERCHANT_1,
@@ -28,6 +30,7 @@ from tests.api.conftest import (
     auth,
     place,
     seed,
+    start_shift,
 )
 
 pytestmark = pytest.mark.anyio
@@ -144,6 +147,9 @@ async def _world(client: httpx.AsyncClient, clock: Clock) -> None:
     clock.advance(540)  # ready in a minute: now a courier is committed to it
     r = await client.post("/v1/dispatch/tick", headers=auth(ADMIN))
     assert r.json()["assignments"] == [{"courier_id": "c-1", "order_ids": ["m-1:o-1"]}], r.text
+    # another courier near m-1, idle: c-1 is busy, and supply admission (on by default) quotes and
+    # takes m-1's next orders only when some courier can deliver them in time
+    await start_shift(client, "c-3", AT_M1)
 
 
 @pytest.mark.parametrize("caller", list(CALLERS))

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import ADMIN, APP, COURIER_1, NEAR_M1, auth, seed
+from tests.api.conftest import ADMIN, APP, AT_M1, COURIER_1, NEAR_M1, auth, seed, start_shift
 
 pytestmark = pytest.mark.anyio
 
@@ -195,6 +195,8 @@ async def test_a_polygon_area_works(client: httpx.AsyncClient) -> None:
         headers=auth(ADMIN),
     )
     assert r.status_code == 201, r.text
+    # a courier at hand: supply admission (on by default) then leaves the zone to decide
+    await start_shift(client, "c-1", AT_M1)
     inside = await client.get("/v1/merchants/m-p/serviceability", params=NEAR_M1, headers=auth(ADMIN))
     outside = await client.get("/v1/merchants/m-p/serviceability?lat=52.6&lng=13.41", headers=auth(ADMIN))
     assert inside.json()["serviceable"] is True and outside.json()["serviceable"] is False

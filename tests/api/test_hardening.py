@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -66,6 +67,11 @@ async def test_an_unphysical_courier_speed_is_refused_with_its_range(
     )
     assert r.status_code == 422, r.text
     assert "speed_mps must be in [0.5, 40] m/s" in r.text
+    assert (await client.get("/v1/couriers/c-1", headers=auth(ADMIN))).json()["status"] == "off_shift"
+    # c-1 starts with a physical speed: an order of m-1 has a courier near (supply admission)
+    good = {"location": {"lat": 52.521, "lng": 13.41}, "duration_minutes": 60}
+    r = await client.post("/v1/couriers/c-1/shift/start", json=good, headers=auth(COURIER_1))
+    assert r.status_code == 201, r.text
     assert (await place(client, "S-1")).status_code == 201
     tick = await client.post("/v1/dispatch/tick", headers=auth(ADMIN))
     assert tick.status_code == 200, tick.text
@@ -355,6 +361,10 @@ async def test_event_streams_per_key_are_capped(clock: Clock) -> None:
 
 # 9b. There was no cap on stored idempotency records per tenant.
 async def test_idempotency_records_per_key_are_capped(clock: Clock, dispatcher: Dispatcher) -> None:
+    # without supply admission: the orders are never dispatched, and a day later (shifts over,
+    # yesterday's orders still waiting) no courier could take one more; this is about the cap
+    config = dataclasses.replace(dispatcher.config, supply_admission=False)
+    dispatcher = Dispatcher(store=dispatcher.store, config=config)
     app = create_app(make_settings(idempotency_max_records=2), dispatcher=dispatcher, clock=clock)
     async with _client(app) as client:
         await seed(client)

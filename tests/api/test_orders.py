@@ -10,7 +10,21 @@ from fastapi import FastAPI
 
 from api.idempotency import Begin, MemoryIdempotencyStore, StoredResponse
 from dispatch import Dispatcher, OrderStatus
-from tests.api.conftest import ADMIN, APP, COURIER_1, FAR, MERCHANT_1, NEAR_M1, T0, Clock, auth, place, seed
+from tests.api.conftest import (
+    ADMIN,
+    APP,
+    AT_M1,
+    COURIER_1,
+    FAR,
+    MERCHANT_1,
+    NEAR_M1,
+    T0,
+    Clock,
+    auth,
+    place,
+    seed,
+    start_shift,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -233,6 +247,8 @@ async def test_cancel_before_pickup_then_409_after(client: httpx.AsyncClient, cl
     late = await client.post(f"/v1/orders/{order_id}/cancel", headers=auth(APP))
     assert late.status_code == 409 and late.json()["code"] == "illegal-transition"
 
+    # c-1 carries D-1: another courier near m-1 takes the next order (supply admission is on)
+    await start_shift(client, "c-3", AT_M1)
     assert (await place(client, "D-2")).status_code == 201
     ok = await client.post("/v1/orders/m-1:D-2/cancel", headers=auth(APP))
     assert ok.status_code == 200 and ok.json()["status"] == "cancelled" and ok.json()["eta"] is None

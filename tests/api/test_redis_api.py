@@ -20,7 +20,18 @@ from fastapi import FastAPI
 from api import Settings, create_app
 from dispatch import DispatchConfig, Dispatcher
 from dispatch.redis_store import Lease, RedisStore, connect
-from tests.api.conftest import ADMIN, APP, NEAR_M1, Clock, auth, make_settings, place, seed
+from tests.api.conftest import (
+    ADMIN,
+    APP,
+    AT_M1,
+    NEAR_M1,
+    Clock,
+    auth,
+    make_settings,
+    place,
+    seed,
+    start_shift,
+)
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
@@ -85,6 +96,7 @@ async def test_one_key_sent_to_two_workers_at_once_places_one_order(
 ) -> None:
     a, b = workers
     await seed(a)
+    await start_shift(a, "c-3", AT_M1)  # five orders of m-1: two couriers near it (supply admission)
     answers = await asyncio.gather(*(place(w, f"B-{n}") for n in range(5) for w in (a, b)))
     for n in range(5):
         pair = [r for r in answers if r.request.headers["Idempotency-Key"] == f"idem-m-1-B-{n}"]

@@ -78,6 +78,18 @@ def test_unsafe_configurations_are_refused(
         create_app()  # the factory reads the environment when called, and refuses the same
 
 
+@pytest.mark.parametrize(("value", "on"), [(None, True), ("false", False), ("true", True)])
+def test_supply_admission_is_on_unless_the_environment_turns_it_off(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, on: bool
+) -> None:
+    monkeypatch.setenv("DISPATCH_API_KEYS", f"{GOOD}=admin")
+    if value is None:
+        monkeypatch.delenv("DISPATCH_SUPPLY_ADMISSION", raising=False)
+    else:
+        monkeypatch.setenv("DISPATCH_SUPPLY_ADMISSION", value)
+    assert create_app().state.runtime.dispatcher.config.supply_admission is on
+
+
 def test_serve_refuses_to_start_without_keys(capsys: pytest.CaptureFixture[str]) -> None:
     assert serve_main(["--port", "0"]) == 2
     assert "configuration refused: set exactly one of DISPATCH_API_KEYS" in capsys.readouterr().err

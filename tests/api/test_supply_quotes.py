@@ -64,6 +64,22 @@ async def test_full_city_refuses_or_offers_a_window(
     assert r.status_code == 422 and r.json()["code"] == "no-courier-capacity", r.text
 
 
+async def test_serviceability_says_no_courier_can_deliver(client: httpx.AsyncClient, clock: Clock) -> None:
+    """Not a 422: "no courier can keep the promise" is an answer of serviceability, with the numbers."""
+    await _city(client, promise_minutes=15)  # the only courier is ~15 min of riding away
+    r = await client.get("/v1/merchants/m-1/serviceability", params=NEAR_M1, headers=auth(APP))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["serviceable"] is False and body["reason"] == "no-courier-capacity", body
+    assert body["late_s"] > 0 and body["deadline_at"] == clock.now + 15 * 60
+    r = await client.post("/v1/couriers/c-1/shift/end", headers=auth(ADMIN))
+    assert r.status_code == 200, r.text
+    r = await client.get("/v1/merchants/m-1/serviceability", params=NEAR_M1, headers=auth(APP))
+    body = r.json()
+    assert (r.status_code, body["serviceable"], body["reason"]) == (200, False, "no-courier-capacity")
+    assert body["late_s"] is None  # no courier at all: no earliest drop-off to be late by
+
+
 async def test_a_201_is_within_its_deadline(client: httpx.AsyncClient, clock: Clock) -> None:
     await _city(client, promise_minutes=40)
     r = await place(client, "A-1")

@@ -23,6 +23,8 @@ from tests.api.conftest import (
     ADMIN,
     APP,
     APP_M2,
+    AT_M1,
+    AT_M2,
     COURIER_1,
     MERCHANT_1,
     Clock,
@@ -30,6 +32,7 @@ from tests.api.conftest import (
     make_settings,
     place,
     seed,
+    start_shift,
 )
 from tests.webhook_receiver import Receiver
 
@@ -117,6 +120,10 @@ async def test_every_event_arrives_signed_once_per_attempt_and_only_to_its_tenan
     _, client = served
     verify = readme_verify()
     await seed(client)
+    # a second courier near each merchant: six orders of one merchant are more than one courier
+    # can take in time, and supply admission is on
+    await start_shift(client, "c-4", AT_M1)
+    await start_shift(client, "c-5", AT_M2)
     before = (await client.get("/v1/events", params={"limit": 1000}, headers=auth(ADMIN))).json()[
         "next_after"
     ]

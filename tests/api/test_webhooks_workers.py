@@ -82,6 +82,11 @@ def test_every_event_is_delivered_when_the_delivering_worker_is_killed(tmp_path:
             admin = auth(ADMIN)
             merchant = {"id": "m-1", "location": M1, "delivery_area": {"radius_m": 3000}, "prep_minutes": 10}
             assert _call(other, "POST", "/v1/merchants", json=merchant, headers=admin).status_code == 201
+            # supply admission is on: the 40 orders below need 14 couriers near m-1 (3 orders each)
+            shift = {"location": M1, "duration_minutes": 240}
+            for k in range(14):
+                r = _call(other, "POST", f"/v1/couriers/c-{k}/shift/start", json=shift, headers=admin)
+                assert r.status_code == 201, r.text
             before = _call(other, "GET", "/v1/events", headers=admin).json()["next_after"]
             r = _call(other, "POST", "/v1/webhooks", json={"url": receiver.url + "/all"}, headers=admin)
             assert r.status_code == 201, r.text

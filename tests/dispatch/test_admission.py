@@ -28,6 +28,12 @@ def _events(d: Dispatcher) -> int:
     return len(d.store.events())
 
 
+def _courier_at(d: Dispatcher, where: Location = CENTRE) -> None:
+    """An idle courier waiting at the merchant: supply admission (on by default) then judges an
+    ASAP order by the direct ride alone, so the rule under test decides."""
+    d.start_shift("c1", where, now=0, shift_end=4 * 3600)
+
+
 @pytest.mark.parametrize(
     ("distance_m", "accepted"),
     [
@@ -40,10 +46,11 @@ def _events(d: Dispatcher) -> int:
 )
 def test_radius_boundary(dispatcher: Dispatcher, distance_m: float, accepted: bool) -> None:
     dropoff = destination(CENTRE, distance_m, bearing_deg=37)
-    # a generous promise, so that only the area decides
+    # a generous promise and a courier at the merchant, so that only the area decides
     dispatcher.update_merchant(
         Merchant("m1", CENTRE, DeliveryArea(radius_m=3000), prep_s=60, promise_s=7200), now=0
     )
+    _courier_at(dispatcher)
     if accepted:
         assert dispatcher.place_order("o1", "m1", dropoff, now=10).id == "o1"
     else:
@@ -71,6 +78,7 @@ def test_polygon_zone(config: DispatchConfig) -> None:
         "coordinates": [[[13.40, 52.51], [13.42, 52.51], [13.42, 52.53], [13.40, 52.53], [13.40, 52.51]]],
     }
     d.add_merchant(Merchant("z", Location(52.52, 13.41), DeliveryArea(polygon=square)), now=0)
+    _courier_at(d, Location(52.52, 13.41))
     assert d.quote("z", Location(52.525, 13.415), now=0).merchant_id == "z"
     with pytest.raises(OutsideDeliveryArea, match="outside its delivery zone"):
         d.quote("z", Location(52.535, 13.415), now=0)
@@ -90,6 +98,7 @@ def test_asap_promise_boundary(dispatcher: Dispatcher) -> None:
         + cfg.dropoff_service_s // 2
     )
     now = 1000
+    _courier_at(dispatcher)  # at the merchant: the direct ride is the earliest drop-off
     latest_ready = now + cfg.promise_s - after_ready
     quote = dispatcher.quote("m1", dropoff, now, ready_at=latest_ready)
     assert quote.window == Window(now, now + 1800)
@@ -101,6 +110,7 @@ def test_asap_promise_boundary(dispatcher: Dispatcher) -> None:
 
 
 def test_asap_default_is_thirty_minutes_and_merchant_can_override(dispatcher: Dispatcher) -> None:
+    _courier_at(dispatcher)
     assert dispatcher.quote("m1", destination(CENTRE, 500, 0), now=0).window == Window(0, 1800)
     dispatcher.update_merchant(Merchant("m1", CENTRE, DeliveryArea(radius_m=3000), promise_s=2400), now=0)
     assert dispatcher.quote("m1", destination(CENTRE, 500, 0), now=0).window == Window(0, 2400)
@@ -186,6 +196,7 @@ def test_bad_order_input_writes_nothing(dispatcher: Dispatcher, call, error) -> 
 
 
 def test_duplicate_order_id(dispatcher: Dispatcher) -> None:
+    _courier_at(dispatcher)
     first = dispatcher.place_order("o1", "m1", destination(CENTRE, 800, 10), now=0)
     before = _events(dispatcher)
     with pytest.raises(DuplicateId, match="o1"):

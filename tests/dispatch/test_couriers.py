@@ -119,6 +119,8 @@ def test_after_delivery_every_event_is_refused(dispatcher: Dispatcher) -> None:
 def test_picked_up_only_for_orders_of_the_stop_arrived_at(dispatcher: Dispatcher) -> None:
     dispatcher.add_merchant(Merchant("m2", M2, DeliveryArea(radius_m=3000), prep_s=600), now=0)
     _one_order(dispatcher)
+    # a second courier waits at m2, so that o2 is admitted; the plan below gives o2 to c1
+    dispatcher.start_shift("c2", M2, now=0, shift_end=4 * 3600)
     o2 = dispatcher.place_order("o2", "m2", destination(M2, 800, 270), now=0)
     # a plan with two pickups (m1, then m2), written as a tick would
     pickup_1, dropoff_1 = dispatcher.route("c1").stops
@@ -436,6 +438,7 @@ def test_contacts_are_stored_and_never_in_a_repr(dispatcher: Dispatcher) -> None
     door = Contact(name="Ada Lovelace", phone="+49 30 1234567", instructions="2nd floor, ring twice")
     kitchen = Contact(name="Chef Bo", phone="+49 30 7654321")
     details = OrderDetails(pickup_contact=kitchen, dropoff_contact=door, delivery_pin=None)
+    dispatcher.start_shift("c1", destination(CENTRE, 400, 90), now=0, shift_end=4 * 3600)
     order = dispatcher.place_order("o1", "m1", destination(CENTRE, 1500, 0), now=0, details=details)
     stored = dispatcher.order("o1")
     assert (stored.pickup_contact, stored.dropoff_contact) == (kitchen, door)

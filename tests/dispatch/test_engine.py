@@ -27,6 +27,14 @@ from simulations.city import synthetic_city
 from simulations.world import World
 from tests.conftest import CENTRE, destination
 
+#: Supply admission (on by default) is turned off where a test's subject is another rule and its
+#: orders must wait for the one courier: admission counts a busy courier only from where its plan
+#: ends, so it refuses an order that courier, waiting at the merchant, would take along (a pickup
+#: update). Supply admission has its own tests in tests/dispatch/test_supply_admission.py.
+WITHOUT_SUPPLY_ADMISSION = pytest.mark.parametrize(
+    "config", [DispatchConfig(city="test", supply_admission=False)], ids=["no-supply-admission"]
+)
+
 
 def _assigned(d: Dispatcher) -> tuple[str, str]:
     d.start_shift("c1", destination(CENTRE, 400, 90), now=0, shift_end=4 * 3600)
@@ -195,6 +203,7 @@ def _waiting_at_merchant(d: Dispatcher) -> None:
     d.place_order("o2", "m1", destination(CENTRE, 1600, 10), now=450, ready_at=600)
 
 
+@WITHOUT_SUPPLY_ADMISSION
 def test_an_order_joins_the_pickup_its_merchant_courier_waits_for(dispatcher: Dispatcher) -> None:
     _waiting_at_merchant(dispatcher)
     result = dispatcher.tick(now=480)
@@ -222,6 +231,7 @@ def test_an_order_joins_the_pickup_its_merchant_courier_waits_for(dispatcher: Di
     assert dispatcher.courier("c1").status is CourierStatus.IDLE
 
 
+@WITHOUT_SUPPLY_ADMISSION
 def test_a_cancelled_joined_order_leaves_the_pickup_as_it_was(dispatcher: Dispatcher) -> None:
     _waiting_at_merchant(dispatcher)
     dispatcher.tick(now=480)
@@ -235,7 +245,8 @@ def test_a_cancelled_joined_order_leaves_the_pickup_as_it_was(dispatcher: Dispat
 
 
 def test_no_pickup_update_when_turned_off() -> None:
-    d = Dispatcher(config=DispatchConfig(city="test", pickup_updates=False))
+    # without supply admission, as the tests of the update above (o2 waits for c1)
+    d = Dispatcher(config=DispatchConfig(city="test", pickup_updates=False, supply_admission=False))
     d.add_merchant(Merchant("m1", CENTRE, DeliveryArea(radius_m=3000), prep_s=600), now=0)
     _waiting_at_merchant(d)
     assert d.tick(now=480).assignments == ()
@@ -258,6 +269,7 @@ def test_bad_config_is_refused_with_the_field_named(overrides: dict[str, object]
         DispatchConfig(city="t", **overrides)  # type: ignore[arg-type]
 
 
+@WITHOUT_SUPPLY_ADMISSION
 def test_a_held_order_handed_over_later_after_an_update_is_rescheduled(dispatcher: Dispatcher) -> None:
     _waiting_at_merchant(dispatcher)
     # o3's door is on the way to o1's: o1 is handed over later, and its customer is told
@@ -275,6 +287,7 @@ def test_a_held_order_handed_over_later_after_an_update_is_rescheduled(dispatche
     assert dispatcher.eta("o1", now=480).dropoff_at == after
 
 
+@WITHOUT_SUPPLY_ADMISSION
 def test_a_held_order_whose_times_stay_is_not_rescheduled(dispatcher: Dispatcher) -> None:
     _waiting_at_merchant(dispatcher)
     dispatcher.tick(now=480)  # o2's door lies beyond o1's: o1 keeps its times
@@ -282,6 +295,7 @@ def test_a_held_order_whose_times_stay_is_not_rescheduled(dispatcher: Dispatcher
     assert not [e for e in dispatcher.store.events() if e.kind == "order.rescheduled"]
 
 
+@WITHOUT_SUPPLY_ADMISSION  # o1 and o2 wait for the one courier, busy with o0
 def test_the_merchant_board_searches_supply_once_and_agrees_with_eta(
     dispatcher: Dispatcher, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -102,6 +102,7 @@ def test_the_engine_learns_from_pickups_and_expects_the_delay(dispatcher: Dispat
 
 def test_food_ready_is_an_exact_observation_once(dispatcher: Dispatcher) -> None:
     d = Dispatcher(store=dispatcher.store, config=DispatchConfig(city="test", prep_prior_orders=0))
+    d.start_shift("c1", destination(CENTRE, 300, 90), now=0, shift_end=4 * 3600)
     order = d.place_order("o1", "m1", destination(CENTRE, 800, 0), now=0)
     d.food_ready("o1", now=order.ready_at + 240)
     assert learned_delay_s(d, "m1", order.ready_at) == 240

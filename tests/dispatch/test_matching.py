@@ -137,7 +137,8 @@ def test_commitment_waits_until_the_food_is_nearly_ready() -> None:
 
 
 def test_couriers_beyond_the_travel_budget_are_not_candidates() -> None:
-    d = _city(max_pickup_travel_s=300, orphan_pickup_travel_s=300)
+    # the order waits with no courier in reach: supply admission (on by default) would refuse it
+    d = _city(max_pickup_travel_s=300, orphan_pickup_travel_s=300, supply_admission=False)
     d.start_shift("far", destination(CENTRE, 2500, 0), now=0, shift_end=4 * 3600)
     d.place_order("o1", "m1", destination(CENTRE, 500, 10), now=0)
     assert d.tick(now=600).assignments == ()
@@ -156,7 +157,9 @@ def test_no_pickup_after_shift_end() -> None:
 
 
 def test_a_remote_merchant_gets_a_far_courier_rather_than_none() -> None:
-    d = _city(max_pickup_travel_s=300, orphan_pickup_travel_s=1800)
+    # supply admission (on by default) counts couriers within max_pickup_travel_s only, not the
+    # orphan budget: it would refuse this order, which the matching is here to serve
+    d = _city(max_pickup_travel_s=300, orphan_pickup_travel_s=1800, supply_admission=False)
     d.start_shift("far", destination(CENTRE, 2500, 0), now=0, shift_end=4 * 3600)
     d.start_shift("farther", destination(CENTRE, 3500, 0), now=0, shift_end=4 * 3600)
     d.place_order("o1", "m1", destination(CENTRE, 500, 10), now=0)

@@ -4,6 +4,7 @@ its plan and after the orders already waiting, can deliver it within the promise
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,7 +22,10 @@ from dispatch import (
 )
 from dispatch.admission import after_pickup_s
 from dispatch.timing import pickup_at
+from simulations import mdrp
 from tests.conftest import CENTRE, destination
+
+MDRP_DATA = Path(__file__).resolve().parents[1] / "data" / "mdrp"
 
 AREA = DeliveryArea(radius_m=3000)
 
@@ -183,14 +187,31 @@ def test_a_confidence_margin_keeps_a_share_of_the_wait_as_slack(slack_s: int) ->
         assert "10% margin" in str(info.value)
 
 
-def test_off_by_default_and_off_for_replays() -> None:
-    for cfg in (
-        DispatchConfig(city="t"),
-        DispatchConfig(city="t", supply_admission=True, refuse_infeasible_promises=False),
-    ):
-        d = Dispatcher(config=cfg)
-        d.add_merchant(Merchant("m1", CENTRE, AREA, prep_s=60), now=0)
-        d.place_order("o1", "m1", destination(CENTRE, 1000, 0), now=0)  # no courier at all: taken
+def test_on_by_default_and_off_for_replays() -> None:
+    """On by default: an ASAP order no courier can deliver is refused. A replay of orders already
+    accepted (``refuse_infeasible_promises`` off, as in the Grubhub MDRP replay) takes it: there
+    supply is not counted, and the replay decides as it did before the default changed."""
+    assert DispatchConfig().supply_admission
+    dropoff = destination(CENTRE, 1000, 0)
+    d = Dispatcher(config=DispatchConfig(city="t"))
+    d.add_merchant(Merchant("m1", CENTRE, AREA, prep_s=60), now=0)
+    before = len(d.store.events())
+    with pytest.raises(NoCourierCapacity):
+        d.quote("m1", dropoff, now=0)  # no courier at all
+    with pytest.raises(NoCourierCapacity):
+        d.place_order("o1", "m1", dropoff, now=0)
+    _nothing_written(d, before, "o1")
+    d.start_shift("c1", destination(CENTRE, 500, 90), now=0, shift_end=4 * 3600)
+    d.place_order("o1", "m1", dropoff, now=0)  # a courier near: taken
+    # the replay's own configuration: the default supply admission, promises not refused
+    _, replay_config = mdrp.city_of(mdrp.read_instance(MDRP_DATA / "grubhub" / "4o50t75s1p100"))
+    assert replay_config.supply_admission and not replay_config.refuse_infeasible_promises
+    for cfg in (replay_config, DispatchConfig(city="t", refuse_infeasible_promises=False)):
+        replay = Dispatcher(config=cfg)
+        replay.add_merchant(Merchant("m1", CENTRE, AREA, prep_s=60), now=0)
+        replay.place_order("o1", "m1", dropoff, now=0)  # no courier at all: taken
+    # (tests/simulations/test_mdrp.py replays that day, where counting supply would refuse
+    # orders, and checks that every order is delivered)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -24,10 +24,14 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "sim"
 @pytest.mark.parametrize("policy", [OptimizingPolicy, GreedyPolicy])
 def test_without_uncertainty_the_demo_city_is_decided_as_before(policy: type) -> None:
     """Every assignment, planned time, delivery and refusal of the demo city equals what the
-    world that followed the plan produced (recorded before the truth was added)."""
+    world that followed the plan produced (recorded before the truth was added).
+
+    That world is gone, so its recording cannot be made again: it was made with the defaults of
+    then, supply admission off, and is compared under the same configuration."""
     before = json.loads((DATA / "demo_decisions_before_truth.json").read_text())[policy.name]
     plan = synthetic_city(seed=3)
-    report = World(Dispatcher(config=DispatchConfig(city=plan.name), policy=policy()), plan).run()
+    config = DispatchConfig(city=plan.name, supply_admission=False)
+    report = World(Dispatcher(config=config, policy=policy()), plan).run()
     decided = [
         [t, a.courier_id, list(a.order_ids), [[s.kind.value, list(s.order_ids), s.arrive_at, s.service_at]
                                                for s in a.route.stops]]
@@ -38,8 +42,11 @@ def test_without_uncertainty_the_demo_city_is_decided_as_before(policy: type) ->
     assert [[r.order_id, r.at, r.code] for r in report.refusals] == before["refusals"]
 
 
-def _play(truth: Truth, *, seed: int = 2, policy: type = OptimizingPolicy) -> tuple[Dispatcher, ReplayReport]:
-    day = build_day(load_scenario("demo", [("demand.orders", 60)]), seed)
+def _play(
+    truth: Truth, *, seed: int = 2, policy: type = OptimizingPolicy, supply_admission: bool = True
+) -> tuple[Dispatcher, ReplayReport]:
+    overrides = [("demand.orders", 60), ("rules.config.supply_admission", supply_admission)]
+    day = build_day(load_scenario("demo", overrides), seed)
     d = Dispatcher(config=day.config, policy=policy())
     return d, World(d, day.plan, tick_s=60, truth=truth).run()
 
@@ -53,7 +60,9 @@ def test_food_is_picked_up_when_really_ready_and_delivered_after_the_real_ride()
         ride_hour_factor=(2.0,) * 24,
         seed=2,
     )
-    d, report = _play(slow)
+    # without supply admission: it would refuse half of these orders (23 of 60 taken, not 44),
+    # and this test is about the world's truth, for which it wants many deliveries
+    d, report = _play(slow, supply_admission=False)
     cfg = d.config
     assert len(report.delivered) >= 30
     planned_early = 0
@@ -120,7 +129,9 @@ def test_declines_and_cancellations_in_a_day() -> None:
         decline_probability=0.3,
     )
     truth.__post_init__()
-    d, report = _play(truth)
+    # without supply admission, which would take too few orders for the day to exercise
+    # cancellations (3, not 5); this test is about declines and cancellations
+    d, report = _play(truth, supply_admission=False)
     events = d.store.events()
     # the demo city makes offers when couriers may decline: a decline is a declined offer
     declines = ("order.offer_declined", "order.released")
