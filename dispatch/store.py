@@ -162,11 +162,8 @@ class MemoryStore:
         return {cid: self._routes[cid] for cid in courier_ids if cid in self._routes}
 
     def couriers_in_cells(self, cells: Iterable[str]) -> list[Courier]:
-        found: list[Courier] = []
-        for cell in cells:
-            for cid in self._in_cell.get(cell, ()):
-                found.append(self._couriers[cid])
-        return found
+        in_cell, couriers = self._in_cell, self._couriers
+        return [couriers[cid] for cell in cells if (ids := in_cell.get(cell)) for cid in ids]
 
     def events(self, after_seq: int = 0, limit: int | None = None) -> list[Event]:
         selected = self._events[after_seq:]  # seq n lives at index n - 1

@@ -43,17 +43,18 @@ def location_to_cell(location: Location, resolution: int) -> str:
     >>> location_to_cell(Location(41.8781, -87.6298), 8)
     '882664c1a9fffff'
     """
-    return _cell_at(location.lat, location.lng, check_resolution(resolution))
+    return _cell_at(location.lat, location.lng, resolution)
 
 
 # Merchants, drop-offs and the places couriers wait at are asked for their cell again and again
-# (every quote, every tick's index): h3's conversion is cached per point.
+# (every quote, every tick's index): h3's conversion is cached per point. The resolution is
+# checked on a miss only: typed, so that True or 8.0 are never answered from 1's or 8's entry.
 _CELL_CACHE: Final = 1 << 16
 
 
-@lru_cache(maxsize=_CELL_CACHE)
+@lru_cache(maxsize=_CELL_CACHE, typed=True)
 def _cell_at(lat: float, lng: float, resolution: int) -> str:
-    return str(h3.latlng_to_cell(lat, lng, resolution))
+    return str(h3.latlng_to_cell(lat, lng, check_resolution(resolution)))
 
 
 # Cell geometry is fixed: cached, since every search of the courier index asks for it.
