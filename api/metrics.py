@@ -180,7 +180,8 @@ class RequestsInFlight:
         that background work is deferred under load, never starved)."""
         if self.count:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._quiet.wait(), max_wait_s)
+                async with asyncio.timeout(max_wait_s):  # not wait_for: it can swallow a cancel
+                    await self._quiet.wait()
 
 
 class MetricsMiddleware:

@@ -77,7 +77,7 @@ class RemoteReceiver:
         first: dict[str, float] = {}
         for line in self.log.read_text().splitlines():
             event_id, _, at = line.partition(" ")
-            if at:
+            if at and event_id != "None":  # not the start-up check's empty POST
                 first.setdefault(event_id, float(at))
         return first
 

@@ -12,7 +12,16 @@ step it
    in flight). A 2xx answer is a success; any other answer, a timeout or a refused connection
    is retried after ``base * factor^(n-1)`` seconds, +-20 % jitter, up to ``webhook_attempts``
    attempts. An endpoint that has failed for ``webhook_disable_after_s`` without one success is
-   disabled, and says so.
+   disabled, and says so. POSTs go through :class:`~api.webhooks.sender.Sender` (connections
+   kept alive, the address checked on each connection).
+
+Deliveries share the process with the requests, at a lower priority: a step, and each POST it
+starts, waits while requests are in flight (from their arrival to the start of their answer, see
+:class:`~api.metrics.RequestsInFlight`), for at most ``webhook_poll_s`` per step in all, and the
+event loop turns between two starts. So deliveries fill the gaps between requests, a request
+waits for at most about one POST's work, and under a steady load deliveries still go out every
+poll interval. A finished delivery is recorded at the next step (in a batch), unless every slot
+was taken: then it wakes the loop at once to start the next one.
 
 Delivery is at least once and not in order: a receiver de-duplicates on the event ``id``. The
 loop reads the wall clock (when to retry is I/O timing, not a dispatch decision).
@@ -98,6 +107,8 @@ class Relay:
         self._wake = asyncio.Event()
         #: all delivery slots were taken: a delivery that finishes wakes the loop to fill its slot
         self._saturated = False
+        #: when the current step stops waiting for requests in flight (event loop time)
+        self._defer_until = 0.0
         self._random = random.Random()
         self.delivered = 0
         self.failed = 0
@@ -123,7 +134,6 @@ class Relay:
                     busy = False
                     try:
                         if self._active():
-                            await self._requests.quiet(settings.webhook_poll_s)
                             busy = await self.step(client)
                     except asyncio.CancelledError:
                         raise
@@ -133,16 +143,28 @@ class Relay:
                         log.exception("webhook delivery step failed")
                     if not busy:
                         # until the poll interval passes, or a delivery finishes
+                        # asyncio.timeout, not wait_for: in Python 3.11 wait_for can turn the
+                        # task's own cancellation into a TimeoutError (and the loop would go on)
                         with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self._wake.wait(), self.settings.webhook_poll_s)
+                            async with asyncio.timeout(self.settings.webhook_poll_s):
+                                await self._wake.wait()
                         self._wake.clear()
             finally:
                 for task in self._in_flight:
                     task.cancel()
 
+    def nudge(self) -> None:
+        """Look for work now rather than at the next poll (events were just written, say)."""
+        self._wake.set()
+
     async def step(self, client: Sender) -> bool:
         """Record the attempts finished meanwhile, schedule the new events' deliveries, and start
         the due ones (as many as there are free slots); whether there was work."""
+        # lower priority than requests: work while none is in flight, but defer a step by at most
+        # a poll interval in all (so that deliveries keep up under a steady load)
+        loop = asyncio.get_running_loop()
+        self._defer_until = loop.time() + self.settings.webhook_poll_s
+        await self._yield_to_requests()
         endpoints = {e.id: e for e in await self._call(self.store.endpoints)}
         finished, self._finished = self._finished, []
         if finished:
@@ -241,17 +263,22 @@ class Relay:
         if seqs:
             for seq, event in (await self._run_engine(read)).items():
                 cached[seq] = (event, None)
-        requests = self._requests
         for job in jobs:
-            # lower priority than requests: start each POST when none is being worked on (or after
-            # a poll interval), and let the loop look for new requests between two starts
-            if requests.count:
-                await requests.quiet(self.settings.webhook_poll_s)
+            # start each POST when no request is in flight, and let the loop look for new ones
+            # between two starts
+            await self._yield_to_requests()
             task = asyncio.create_task(self._deliver(client, job, endpoints.get(job.endpoint_id)))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
             await asyncio.sleep(0)
         return True
+
+    async def _yield_to_requests(self) -> None:
+        """Wait while requests are in flight, until the step's deferral runs out."""
+        if self._requests.count:
+            left = self._defer_until - asyncio.get_running_loop().time()
+            if left > 0:
+                await self._requests.quiet(left)
 
     def _body(self, seq: int) -> tuple[Event, bytes] | None:
         """The event of ``seq`` and what is POSTed for it (made once for all its endpoints)."""

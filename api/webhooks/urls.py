@@ -77,7 +77,8 @@ async def checked_addresses(
     """The addresses of ``host`` a webhook may connect to: all of them, or :class:`UnsafeUrl`
     when any is private, loopback or reserved (unless ``allow_private``) or none resolves."""
     try:
-        addresses = await asyncio.wait_for(resolver(host, port), RESOLVE_TIMEOUT_S)
+        async with asyncio.timeout(RESOLVE_TIMEOUT_S):
+            addresses = await resolver(host, port)
     except (OSError, TimeoutError) as exc:
         raise UnsafeUrl(f"the host {host!r} does not resolve ({exc or type(exc).__name__})") from None
     if not addresses:

@@ -341,3 +341,95 @@ async def test_a_disabled_endpoint_enabled_again_receives_the_events_from_then_o
                 assert not any(b"A-2" in d.body for d in receiver.deliveries)
     finally:
         await app.state.runtime.stop()
+
+
+async def test_deliveries_wait_while_a_request_is_in_flight(dispatcher: Dispatcher, clock: Clock) -> None:
+    """Delivery has a lower priority than requests: with a request being worked on, a step waits
+    (here up to its 10 s poll interval) and goes on as soon as none is."""
+    app = create_app(make_settings(**{**FAST, "webhook_poll_s": 10.0}), dispatcher=dispatcher, clock=clock)
+    runtime = app.state.runtime
+    await runtime.start()
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as client:
+            await seed(client)
+            with Receiver() as receiver:
+                await _create(client, ADMIN, receiver.url + "/all")
+                assert runtime.requests.count == 0  # every request above has been answered
+                runtime.requests.enter()  # a request being worked on
+                assert (await place(client, "A-1", "m-1")).status_code == 201
+                runtime.relay.nudge()
+                await asyncio.sleep(1.0)
+                assert receiver.served("/all") == []
+                runtime.requests.leave()
+
+                async def arrived() -> bool:
+                    return any(d.event["kind"] == "order.placed" for d in receiver.served("/all"))
+
+                await _wait_for(arrived, 5)
+    finally:
+        await runtime.stop()
+
+
+async def test_deliveries_go_on_under_a_steady_load(dispatcher: Dispatcher, clock: Clock) -> None:
+    """With requests always in flight, each step is deferred by at most its poll interval."""
+    app = create_app(make_settings(**{**FAST, "webhook_poll_s": 0.2}), dispatcher=dispatcher, clock=clock)
+    runtime = app.state.runtime
+    await runtime.start()
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as client:
+            await seed(client)
+            with Receiver() as receiver:
+                await _create(client, ADMIN, receiver.url + "/all")
+                runtime.requests.enter()  # never answered
+                for i in range(5):
+                    assert (await place(client, f"A-{i}", "m-1")).status_code == 201
+
+                async def arrived() -> bool:
+                    kinds = [d.event["kind"] for d in receiver.served("/all")]
+                    return kinds.count("order.placed") == 5
+
+                await _wait_for(arrived, 10)
+                runtime.requests.leave()
+    finally:
+        await runtime.stop()
+
+
+async def test_a_streamed_answer_is_in_flight_only_until_it_starts() -> None:
+    """An event stream stays open for long: it must not hold deliveries back."""
+    from api.metrics import MetricsMiddleware, Registry, RequestsInFlight
+
+    in_flight = RequestsInFlight()
+    started, finish = asyncio.Event(), asyncio.Event()
+    seen: list[int] = []
+
+    async def streaming(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(in_flight.count)  # while the request is worked on
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        seen.append(in_flight.count)  # streaming
+        started.set()
+        await finish.wait()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    middleware = MetricsMiddleware(streaming, Registry(), in_flight)
+
+    async def send(message: Any) -> None:
+        pass
+
+    scope = {"type": "http", "method": "GET", "path": "/v1/events/stream"}
+    task = asyncio.create_task(middleware(scope, None, send))
+    await started.wait()
+    assert seen == [1, 0] and in_flight.count == 0
+    finish.set()
+    await task
+    assert in_flight.count == 0
+
+    async def failing(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("no answer at all")
+
+    with pytest.raises(RuntimeError):
+        await MetricsMiddleware(failing, Registry(), in_flight)(scope, None, send)
+    assert in_flight.count == 0  # left all the same
