@@ -121,6 +121,7 @@ def run(
         "dropoff_eta_at_placement": _err(orders, "delivered_at", "dropoff_eta_at_placement"),
         "accepted": len(accepted),
         "refused": len(orders) - len(accepted),
+        "refused_by_code": {k[8:]: v for k, v in kpis.items() if k.startswith("refused_")},
         "delivered": kpis["orders_delivered"],
         "delivered_on_time": on_time,
         "accepted_within_promise_share": round(on_time / len(accepted), 4) if accepted else 0.0,

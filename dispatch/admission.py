@@ -11,7 +11,7 @@ from typing import Final, NamedTuple
 import h3
 import numpy as np
 
-from dispatch import ranges
+from dispatch import isolation, ranges
 from dispatch.errors import (
     DuplicateId,
     InvalidInput,
@@ -40,13 +40,15 @@ from dispatch.timing import pickup_at, pickup_to_dropoff_s
 __all__ = [
     "Admitted",
     "AreaCache",
+    "CountedEta",
     "Quote",
     "Supply",
     "admit",
     "after_pickup_s",
     "check_supply",
+    "counted_eta",
     "place_order",
-    "placed_arrival",
+    "placed_eta",
     "quote",
     "supply_arrival",
     "supply_near",
@@ -136,7 +138,7 @@ def quote(
     cfg = ctx.config
     if supply_counts(ctx, a):
         try:
-            arrival = check_supply(ctx, a, now, now + 1, "")
+            promised = check_supply(ctx, a, dropoff, now, now + 1, "")
         except NoCourierCapacity as exc:
             earliest = exc.details.get("earliest_dropoff")
             offer = a.merchant.offer_schedule_when_full
@@ -144,8 +146,8 @@ def quote(
                 raise
             return _offer_schedule(ctx, areas, a, dropoff, now, earliest)
     else:
-        arrival = supply_arrival(ctx, a.merchant, now)
-    pickup_eta = pickup_at(arrival, a.expected_ready_at, cfg.pickup_service_s)
+        supply = supply_near(ctx, a.merchant, now)
+        promised = counted_eta(ctx, supply, 0, a.merchant, dropoff, a.expected_ready_at, a.window.start, now)
     return Quote(
         merchant_id=a.merchant.id,
         dropoff=dropoff,
@@ -153,8 +155,8 @@ def quote(
         ready_at=a.ready_at,
         window=a.window,
         scheduled=a.scheduled,
-        pickup_eta=pickup_eta,
-        dropoff_eta=max(pickup_eta + a.after_ready_s, a.window.start),
+        pickup_eta=promised.pickup_at,
+        dropoff_eta=promised.dropoff_at,
         valid_until=now + cfg.quote_valid_s,
     )
 
@@ -187,14 +189,16 @@ def supply_counts(ctx: Engine, a: Admitted) -> bool:
     return not a.scheduled and cfg.supply_admission and cfg.refuse_infeasible_promises
 
 
-def check_supply(ctx: Engine, a: Admitted, now: int, placed_at: int, order_id: str) -> int:
-    """When a courier reaches the merchant for this order, behind the orders waiting before
-    ``(placed_at, order_id)``; raises :class:`NoCourierCapacity` when it cannot deliver in time."""
+def check_supply(
+    ctx: Engine, a: Admitted, dropoff: Location, now: int, placed_at: int, order_id: str
+) -> CountedEta:
+    """The ETA of the courier counted on for this order, behind the orders waiting before
+    ``(placed_at, order_id)`` (see :func:`counted_eta`); raises :class:`NoCourierCapacity` when
+    it cannot deliver in time."""
     cfg = ctx.config
     supply = supply_near(ctx, a.merchant, now)
-    arrival = supply.arrival(supply.ahead_of(placed_at, order_id, a.merchant.id, cfg.max_bundle_size))
-    ready = a.expected_ready_at
-    if arrival is None:
+    ahead = supply.ahead_of(placed_at, order_id, a.merchant.id, cfg.max_bundle_size)
+    if supply.arrival(ahead) is None:
         raise NoCourierCapacity(
             f"no courier is within {cfg.max_pickup_travel_s / 60:.0f} min of merchant "
             f"{a.merchant.id!r} for this order",
@@ -202,7 +206,8 @@ def check_supply(ctx: Engine, a: Admitted, now: int, placed_at: int, order_id: s
             late_s=None,
             window_end=a.window.end,
         )
-    earliest = max(pickup_at(arrival, ready, cfg.pickup_service_s) + a.after_ready_s, a.window.start)
+    promised = counted_eta(ctx, supply, ahead, a.merchant, dropoff, a.expected_ready_at, a.window.start, now)
+    earliest = promised.dropoff_at
     # the margin counts as part of the drop-off (rounded up): what is promised is kept with it
     earliest += math.ceil(cfg.promise_margin_share * max(0, earliest - now))
     if earliest > a.window.end:
@@ -214,7 +219,7 @@ def check_supply(ctx: Engine, a: Admitted, now: int, placed_at: int, order_id: s
             late_s=earliest - a.window.end,
             window_end=a.window.end,
         )
-    return arrival
+    return promised
 
 
 def admit(
@@ -314,7 +319,7 @@ def place_order(
     if ctx.store.get_order(order_id) is not None:
         raise DuplicateId(f"order {order_id!r} already exists", id=order_id)
     if supply_counts(ctx, admitted):
-        check_supply(ctx, admitted, now, now, order_id)
+        check_supply(ctx, admitted, dropoff, now, now, order_id)
     ctx.store.apply(
         Change(
             orders=[order],
@@ -334,23 +339,58 @@ def place_order(
     return order
 
 
-def after_pickup_s(ctx: Engine, merchant: Merchant, dropoff: Location) -> int:
-    """From the pickup hand-over to the drop-off hand-over, riding straight there."""
+def after_pickup_s(ctx: Engine, merchant: Merchant, dropoff: Location, speed_mps: float | None = None) -> int:
+    """From the pickup hand-over to the drop-off hand-over, riding straight there at
+    ``speed_mps`` (``reference_speed_mps`` when not given: the direct-ride rule of admission)."""
     cfg = ctx.config
-    ride_s = ctx.travel.travel_s(merchant.location, dropoff, cfg.reference_speed_mps)
+    speed = cfg.reference_speed_mps if speed_mps is None else speed_mps
+    ride_s = ctx.travel.travel_s(merchant.location, dropoff, speed)
     return pickup_to_dropoff_s(ride_s, cfg.pickup_service_s, cfg.dropoff_service_s)
+
+
+class CountedEta(NamedTuple):
+    """The times of the courier counted on for an order: when it reaches the merchant, hands
+    over the food there and at the customer."""
+
+    arrival_at: int
+    pickup_at: int
+    dropoff_at: int
+
+
+def counted_eta(
+    ctx: Engine,
+    supply: Supply,
+    ahead: int,
+    merchant: Merchant,
+    dropoff: Location,
+    ready_at: int,
+    window_start: int,
+    now: int,
+) -> CountedEta:
+    """The one ETA of an order waiting for a courier (admission, quotes, placed orders' ETAs):
+    the ``ahead``-th courier of ``supply`` collects the food (ready at ``ready_at``) and rides to
+    the customer at its own speed, by the engine's travel model; with no courier left in reach,
+    one is assumed ``free_horizon_s`` from now, riding at ``reference_speed_mps``."""
+    cfg = ctx.config
+    counted = supply.counted(ahead)
+    arrival, speed = (now + cfg.free_horizon_s, None) if counted is None else counted
+    pickup = pickup_at(arrival, ready_at, cfg.pickup_service_s)
+    after_s = after_pickup_s(ctx, merchant, dropoff, speed)
+    return CountedEta(arrival, pickup, max(pickup + after_s, window_start))
 
 
 class Supply(NamedTuple):
     """Couriers near a merchant and the orders waiting for them, for admission and ETAs.
 
-    ``arrivals``: when each courier in reach could be at the merchant (sorted): an idle one
-    after its ride there, a busy one once its plan is done (or, repositioning, once it reaches
-    its stop) and it has ridden over. ``waiting``: the orders placed and not yet assigned whose
-    merchant is in reach, oldest first, with their merchant ids.
+    ``arrivals``: when each courier in reach could be at the merchant (sorted; of couriers
+    arriving at the same second, the faster first): an idle one after its ride there, a busy one
+    once its plan is done (or, repositioning, once it reaches its stop) and it has ridden over.
+    ``speeds``: each one's speed (m/s), in the same order. ``waiting``: the orders placed and
+    not yet assigned whose merchant is in reach, oldest first, with their merchant ids.
     """
 
     arrivals: tuple[int, ...]
+    speeds: tuple[float, ...]
     waiting: tuple[tuple[int, str, str], ...]
 
     def ahead_of(self, placed_at: int, order_id: str, merchant_id: str, max_bundle_size: int) -> int:
@@ -371,6 +411,10 @@ class Supply(NamedTuple):
         """When the first courier left after ``ahead`` taken could be at the merchant."""
         return self.arrivals[ahead] if ahead < len(self.arrivals) else None
 
+    def counted(self, ahead: int) -> tuple[int, float] | None:
+        """That courier's arrival and speed (m/s)."""
+        return (self.arrivals[ahead], self.speeds[ahead]) if ahead < len(self.arrivals) else None
+
 
 def supply_near(ctx: Engine, merchant: Merchant, now: int) -> Supply:
     """The couriers that could reach ``merchant`` and the orders waiting near it (see :class:`Supply`).
@@ -382,15 +426,22 @@ def supply_near(ctx: Engine, merchant: Merchant, now: int) -> Supply:
     cell = location_to_cell(merchant.location, cfg.h3_resolution)
     reach = ctx.travel.reach_m(cfg.max_pickup_travel_s, cfg.reference_speed_mps)
     cells, near = _disk(cell, reach)
-    on_shift = [c for c in ctx.store.couriers_in_cells(cells) if c.shift_end > now]
+    # a record out of its ranges (stored before them) is left out, as a tick leaves it out
+    on_shift = [
+        c
+        for c in ctx.store.couriers_in_cells(cells)
+        if c.shift_end > now and isolation.courier_problem(c) is None
+    ]
     rides = seconds_to(
         ctx.travel, [c.location for c in on_shift], [c.speed_mps for c in on_shift], merchant.location
     )
     ride = np.array(rides, dtype=np.int64)
     idle = np.fromiter((c.status is CourierStatus.IDLE for c in on_shift), dtype=bool, count=len(on_shift))
     available = np.fromiter((c.available_at for c in on_shift), dtype=np.int64, count=len(on_shift))
+    speed = np.fromiter((c.speed_mps for c in on_shift), dtype=np.float64, count=len(on_shift))
     ready = idle & (ride <= cfg.max_pickup_travel_s)
     arrivals: list[int] = (np.maximum(now, available[ready]) + ride[ready]).tolist()
+    speeds: list[float] = speed[ready].tolist()
     # the busy couriers nearest now, by (ride, id): all those within the plans-th shortest ride
     busy = np.flatnonzero(~idle)
     plans = cfg.supply_plans_read
@@ -411,9 +462,10 @@ def supply_near(ctx: Engine, merchant: Merchant, now: int) -> Supply:
         free_at = last.arrive_at if last.kind is StopKind.REPOSITION else last.depart_at
         ends.append((max(now, free_at), last.location, courier.speed_mps))
     rides = seconds_to(ctx.travel, [e[1] for e in ends], [e[2] for e in ends], merchant.location)
-    for (free_at, _, _), t in zip(ends, rides, strict=True):
+    for (free_at, _, speed_mps), t in zip(ends, rides, strict=True):
         if free_at + t <= latest:
             arrivals.append(free_at + t)
+            speeds.append(speed_mps)
     # the orders placed and not assigned, but a later scheduled one: it does not compete for
     # today's couriers
     horizon = now + cfg.free_horizon_s
@@ -434,7 +486,12 @@ def supply_near(ctx: Engine, merchant: Merchant, now: int) -> Supply:
         }
         waiting = [w for w in waiting if w[2] in inside]
     waiting.sort()
-    return Supply(tuple(sorted(arrivals)), tuple(waiting))
+    order = np.lexsort((-np.array(speeds, dtype=np.float64), np.array(arrivals, dtype=np.int64)))
+    return Supply(
+        tuple(np.array(arrivals, dtype=np.int64)[order].tolist()),
+        tuple(np.array(speeds, dtype=np.float64)[order].tolist()),
+        tuple(waiting),
+    )
 
 
 #: The H3 disks of supply searches, per (merchant cell, reach): the cells and their set.
@@ -456,9 +513,8 @@ def supply_arrival(ctx: Engine, merchant: Merchant, now: int) -> int:
     return first if first is not None else now + ctx.config.free_horizon_s
 
 
-def placed_arrival(ctx: Engine, supply: Supply, order: Order, now: int) -> int:
-    """When a courier could reach the merchant of ``order`` (placed, waiting), after the
-    orders placed before it; ``free_horizon_s`` from now if no courier is left in reach."""
+def placed_eta(ctx: Engine, supply: Supply, order: Order, merchant: Merchant, now: int) -> CountedEta:
+    """The ETA of ``order`` (placed, waiting) from ``supply`` near its merchant: the courier
+    left after the orders placed before it (see :func:`counted_eta`), as admission counted it."""
     ahead = supply.ahead_of(order.placed_at, order.id, order.merchant_id, ctx.config.max_bundle_size)
-    at = supply.arrival(ahead)
-    return at if at is not None else now + ctx.config.free_horizon_s
+    return counted_eta(ctx, supply, ahead, merchant, order.dropoff, order.ready_at, order.window.start, now)

@@ -72,7 +72,9 @@ class DispatchConfig:
     bundle_choice_time_s: float = 0.5
     #: Sparsity of the assignment: cheapest couriers kept per bundle.
     candidates_per_bundle: int = 12
-    #: Speed assumed for a customer's direct ride when judging a promise at admission.
+    #: Speed assumed for a customer's direct ride when judging a promise at admission (the
+    #: ``WindowInfeasible`` rule), and for the reach of the supply search; the supply check itself
+    #: times the ride at the counted courier's own speed.
     reference_speed_mps: float = 4.5
     #: Cost weights, per second: lateness against the promise first, then click-to-door,
     #: then food waiting at the merchant, then courier travel.

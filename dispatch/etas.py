@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from dispatch.admission import Supply, after_pickup_s, placed_arrival, supply_near
+from dispatch.admission import Supply, placed_eta, supply_near
 from dispatch.lookups import Engine, check_now, courier_of, merchant_of, order_of, route_with_stops
 from dispatch.models import Order, OrderStatus, Route
 from dispatch.ticking import EtaCause, eta_changes, stops_of
-from dispatch.timing import pickup_at
 
 __all__ = ["BoardRow", "Eta", "EtaCause", "eta", "eta_changes", "merchant_board"]
 
@@ -81,9 +80,7 @@ def _eta(ctx: Engine, order: Order, now: int, supply_if_placed: Supply | None) -
     if order.status is OrderStatus.PLACED:
         assert supply_if_placed is not None
         merchant = merchant_of(ctx, order.merchant_id)
-        arrival = placed_arrival(ctx, supply_if_placed, order, now)
-        pickup = pickup_at(arrival, order.ready_at, ctx.config.pickup_service_s)
-        dropoff = max(pickup + after_pickup_s(ctx, merchant, order.dropoff), order.window.start)
+        arrival, pickup, dropoff = placed_eta(ctx, supply_if_placed, order, merchant, now)
     elif order.status in (OrderStatus.ASSIGNED, OrderStatus.PICKED_UP):
         assert order.courier_id is not None
         courier = courier_of(ctx, order.courier_id)

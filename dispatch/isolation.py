@@ -28,7 +28,7 @@ from dispatch.geo import TravelModel
 from dispatch.matching import Decision, DispatchPolicy, Snapshot
 from dispatch.models import Courier, Merchant, Order
 
-__all__ = ["MAX_PROBES", "Skipped", "decide", "screen"]
+__all__ = ["MAX_PROBES", "Skipped", "courier_problem", "decide", "screen"]
 
 #: Extra policy decisions a failed tick may spend to find the records that make it fail.
 MAX_PROBES = 64
@@ -45,7 +45,8 @@ class Skipped:
     reason: str
 
 
-def _courier_problem(courier: Courier) -> str | None:
+def courier_problem(courier: Courier) -> str | None:
+    """Why a stored courier record cannot be dispatched (a value outside its range), or ``None``."""
     for r, value, name in (
         (ranges.SPEED_MPS, courier.speed_mps, "speed_mps"),
         (ranges.CAPACITY, courier.capacity, "capacity"),
@@ -73,7 +74,7 @@ def screen(
     skipped: list[Skipped] = []
     kept_couriers = []
     for courier in couriers:
-        problem = _courier_problem(courier)
+        problem = courier_problem(courier)
         if problem is None:
             kept_couriers.append(courier)
         else:

@@ -20,7 +20,7 @@ from dispatch import (
     NoCourierCapacity,
     Refused,
 )
-from dispatch.admission import after_pickup_s
+from dispatch.admission import after_pickup_s, supply_near
 from dispatch.timing import pickup_at
 from simulations import mdrp
 from tests.conftest import CENTRE, destination
@@ -28,6 +28,8 @@ from tests.conftest import CENTRE, destination
 MDRP_DATA = Path(__file__).resolve().parents[1] / "data" / "mdrp"
 
 AREA = DeliveryArea(radius_m=3000)
+#: a car: faster than the reference speed (4.5 m/s) the direct-ride rule times rides at
+FAST = 7.0
 
 
 @pytest.fixture
@@ -35,10 +37,13 @@ def config() -> DispatchConfig:
     return DispatchConfig(city="test", supply_admission=True)
 
 
-def _earliest_dropoff(d: Dispatcher, merchant: Merchant, dropoff: Location, arrival: int, now: int) -> int:
-    """The drop-off hand-over of a courier reaching ``merchant`` at ``arrival``, by the stop rules."""
+def _earliest_dropoff(
+    d: Dispatcher, merchant: Merchant, dropoff: Location, arrival: int, now: int, speed_mps: float = 4.5
+) -> int:
+    """The drop-off hand-over of a courier riding at ``speed_mps`` and reaching ``merchant`` at
+    ``arrival``, by the stop rules."""
     pickup = pickup_at(arrival, now + merchant.prep_s, d.config.pickup_service_s)
-    return pickup + after_pickup_s(d, merchant, dropoff)
+    return pickup + after_pickup_s(d, merchant, dropoff, speed_mps)
 
 
 def _nothing_written(d: Dispatcher, events_before: int, order_id: str) -> None:
@@ -48,20 +53,29 @@ def _nothing_written(d: Dispatcher, events_before: int, order_id: str) -> None:
 
 @pytest.mark.parametrize("slack_s", [0, -1])  # exactly on time; one second too late
 def test_one_idle_courier_at_the_boundary(dispatcher: Dispatcher, slack_s: int) -> None:
-    # a courier 2.5 km away: its ride, not the kitchen (1 min), decides when the food is collected
-    start = destination(CENTRE, 2500, 90)
-    dispatcher.start_shift("c1", start, now=0, shift_end=4 * 3600)
-    dropoff = destination(CENTRE, 1000, 0)
+    # a car 4 km away: its ride, not the kitchen (1 min), decides when the food is collected
+    start = destination(CENTRE, 4000, 90)
+    dispatcher.start_shift("c1", start, now=0, shift_end=4 * 3600, speed_mps=FAST)
+    dropoff = destination(CENTRE, 2000, 0)
     probe = Merchant("m1", CENTRE, AREA, prep_s=60)
-    arrival = dispatcher.travel.travel_s(start, CENTRE, 4.5)
-    earliest = _earliest_dropoff(dispatcher, probe, dropoff, arrival, 0)
+    arrival = dispatcher.travel.travel_s(start, CENTRE, FAST)
+    # the ride to the customer is timed at the car's speed, not at the reference speed
+    earliest = _earliest_dropoff(dispatcher, probe, dropoff, arrival, 0, FAST)
+    at_reference = _earliest_dropoff(dispatcher, probe, dropoff, arrival, 0, 4.5)
+    assert earliest + 60 < at_reference
     assert earliest > 60 + after_pickup_s(dispatcher, probe, dropoff)  # the direct ride alone would pass
     dispatcher.update_merchant(Merchant("m1", CENTRE, AREA, prep_s=60, promise_s=earliest + slack_s), now=0)
     before = len(dispatcher.store.events())
     if slack_s >= 0:
+        q = dispatcher.quote("m1", dropoff, now=0)
+        assert (q.dropoff_eta, q.window.end, q.offered_instead) == (earliest, earliest, False)
         dispatcher.place_order("o1", "m1", dropoff, now=0)
-        assert dispatcher.eta("o1", now=0).dropoff_at == earliest
+        eta = dispatcher.eta("o1", now=0)
+        assert (eta.courier_arrival_at, eta.dropoff_at) == (arrival, earliest)
+        assert eta.pickup_at == q.pickup_eta
     else:
+        with pytest.raises(NoCourierCapacity):
+            dispatcher.quote("m1", dropoff, now=0)
         with pytest.raises(NoCourierCapacity) as info:
             dispatcher.place_order("o1", "m1", dropoff, now=0)
         assert info.value.details["earliest_dropoff"] == earliest
@@ -72,7 +86,7 @@ def test_one_idle_courier_at_the_boundary(dispatcher: Dispatcher, slack_s: int) 
 def test_two_orders_one_courier(dispatcher: Dispatcher) -> None:
     """The second order of another merchant waits for the only courier: refused while the first
     waits, then, once the courier has a plan, taken exactly when its end is early enough."""
-    dispatcher.start_shift("c1", destination(CENTRE, 300, 90), now=0, shift_end=4 * 3600)
+    dispatcher.start_shift("c1", destination(CENTRE, 300, 90), now=0, shift_end=4 * 3600, speed_mps=FAST)
     dispatcher.update_merchant(Merchant("m1", CENTRE, AREA, prep_s=60, promise_s=3600), now=0)
     m2_at = destination(CENTRE, 800, 180)
     dispatcher.add_merchant(Merchant("m2", m2_at, AREA, prep_s=60, promise_s=3600), now=0)
@@ -92,8 +106,9 @@ def test_two_orders_one_courier(dispatcher: Dispatcher) -> None:
     now = 20
     dropoff2 = destination(m2_at, 500, 270)
     m2 = dispatcher.merchant("m2")
-    arrival = last.depart_at + dispatcher.travel.travel_s(last.location, m2_at, 4.5)
-    earliest = _earliest_dropoff(dispatcher, m2, dropoff2, arrival, now)
+    arrival = last.depart_at + dispatcher.travel.travel_s(last.location, m2_at, FAST)
+    earliest = _earliest_dropoff(dispatcher, m2, dropoff2, arrival, now, FAST)
+    assert earliest < _earliest_dropoff(dispatcher, m2, dropoff2, arrival, now, 4.5)
     for slack_s, oid in ((-1, "o2"), (0, "o3")):
         promise = earliest - now + slack_s
         dispatcher.update_merchant(Merchant("m2", m2_at, AREA, prep_s=60, promise_s=promise), now=now)
@@ -265,3 +280,30 @@ def test_a_201_never_carries_an_eta_past_its_deadline(
         eta = d.eta(order.id, now=now)
         assert eta.dropoff_at is not None and eta.dropoff_at <= order.deadline
         assert eta == d.eta(order.id, now=now)
+
+
+def test_supply_carries_each_couriers_speed_in_arrival_order(dispatcher: Dispatcher) -> None:
+    """The speeds follow the arrivals they belong to, and a placed order's ETA rides at the speed
+    of the courier it waits for, not at the fastest one's."""
+    couriers = {"near": (300, 3.0), "mid": (600, 4.0), "car": (2500, FAST)}
+    for cid, (dist, speed) in couriers.items():
+        dispatcher.start_shift(cid, destination(CENTRE, dist, 90), now=0, shift_end=4 * 3600, speed_mps=speed)
+    merchant = dispatcher.merchant("m1")
+    supply = supply_near(dispatcher, merchant, 0)
+    expected = [
+        (dispatcher.travel.travel_s(destination(CENTRE, dist, 90), CENTRE, speed), speed)
+        for dist, speed in couriers.values()
+    ]
+    assert expected == sorted(expected)  # the car arrives last
+    assert list(zip(supply.arrivals, supply.speeds, strict=True)) == expected
+    assert supply.counted(0) == expected[0] and supply.counted(3) is None
+    # three orders share the first courier (max_bundle_size 3); the fourth waits for "mid"
+    dropoff = destination(CENTRE, 2000, 0)
+    for i in range(4):
+        dispatcher.place_order(f"o{i}", "m1", dropoff, now=i)
+    ride, speed = expected[1]
+    arrival = 3 + ride  # idle: from now
+    eta = dispatcher.eta("o3", now=3)
+    assert eta.courier_arrival_at == arrival
+    assert eta.dropoff_at == _earliest_dropoff(dispatcher, merchant, dropoff, arrival, 3, speed)
+    assert eta.dropoff_at > _earliest_dropoff(dispatcher, merchant, dropoff, arrival, 3, FAST)
