@@ -190,6 +190,8 @@ def _order_cost(orders_per_round: int, rounds: int) -> dict[str, Any]:
     )
     per_order: dict[str, list[float]] = {"off": [], "on": []}
     cpu_per_order: dict[str, list[float]] = {"off": [], "on": []}
+    #: what the receiver (on the same cores, in a real deployment elsewhere) spends per delivery
+    receiver_ms: list[float] = []
     placed = 0
     admin = {"Authorization": f"Bearer {ADMIN}"}
     try:
@@ -222,6 +224,7 @@ def _order_cost(orders_per_round: int, rounds: int) -> dict[str, Any]:
                     ).json()["id"]
                 served_before = receiver.count()
                 cpu_start = _cpu_s(server.pid)
+                receiver_start = _cpu_s(receiver.process.pid)
                 start = time.perf_counter()
                 for _ in range(orders_per_round):
                     placed += 1
@@ -243,11 +246,14 @@ def _order_cost(orders_per_round: int, rounds: int) -> dict[str, Any]:
                         assert time.monotonic() < deadline, "deliveries did not catch up"
                         time.sleep(0.01)
                 cpu = _cpu_s(server.pid) - cpu_start  # the round's deliveries included
+                receiver_cpu = _cpu_s(receiver.process.pid) - receiver_start
                 if hook is not None:
                     client.delete(f"/v1/webhooks/{hook}", headers=admin)
                 if r > 0:
                     per_order[mode].append(elapsed / orders_per_round)
                     cpu_per_order[mode].append(cpu / orders_per_round)
+                    if mode == "on":
+                        receiver_ms.append(receiver_cpu * 1000 / orders_per_round)
             delivered = receiver.count()
     finally:
         stop_process(server)
@@ -270,6 +276,7 @@ def _order_cost(orders_per_round: int, rounds: int) -> dict[str, Any]:
         "server_cpu_on_over_off": round(cpu_on / cpu_off, 3),
         "server_cpu_on_over_off_paired_median": round(statistics.median(cpu_pairs), 3),
         "webhook_deliveries": delivered,
+        "receiver_cpu_ms_per_delivery": round(statistics.median(receiver_ms), 3),
     }
 
 

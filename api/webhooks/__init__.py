@@ -1,7 +1,8 @@
 """Webhooks: signed deliveries of the city's events to each tenant's endpoints.
 
 See :mod:`api.webhooks.relay` for the delivery loop, :mod:`api.webhooks.store` for the state,
-:mod:`api.webhooks.signing` for the ``Dispatch-Signature`` header.
+:mod:`api.webhooks.signing` for the ``Dispatch-Signature`` header, :mod:`api.webhooks.sender` for
+the HTTP client that POSTs them.
 """
 
 from api.webhooks.relay import Relay, event_body

@@ -113,7 +113,9 @@ def test_every_event_is_delivered_when_the_delivering_worker_is_killed(tmp_path:
                 return {d.event["id"] for d in receiver.deliveries} >= expected
 
             _wait(all_delivered, 60, "not every event was delivered after the kill")
-            assert _role(other) == "leader"
+            # the survivor holds the lease (with a 1 s lease, a stall on a loaded machine can lose
+            # it for a moment: it takes it back within a third of that)
+            _wait(lambda: _role(other) == "leader", 10, "the surviving worker does not hold the lease")
             assert {d.event["id"] for d in receiver.deliveries} <= expected | {
                 e["id"]
                 for e in _call(
