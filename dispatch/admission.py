@@ -426,19 +426,22 @@ def supply_near(ctx: Engine, merchant: Merchant, now: int) -> Supply:
     cell = location_to_cell(merchant.location, cfg.h3_resolution)
     reach = ctx.travel.reach_m(cfg.max_pickup_travel_s, cfg.reference_speed_mps)
     cells, near = _disk(cell, reach)
-    # a record out of its ranges (stored before them) is left out, as a tick leaves it out
-    on_shift = [
-        c
-        for c in ctx.store.couriers_in_cells(cells)
-        if c.shift_end > now and isolation.courier_problem(c) is None
-    ]
-    rides = seconds_to(
-        ctx.travel, [c.location for c in on_shift], [c.speed_mps for c in on_shift], merchant.location
-    )
+    on_shift = [c for c in ctx.store.couriers_in_cells(cells) if c.shift_end > now]
+    speed = np.fromiter((c.speed_mps for c in on_shift), dtype=np.float64, count=len(on_shift))
+    times = [c.available_at for c in on_shift]
+    if on_shift and not (
+        np.all((speed >= ranges.SPEED_MPS.low) & (speed <= ranges.SPEED_MPS.high))
+        and ranges.TIMESTAMP.low <= min(times)
+        and max(times) <= ranges.TIMESTAMP.high
+    ):
+        # a record out of its ranges (stored before them) is left out, as a tick leaves it out
+        on_shift = [c for c in on_shift if isolation.courier_problem(c) is None]
+        speed = np.fromiter((c.speed_mps for c in on_shift), dtype=np.float64, count=len(on_shift))
+        times = [c.available_at for c in on_shift]
+    rides = seconds_to(ctx.travel, [c.location for c in on_shift], speed.tolist(), merchant.location)
     ride = np.array(rides, dtype=np.int64)
     idle = np.fromiter((c.status is CourierStatus.IDLE for c in on_shift), dtype=bool, count=len(on_shift))
-    available = np.fromiter((c.available_at for c in on_shift), dtype=np.int64, count=len(on_shift))
-    speed = np.fromiter((c.speed_mps for c in on_shift), dtype=np.float64, count=len(on_shift))
+    available = np.array(times, dtype=np.int64)
     ready = idle & (ride <= cfg.max_pickup_travel_s)
     arrivals: list[int] = (np.maximum(now, available[ready]) + ride[ready]).tolist()
     speeds: list[float] = speed[ready].tolist()
