@@ -50,7 +50,6 @@ __all__ = [
     "place_order",
     "placed_eta",
     "quote",
-    "supply_arrival",
     "supply_near",
 ]
 
@@ -507,13 +506,6 @@ def _disk(cell: str, reach_m: float) -> tuple[tuple[str, ...], frozenset[str]]:
     same order), and the same as a set; a merchant's cell and the reach do not change."""
     cells = tuple(h3.grid_disk(cell, disk_k_for(cell, reach_m)))
     return cells, frozenset(cells)
-
-
-def supply_arrival(ctx: Engine, merchant: Merchant, now: int) -> int:
-    """When the nearest courier could be at the merchant, ignoring the orders waiting (or
-    ``free_horizon_s`` from now when none is in reach)."""
-    first = supply_near(ctx, merchant, now).arrival(0)
-    return first if first is not None else now + ctx.config.free_horizon_s
 
 
 def placed_eta(ctx: Engine, supply: Supply, order: Order, merchant: Merchant, now: int) -> CountedEta:
