@@ -206,7 +206,7 @@ def run_tick(
                 data={"kind": item.kind, "reason": item.reason},
             )
         )
-    if assignments or repositions or skipped:
+    if assignments or repositions or change.events:  # a record named before writes nothing new
         store.apply(change)
     return TickResult(
         now=now,
