@@ -386,25 +386,34 @@ class Supply(NamedTuple):
     once its plan is done (or, repositioning, once it reaches its stop) and it has ridden over.
     ``speeds``: each one's speed (m/s), in the same order. ``waiting``: the orders placed and
     not yet assigned whose merchant is in reach, oldest first, with their merchant ids.
+    ``takes``: for each waiting order, the courier (index into ``arrivals``) it is counted on,
+    ``-1`` when none is left (see :func:`supply_near`).
     """
 
     arrivals: tuple[int, ...]
     speeds: tuple[float, ...]
     waiting: tuple[tuple[int, str, str], ...]
+    takes: tuple[int, ...] = ()
 
     def ahead_of(self, placed_at: int, order_id: str, merchant_id: str, max_bundle_size: int) -> int:
         """Which courier (index into ``arrivals``) an order of ``merchant_id`` placed at
-        ``(placed_at, order_id)`` waits for: the orders placed before it take one courier per
-        ``max_bundle_size`` orders of a merchant (they may share one), and it joins the last
-        courier of its own merchant's orders while that has room."""
-        per_merchant: dict[str, int] = {}
-        for p_at, oid, mid in self.waiting:
+        ``(placed_at, order_id)`` waits for: the orders placed before it have taken theirs
+        (``takes``; orders of one merchant share a courier, ``max_bundle_size`` at most), and it
+        joins the last courier of its own merchant's orders while that has room, or else takes
+        the first courier to arrive that none of them took."""
+        taken: set[int] = set()
+        own = 0
+        last_own = -1
+        for (p_at, oid, mid), took in zip(self.waiting, self.takes, strict=True):
             if (p_at, oid) >= (placed_at, order_id):
                 break
-            per_merchant[mid] = per_merchant.get(mid, 0) + 1
-        taken = sum(-(-n // max_bundle_size) for n in per_merchant.values())
-        joins = per_merchant.get(merchant_id, 0) % max_bundle_size != 0
-        return taken - 1 if joins else taken
+            taken.add(took)
+            if mid == merchant_id:
+                own += 1
+                last_own = took
+        if own % max_bundle_size != 0:
+            return len(self.arrivals) if last_own < 0 else last_own
+        return next((i for i in range(len(self.arrivals)) if i not in taken), len(self.arrivals))
 
     def arrival(self, ahead: int) -> int | None:
         """When the first courier left after ``ahead`` taken could be at the merchant."""
@@ -442,6 +451,8 @@ def supply_near(ctx: Engine, merchant: Merchant, now: int) -> Supply:
     idle = np.fromiter((c.status is CourierStatus.IDLE for c in on_shift), dtype=bool, count=len(on_shift))
     available = np.array(times, dtype=np.int64)
     ready = idle & (ride <= cfg.max_pickup_travel_s)
+    starts: list[int] = np.maximum(now, available[ready]).tolist()
+    places: list[Location] = [on_shift[i].location for i in np.flatnonzero(ready).tolist()]
     arrivals: list[int] = (np.maximum(now, available[ready]) + ride[ready]).tolist()
     speeds: list[float] = speed[ready].tolist()
     # the busy couriers nearest now, by (ride, id): all those within the plans-th shortest ride
@@ -464,8 +475,10 @@ def supply_near(ctx: Engine, merchant: Merchant, now: int) -> Supply:
         free_at = last.arrive_at if last.kind is StopKind.REPOSITION else last.depart_at
         ends.append((max(now, free_at), last.location, courier.speed_mps))
     rides = seconds_to(ctx.travel, [e[1] for e in ends], [e[2] for e in ends], merchant.location)
-    for (free_at, _, speed_mps), t in zip(ends, rides, strict=True):
+    for (free_at, place, speed_mps), t in zip(ends, rides, strict=True):
         if free_at + t <= latest:
+            starts.append(free_at)
+            places.append(place)
             arrivals.append(free_at + t)
             speeds.append(speed_mps)
     # the orders placed and not assigned, but a later scheduled one: it does not compete for
@@ -478,22 +491,75 @@ def supply_near(ctx: Engine, merchant: Merchant, now: int) -> Supply:
     ]
     others = {mid for _, _, mid in waiting}
     others.discard(merchant.id)
+    located = {merchant.id: merchant.location}
     if others:
         # of the other merchants with orders waiting, those in the disk
-        inside = {merchant.id}
-        inside |= {
-            m.id
+        located |= {
+            m.id: m.location
             for m in ctx.store.merchants()
             if m.id in others and location_to_cell(m.location, cfg.h3_resolution) in near
         }
-        waiting = [w for w in waiting if w[2] in inside]
+        waiting = [w for w in waiting if w[2] in located]
     waiting.sort()
     order = np.lexsort((-np.array(speeds, dtype=np.float64), np.array(arrivals, dtype=np.int64)))
-    return Supply(
-        tuple(np.array(arrivals, dtype=np.int64)[order].tolist()),
-        tuple(np.array(speeds, dtype=np.float64)[order].tolist()),
-        tuple(waiting),
+    sorted_arrivals = np.array(arrivals, dtype=np.int64)[order]
+    sorted_speeds = np.array(speeds, dtype=np.float64)[order]
+    takes = _counted_on(
+        ctx,
+        waiting,
+        located,
+        merchant.id,
+        sorted_arrivals,
+        np.array(starts, dtype=np.int64)[order],
+        [places[i] for i in order.tolist()],
+        sorted_speeds.tolist(),
     )
+    return Supply(tuple(sorted_arrivals.tolist()), tuple(sorted_speeds.tolist()), tuple(waiting), takes)
+
+
+def _counted_on(
+    ctx: Engine,
+    waiting: list[tuple[int, str, str]],
+    located: dict[str, Location],
+    merchant_id: str,
+    arrivals: np.ndarray,
+    starts: np.ndarray,
+    places: list[Location],
+    speeds: list[float],
+) -> tuple[int, ...]:
+    """The courier each waiting order is counted on, oldest order first: it joins the last
+    courier of its own merchant's orders while that has room (``max_bundle_size``), or else
+    takes the courier left that could be at *its* merchant first (an order across town takes a
+    courier near it, not the one nearest ``merchant_id``); ``-1`` when none is left.
+
+    ``arrivals``: each courier's arrival at ``merchant_id``; ``starts`` and ``places``: when and
+    where it is free to ride (now where it is, or where and when its plan ends)."""
+    size = ctx.config.max_bundle_size
+    free = np.ones(arrivals.size, dtype=bool)
+    never = np.iinfo(np.int64).max
+    at: dict[str, np.ndarray] = {merchant_id: arrivals}
+    count: dict[str, int] = {}
+    last: dict[str, int] = {}
+    takes: list[int] = []
+    for _, _, mid in waiting:
+        k = count.get(mid, 0)
+        count[mid] = k + 1
+        if k % size != 0:
+            takes.append(last[mid])
+            continue
+        there = at.get(mid)
+        if there is None:
+            there = starts + np.array(seconds_to(ctx.travel, places, speeds, located[mid]), dtype=np.int64)
+            at[mid] = there
+        masked = np.where(free, there, never)
+        i = int(np.argmin(masked)) if masked.size else -1
+        if i >= 0 and masked[i] == never:
+            i = -1
+        if i >= 0:
+            free[i] = False
+        last[mid] = i
+        takes.append(i)
+    return tuple(takes)
 
 
 #: The H3 disks of supply searches, per (merchant cell, reach): the cells and their set.

@@ -307,3 +307,39 @@ def test_supply_carries_each_couriers_speed_in_arrival_order(dispatcher: Dispatc
     assert eta.courier_arrival_at == arrival
     assert eta.dropoff_at == _earliest_dropoff(dispatcher, merchant, dropoff, arrival, 3, speed)
     assert eta.dropoff_at > _earliest_dropoff(dispatcher, merchant, dropoff, arrival, 3, FAST)
+
+
+def test_an_order_across_town_takes_the_courier_near_its_merchant(dispatcher: Dispatcher) -> None:
+    """The orders already waiting take the courier nearest *their* merchant: a new order near
+    another idle courier still counts on that one (before, every order waiting in reach took
+    the next courier to arrive at the new order's merchant, wherever it was)."""
+    far = destination(CENTRE, 6000, 90)
+    dispatcher.add_merchant(Merchant("m2", far, AREA, prep_s=60, promise_s=3600), now=0)
+    near_m1 = destination(CENTRE, 300, 270)
+    near_m2 = destination(far, 300, 90)
+    dispatcher.start_shift("c1", near_m1, now=0, shift_end=4 * 3600, speed_mps=FAST)
+    dispatcher.start_shift("c2", near_m2, now=0, shift_end=4 * 3600, speed_mps=FAST)
+    dispatcher.place_order("o2", "m2", destination(far, 800, 0), now=0)
+    # m1's promise: a minute more than c1 needs, far less than c2 would
+    dropoff = destination(CENTRE, 1000, 0)
+    to_m1 = dispatcher.travel.travel_s(near_m1, CENTRE, FAST)
+    probe = Merchant("m1", CENTRE, AREA, prep_s=60)
+    with_c1 = _earliest_dropoff(dispatcher, probe, dropoff, 1 + to_m1, 1, FAST)
+    dispatcher.update_merchant(Merchant("m1", CENTRE, AREA, prep_s=60, promise_s=with_c1 - 1 + 60), now=0)
+    supply = supply_near(dispatcher, dispatcher.merchant("m1"), 1)
+    # c1 arrives at m1 first, c2 (across town) after it, too late; o2 (at m2) is counted on c2
+    assert supply.arrivals[0] == 1 + to_m1 and len(supply.arrivals) == 2
+    assert _earliest_dropoff(dispatcher, probe, dropoff, supply.arrivals[1], 1, FAST) > with_c1 + 60
+    assert supply.takes == (1,)
+    assert supply.ahead_of(1, "o1", "m1", dispatcher.config.max_bundle_size) == 0
+    dispatcher.place_order("o1", "m1", dropoff, now=1)
+    eta = dispatcher.eta("o1", now=1)
+    assert (eta.courier_arrival_at, eta.dropoff_at) == (1 + to_m1, with_c1)
+    # another order at m2 joins o2's courier (bundled), one at m1 joins o1's: c1 and c2 each
+    # carry one merchant's orders, and a third merchant's order has nobody left
+    dispatcher.place_order("o2b", "m2", destination(far, 900, 0), now=2)
+    supply = supply_near(dispatcher, dispatcher.merchant("m1"), 3)
+    assert supply.takes == (1, 0, 1)
+    size = dispatcher.config.max_bundle_size
+    assert supply.ahead_of(3, "o3", "m1", size) == 0
+    assert supply.ahead_of(3, "o4", "m3", size) == len(supply.arrivals)
