@@ -21,9 +21,10 @@ from dispatch.errors import (
     WindowInfeasible,
 )
 from dispatch.estimates import expected_ready_at, remember_stated
-from dispatch.geo import AreaIndex, disk_k_for, location_to_cell, seconds_to
+from dispatch.geo import AreaIndex, disk_k_for, location_to_cell, seconds_from, seconds_to
 from dispatch.lookups import Engine, check_now, merchant_of
 from dispatch.models import (
+    Courier,
     CourierStatus,
     EventKind,
     Location,
@@ -433,8 +434,18 @@ def supply_near(ctx: Engine, merchant: Merchant, now: int) -> Supply:
     cfg = ctx.config
     cell = location_to_cell(merchant.location, cfg.h3_resolution)
     reach = ctx.travel.reach_m(cfg.max_pickup_travel_s, cfg.reference_speed_mps)
-    cells, near = _disk(cell, reach)
-    on_shift = [c for c in ctx.store.couriers_in_cells(cells) if c.shift_end > now]
+    rings = _rings(cell, reach)
+    # nearest rings first, the disk about doubling each time, until enough couriers are found
+    on_shift: list[Courier] = []
+    done = 0
+    while done < len(rings):
+        upto = len(rings) if cfg.supply_couriers == 0 else min(len(rings), max(3, 2 * done))
+        found = ctx.store.couriers_in_cells([c for ring in rings[done:upto] for c in ring])
+        on_shift += [c for c in found if c.shift_end > now]
+        done = upto
+        if 0 < cfg.supply_couriers <= len(on_shift):
+            break
+    near = _near(cell, reach, done)
     speed = np.fromiter((c.speed_mps for c in on_shift), dtype=np.float64, count=len(on_shift))
     times = [c.available_at for c in on_shift]
     if on_shift and not (
@@ -537,7 +548,13 @@ def _counted_on(
     size = ctx.config.max_bundle_size
     free = np.ones(arrivals.size, dtype=bool)
     never = np.iinfo(np.int64).max
+    others = list(dict.fromkeys(mid for _, _, mid in waiting if mid != merchant_id))
     at: dict[str, np.ndarray] = {merchant_id: arrivals}
+    if others and arrivals.size:
+        # every courier to every other merchant with orders waiting, in one matrix per speed
+        rides = seconds_from(ctx.travel, places, speeds, [located[mid] for mid in others])
+        there = starts[:, None] + rides
+        at |= {mid: there[:, j] for j, mid in enumerate(others)}
     count: dict[str, int] = {}
     last: dict[str, int] = {}
     takes: list[int] = []
@@ -547,11 +564,7 @@ def _counted_on(
         if k % size != 0:
             takes.append(last[mid])
             continue
-        there = at.get(mid)
-        if there is None:
-            there = starts + np.array(seconds_to(ctx.travel, places, speeds, located[mid]), dtype=np.int64)
-            at[mid] = there
-        masked = np.where(free, there, never)
+        masked = np.where(free, at[mid], never)
         i = int(np.argmin(masked)) if masked.size else -1
         if i >= 0 and masked[i] == never:
             i = -1
@@ -562,16 +575,25 @@ def _counted_on(
     return tuple(takes)
 
 
-#: The H3 disks of supply searches, per (merchant cell, reach): the cells and their set.
+#: The H3 rings of supply searches, per (merchant cell, reach).
 _DISKS: Final = 4096
 
 
 @lru_cache(maxsize=_DISKS)
-def _disk(cell: str, reach_m: float) -> tuple[tuple[str, ...], frozenset[str]]:
-    """``h3.grid_disk`` of every point within ``reach_m`` of the cell (the same cells, in the
-    same order), and the same as a set; a merchant's cell and the reach do not change."""
-    cells = tuple(h3.grid_disk(cell, disk_k_for(cell, reach_m)))
-    return cells, frozenset(cells)
+def _rings(cell: str, reach_m: float) -> tuple[tuple[str, ...], ...]:
+    """The cells of ``h3.grid_disk`` covering every point within ``reach_m`` of the cell, by
+    ring (grid distance 0, 1, ...); a merchant's cell and the reach do not change."""
+    k = disk_k_for(cell, reach_m)
+    by_ring: list[list[str]] = [[] for _ in range(k + 1)]
+    for other in h3.grid_disk(cell, k):
+        by_ring[h3.grid_distance(cell, other)].append(other)
+    return tuple(tuple(sorted(ring)) for ring in by_ring)
+
+
+@lru_cache(maxsize=_DISKS)
+def _near(cell: str, reach_m: float, rings: int) -> frozenset[str]:
+    """The cells of the first ``rings`` rings of :func:`_rings`, as a set."""
+    return frozenset(c for ring in _rings(cell, reach_m)[:rings] for c in ring)
 
 
 def placed_eta(ctx: Engine, supply: Supply, order: Order, merchant: Merchant, now: int) -> CountedEta:

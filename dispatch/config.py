@@ -95,10 +95,15 @@ class DispatchConfig:
     offer_schedule_when_full: bool = False
     #: Busy couriers near the merchant whose plans admission reads (nearest first).
     supply_plans_read: int = 64
+    #: Admission looks for couriers in rings of H3 cells around the merchant, nearest first,
+    #: and stops widening once it has found this many on shift (or reached
+    #: ``max_pickup_travel_s``): in a dense fleet the nearest ones decide, and a quote costs
+    #: the same however many couriers the city has. 0: every courier in reach.
+    supply_couriers: int = 128
     #: Confidence margin of supply admission: an ASAP order is taken only if its earliest
     #: feasible drop-off, plus this share of the time from now until then, is within the
     #: promise (rides and kitchens vary; the longer the wait, the more). 0 turns it off.
-    promise_margin_share: float = 0.0
+    promise_margin_share: float = 0.1
     #: Learning: preparation time per merchant and hour from pickups (and "food ready"), and
     #: travel time per H3 cell and hour from couriers' rides, kept in the store; off, every
     #: estimate is the stated one and rides take the base travel model's time.

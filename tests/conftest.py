@@ -28,7 +28,9 @@ def destination(origin: Location, distance_m: float, bearing_deg: float) -> Loca
 
 @pytest.fixture
 def config() -> DispatchConfig:
-    return DispatchConfig(city="test")
+    # The engine's tests build cities exact to the second: no confidence margin (its default,
+    # 0.1, has its own tests in tests/dispatch/test_supply_admission.py).
+    return DispatchConfig(city="test", promise_margin_share=0.0)
 
 
 @pytest.fixture(params=["memory", "redis"])

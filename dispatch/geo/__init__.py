@@ -18,7 +18,14 @@ delivery areas exactly and caches a per-cell verdict so most points skip the exa
 from dispatch.geo.areas import AreaIndex, CellVerdict
 from dispatch.geo.cells import CourierIndex, disk_k_for, location_to_cell
 from dispatch.geo.distance import EARTH_RADIUS_M, haversine_m, haversine_matrix_m
-from dispatch.geo.travel import GreatCircleTravel, PlanarTravel, TravelModel, planar_to_location, seconds_to
+from dispatch.geo.travel import (
+    GreatCircleTravel,
+    PlanarTravel,
+    TravelModel,
+    planar_to_location,
+    seconds_from,
+    seconds_to,
+)
 from dispatch.models import Location  # noqa: F401  (the doctest above uses it)
 
 __all__ = [
@@ -34,5 +41,6 @@ __all__ = [
     "haversine_matrix_m",
     "location_to_cell",
     "planar_to_location",
+    "seconds_from",
     "seconds_to",
 ]

@@ -131,6 +131,30 @@ def _small_matrix(
     ).reshape(len(origins), len(destinations))
 
 
+def seconds_from(
+    travel: TravelModel, origins: Sequence[Location], speeds_mps: Sequence[float], targets: Sequence[Location]
+) -> IntArray:
+    """``travel.travel_s(origins[i], targets[j], speeds_mps[i])`` as a matrix: each origin at
+    its own speed (couriers timed to several merchants), one ``matrix_s`` per speed.
+
+    >>> travel = GreatCircleTravel()
+    >>> seconds_from(travel, [Location(0.0, 0.0), Location(0.01, 0.0)], [5.0, 4.0],
+    ...              [Location(0.0, 0.0), Location(0.01, 0.0)]).tolist()
+    [[0, 290], [362, 0]]
+    """
+    if len(origins) != len(speeds_mps):
+        raise InvalidInput("origins and speeds must be as many", field="speeds_mps")
+    found: IntArray = np.zeros((len(origins), len(targets)), dtype=np.int64)
+    if not origins or not targets:
+        return found
+    by_speed: dict[float, list[int]] = {}
+    for i, speed in enumerate(speeds_mps):
+        by_speed.setdefault(speed, []).append(i)
+    for speed, members in by_speed.items():
+        found[members, :] = travel.matrix_s([origins[i] for i in members], targets, speed)
+    return found
+
+
 def seconds_to(
     travel: TravelModel, origins: Sequence[Location], speeds_mps: Sequence[float], target: Location
 ) -> list[int]:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import pytest
 
 from dispatch import (
     Conflict,
-    Courier,
     CourierOffShift,
     CourierStatus,
     DeliveryArea,
@@ -22,7 +19,9 @@ from dispatch import (
     StopKind,
     UnknownCourier,
     UnknownOrder,
+    etas,
 )
+from dispatch.admission import Supply
 from simulations.city import synthetic_city
 from simulations.world import World
 from tests.conftest import CENTRE, destination
@@ -306,13 +305,13 @@ def test_the_merchant_board_searches_supply_once_and_agrees_with_eta(
     for i, bearing in ((1, 120), (2, 240)):  # these two wait for a courier
         d.place_order(f"o{i}", "m1", destination(CENTRE, 1200, bearing), now=130)
     searches = []
-    search = d.store.couriers_in_cells
+    search = etas.supply_near
 
-    def counted(cells: Iterable[str]) -> list[Courier]:
+    def counted(ctx: Dispatcher, merchant: Merchant, now: int) -> Supply:
         searches.append(1)
-        return search(cells)
+        return search(ctx, merchant, now)
 
-    monkeypatch.setattr(d.store, "couriers_in_cells", counted)
+    monkeypatch.setattr(etas, "supply_near", counted)
     rows = d.merchant_board("m1", now=180)
     assert len(searches) == 1  # not one per waiting order
     assert [(row.order.id, row.order.status) for row in rows] == [
@@ -320,7 +319,7 @@ def test_the_merchant_board_searches_supply_once_and_agrees_with_eta(
         ("o1", OrderStatus.PLACED),
         ("o2", OrderStatus.PLACED),
     ]
-    monkeypatch.setattr(d.store, "couriers_in_cells", search)
+    monkeypatch.setattr(etas, "supply_near", search)
     assert [row.eta for row in rows] == [d.eta(row.order.id, now=180) for row in rows]
     # closed orders only when asked, and the limit counts what is shown
     d.cancel_order("o2", now=190)

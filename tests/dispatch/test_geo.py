@@ -30,6 +30,8 @@ from dispatch.geo import (
     haversine_matrix_m,
     location_to_cell,
     planar_to_location,
+    seconds_from,
+    seconds_to,
 )
 from dispatch.models import DeliveryArea, Location
 
@@ -125,6 +127,29 @@ def test_travel_models_reject_bad_speed(travel: TravelModel, speed_mps: float) -
         travel.travel_s(a, a, speed_mps)
     with pytest.raises(InvalidInput, match="speed"):
         travel.matrix_s([a], [a], speed_mps)
+
+
+def test_seconds_from_and_to_equal_the_scalar_at_each_origins_speed() -> None:
+    """Couriers at their own speeds timed to several merchants: the same numbers as
+    ``travel_s`` entry by entry, for the great-circle model and a learned correction of it."""
+    from dispatch.estimates.travel import LearnedTravel, TravelFactors, cell_of
+
+    rng = np.random.default_rng(5)
+    points = [
+        destination(CHICAGO, b, d)
+        for b, d in zip(rng.uniform(0, 360, 40), rng.uniform(0, 9_000, 40), strict=True)
+    ]
+    speeds = [(3.0, 4.5, 6.9)[i % 3] for i in range(len(points))]
+    targets = points[:7]
+    base = GreatCircleTravel(road_factor=1.3)
+    learned = LearnedTravel(base, TravelFactors(1.1, {cell_of(points[3]): 1.4, cell_of(points[8]): 0.8}))
+    for travel in (base, learned):
+        expected = [[travel.travel_s(a, t, v) for t in targets] for a, v in zip(points, speeds, strict=True)]
+        assert seconds_from(travel, points, speeds, targets).tolist() == expected
+        assert seconds_to(travel, points, speeds, targets[2]) == [row[2] for row in expected]
+    assert seconds_from(base, [], [], targets).shape == (0, 7)
+    with pytest.raises(InvalidInput):
+        seconds_from(base, points, speeds[:-1], targets)
 
 
 def test_great_circle_matrix_equals_scalar_even_at_whole_seconds() -> None:

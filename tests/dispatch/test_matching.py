@@ -57,7 +57,9 @@ def test_assignment_is_optimal_against_brute_force(
 
 
 def _city(**overrides: object) -> Dispatcher:
-    d = Dispatcher(config=DispatchConfig(city="t", **overrides))  # type: ignore[arg-type]
+    # no confidence margin: these cities are exact to the second
+    settings = {"promise_margin_share": 0.0, **overrides}
+    d = Dispatcher(config=DispatchConfig(city="t", **settings))  # type: ignore[arg-type]
     d.add_merchant(Merchant("m1", CENTRE, DeliveryArea(radius_m=3000), prep_s=600), now=0)
     return d
 

@@ -34,7 +34,8 @@ FAST = 7.0
 
 @pytest.fixture
 def config() -> DispatchConfig:
-    return DispatchConfig(city="test", supply_admission=True)
+    # no confidence margin: these cities are exact to the second (the margin has its own test)
+    return DispatchConfig(city="test", supply_admission=True, promise_margin_share=0.0)
 
 
 def _earliest_dropoff(
@@ -128,7 +129,10 @@ def test_two_orders_one_courier(dispatcher: Dispatcher) -> None:
 
 
 def test_quote_offers_the_earliest_window_when_configured() -> None:
-    d = Dispatcher(config=DispatchConfig(city="t", supply_admission=True, offer_schedule_when_full=True))
+    config = DispatchConfig(
+        city="t", supply_admission=True, offer_schedule_when_full=True, promise_margin_share=0.0
+    )
+    d = Dispatcher(config=config)
     d.add_merchant(Merchant("m1", CENTRE, AREA, prep_s=60, promise_s=600), now=0)
     start = destination(CENTRE, 2500, 90)
     d.start_shift("c1", start, now=0, shift_end=4 * 3600)

@@ -136,7 +136,7 @@ def test_a_cell_with_few_rides_leans_on_its_hour() -> None:
         _ride(d, "c2", far, destination(far, 2000, 0), NOON, 2.0)
     assert abs(travel_factors(d, NOON).of(cell_of(far)) - 2.0) < 0.1  # enough rides: its own
     # without shrinkage the one ride is the cell's figure
-    bare = Dispatcher(config=DispatchConfig(city="t", travel_prior_legs=0))
+    bare = Dispatcher(config=DispatchConfig(city="t", travel_prior_legs=0, promise_margin_share=0.0))
     assert _ride(bare, "c2", far, destination(far, 2000, 0), NOON, 2.0)
     assert travel_factors(bare, NOON).of(cell_of(far)) == pytest.approx(2.0, abs=1e-3)
 
@@ -180,7 +180,10 @@ def test_a_ride_whose_plan_changed_on_the_way_is_no_observation() -> None:
 def test_the_engine_notes_rides_from_its_own_events(kind: str, request: pytest.FixtureRequest) -> None:
     """Through the Dispatcher, on both stores: a courier sent from idle to a merchant, then from
     the merchant to a door, each ride 1.5x the model; the plan after it is timed with 1.5."""
-    d = Dispatcher(store=make_store(kind, "t", request), config=DispatchConfig(city="t", travel_prior_legs=0))
+    d = Dispatcher(
+        store=make_store(kind, "t", request),
+        config=DispatchConfig(city="t", travel_prior_legs=0, promise_margin_share=0.0),
+    )
     d.add_merchant(Merchant("m1", CENTRE, DeliveryArea(radius_m=3000), prep_s=900), now=0)
     start = destination(CENTRE, 1500, 200)
     d.start_shift("c1", start, now=0, shift_end=12 * 3600)
