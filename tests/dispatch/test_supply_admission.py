@@ -347,3 +347,18 @@ def test_an_order_across_town_takes_the_courier_near_its_merchant(dispatcher: Di
     size = dispatcher.config.max_bundle_size
     assert supply.ahead_of(3, "o3", "m1", size) == 0
     assert supply.ahead_of(3, "o4", "m3", size) == len(supply.arrivals)
+
+
+@pytest.mark.parametrize(("wanted", "counted"), [(2, 2), (0, 4), (10, 4)])
+def test_the_search_widens_until_it_has_supply_couriers(wanted: int, counted: int) -> None:
+    """Couriers 0.4, 0.9, 4 and 5 km from the merchant: with ``supply_couriers`` 2 the nearest
+    rings hold enough and the far two are not read; 0 (or more than there are) reads all."""
+    config = DispatchConfig(city="t", supply_couriers=wanted)
+    d = Dispatcher(config=config)
+    d.add_merchant(Merchant("m1", CENTRE, AREA, prep_s=60), now=0)
+    for i, metres in enumerate((400, 900, 4000, 5000)):
+        d.start_shift(f"c{i}", destination(CENTRE, metres, 90), now=0, shift_end=4 * 3600)
+    supply = supply_near(d, d.merchant("m1"), 0)
+    assert len(supply.arrivals) == counted
+    nearest = d.travel.travel_s(destination(CENTRE, 400, 90), CENTRE, 4.5)
+    assert supply.arrivals[0] == nearest
