@@ -545,12 +545,14 @@ def _counted_on(
 
     ``arrivals``: each courier's arrival at ``merchant_id``; ``starts`` and ``places``: when and
     where it is free to ride (now where it is, or where and when its plan ends)."""
+    if not arrivals.size:
+        return (-1,) * len(waiting)
     size = ctx.config.max_bundle_size
     free = np.ones(arrivals.size, dtype=bool)
     never = np.iinfo(np.int64).max
     others = list(dict.fromkeys(mid for _, _, mid in waiting if mid != merchant_id))
     at: dict[str, np.ndarray] = {merchant_id: arrivals}
-    if others and arrivals.size:
+    if others:
         # every courier to every other merchant with orders waiting, in one matrix per speed
         rides = seconds_from(ctx.travel, places, speeds, [located[mid] for mid in others])
         there = starts[:, None] + rides
@@ -565,10 +567,10 @@ def _counted_on(
             takes.append(last[mid])
             continue
         masked = np.where(free, at[mid], never)
-        i = int(np.argmin(masked)) if masked.size else -1
-        if i >= 0 and masked[i] == never:
+        i = int(np.argmin(masked))
+        if masked[i] == never:
             i = -1
-        if i >= 0:
+        else:
             free[i] = False
         last[mid] = i
         takes.append(i)

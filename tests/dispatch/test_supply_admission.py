@@ -362,3 +362,17 @@ def test_the_search_widens_until_it_has_supply_couriers(wanted: int, counted: in
     assert len(supply.arrivals) == counted
     nearest = d.travel.travel_s(destination(CENTRE, 400, 90), CENTRE, 4.5)
     assert supply.arrivals[0] == nearest
+
+
+def test_orders_waiting_at_other_merchants_with_no_courier_in_reach() -> None:
+    """No courier on shift: the orders waiting at two merchants are counted on nobody, and a
+    placed order's ETA assumes a courier ``free_horizon_s`` from now (no error)."""
+    config = DispatchConfig(city="t", supply_admission=False)
+    d = Dispatcher(config=config)
+    d.add_merchant(Merchant("m1", CENTRE, AREA, prep_s=60), now=0)
+    d.add_merchant(Merchant("m2", destination(CENTRE, 2000, 90), AREA, prep_s=60), now=0)
+    d.place_order("o1", "m1", destination(CENTRE, 1000, 0), now=0)
+    d.place_order("o2", "m2", destination(CENTRE, 1500, 90), now=0)
+    supply = supply_near(d, d.merchant("m1"), 1)
+    assert (supply.arrivals, supply.takes) == ((), (-1, -1))
+    assert d.eta("o2", now=1).courier_arrival_at == 1 + d.config.free_horizon_s
