@@ -435,11 +435,11 @@ def supply_near(ctx: Engine, merchant: Merchant, now: int) -> Supply:
     cell = location_to_cell(merchant.location, cfg.h3_resolution)
     reach = ctx.travel.reach_m(cfg.max_pickup_travel_s, cfg.reference_speed_mps)
     rings = _rings(cell, reach)
-    # nearest rings first, the disk about doubling each time, until enough couriers are found
+    # nearest rings first, the disk half as wide again each time, until enough couriers are found
     on_shift: list[Courier] = []
     done = 0
     while done < len(rings):
-        upto = len(rings) if cfg.supply_couriers == 0 else min(len(rings), max(3, 2 * done))
+        upto = len(rings) if cfg.supply_couriers == 0 else min(len(rings), max(3, done + done // 2))
         found = ctx.store.couriers_in_cells([c for ring in rings[done:upto] for c in ring])
         on_shift += [c for c in found if c.shift_end > now]
         done = upto
@@ -461,10 +461,17 @@ def supply_near(ctx: Engine, merchant: Merchant, now: int) -> Supply:
     ride = np.array(rides, dtype=np.int64)
     idle = np.fromiter((c.status is CourierStatus.IDLE for c in on_shift), dtype=bool, count=len(on_shift))
     available = np.array(times, dtype=np.int64)
-    ready = idle & (ride <= cfg.max_pickup_travel_s)
+    ready = np.flatnonzero(idle & (ride <= cfg.max_pickup_travel_s))
+    at_merchant = np.maximum(now, available[ready]) + ride[ready]
+    wanted = cfg.supply_couriers
+    if 0 < wanted < ready.size:
+        # the last ring found more than enough: the first to arrive (all those tied with the
+        # wanted-th; arrival order is decided below, the same for any subset)
+        keep = at_merchant <= np.partition(at_merchant, wanted - 1)[wanted - 1]
+        ready, at_merchant = ready[keep], at_merchant[keep]
     starts: list[int] = np.maximum(now, available[ready]).tolist()
-    places: list[Location] = [on_shift[i].location for i in np.flatnonzero(ready).tolist()]
-    arrivals: list[int] = (np.maximum(now, available[ready]) + ride[ready]).tolist()
+    places: list[Location] = [on_shift[i].location for i in ready.tolist()]
+    arrivals: list[int] = at_merchant.tolist()
     speeds: list[float] = speed[ready].tolist()
     # the busy couriers nearest now, by (ride, id): all those within the plans-th shortest ride
     busy = np.flatnonzero(~idle)

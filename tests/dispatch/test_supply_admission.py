@@ -349,19 +349,29 @@ def test_an_order_across_town_takes_the_courier_near_its_merchant(dispatcher: Di
     assert supply.ahead_of(3, "o4", "m3", size) == len(supply.arrivals)
 
 
-@pytest.mark.parametrize(("wanted", "counted"), [(2, 2), (0, 4), (10, 4)])
-def test_the_search_widens_until_it_has_supply_couriers(wanted: int, counted: int) -> None:
-    """Couriers 0.4, 0.9, 4 and 5 km from the merchant: with ``supply_couriers`` 2 the nearest
-    rings hold enough and the far two are not read; 0 (or more than there are) reads all."""
+@pytest.mark.parametrize(
+    ("metres", "wanted", "counted"),
+    [
+        ((400, 900, 4000, 5000), 2, 2),
+        ((400, 900, 4000, 5000), 0, 4),
+        ((400, 900, 4000, 5000), 10, 4),
+        ((400, 500, 600, 5000), 2, 2),  # three in the first rings: the two nearest are kept
+    ],
+)
+def test_the_search_widens_until_it_has_supply_couriers(
+    metres: tuple[int, ...], wanted: int, counted: int
+) -> None:
+    """Couriers at ``metres`` from the merchant: with ``supply_couriers`` 2 the nearest rings
+    hold enough, the far ones are not read and only the two first to arrive are kept; 0 (or
+    more than there are) reads all."""
     config = DispatchConfig(city="t", supply_couriers=wanted)
     d = Dispatcher(config=config)
     d.add_merchant(Merchant("m1", CENTRE, AREA, prep_s=60), now=0)
-    for i, metres in enumerate((400, 900, 4000, 5000)):
-        d.start_shift(f"c{i}", destination(CENTRE, metres, 90), now=0, shift_end=4 * 3600)
+    for i, m in enumerate(metres):
+        d.start_shift(f"c{i}", destination(CENTRE, m, 90), now=0, shift_end=4 * 3600)
     supply = supply_near(d, d.merchant("m1"), 0)
-    assert len(supply.arrivals) == counted
-    nearest = d.travel.travel_s(destination(CENTRE, 400, 90), CENTRE, 4.5)
-    assert supply.arrivals[0] == nearest
+    expected = sorted(d.travel.travel_s(destination(CENTRE, m, 90), CENTRE, 4.5) for m in metres)
+    assert supply.arrivals == tuple(expected[:counted])
 
 
 def test_orders_waiting_at_other_merchants_with_no_courier_in_reach() -> None:
