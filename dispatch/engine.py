@@ -221,8 +221,11 @@ class Dispatcher:
         return couriers.end_shift(self._at(now), courier_id, now)
 
     def update_position(self, courier_id: str, location: Location, now: int) -> None:
-        """A position ping: the hot path. Updates the cell index; no event, no re-planning."""
-        couriers.update_position(self, courier_id, location, now)
+        """A position ping: the hot path. Updates the cell index; no event, no re-planning. On a
+        ride noted for learning, the stretch since its last checkpoint teaches travel times
+        (:func:`~dispatch.estimates.observe_ping`: one more read, a write only when it does)."""
+        courier = couriers.update_position(self, courier_id, location, now)
+        estimates.observe_ping(self, self.travel, courier_id, location, courier.speed_mps, now)
 
     def arrived(self, courier_id: str, now: int) -> Route:
         """The courier reports being at its next stop (an ``order.eta_changed`` for each order

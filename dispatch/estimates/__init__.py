@@ -20,6 +20,7 @@ from dispatch.estimates.travel import (
     legs_of,
     note_departure,
     observe_arrival,
+    observe_ping,
     travel_factors,
 )
 
@@ -35,6 +36,7 @@ __all__ = [
     "note_departure",
     "observe_arrival",
     "observe_pickup",
+    "observe_ping",
     "observe_ready",
     "remember_stated",
     "stated_ready_at",
