@@ -21,6 +21,9 @@ from dispatch.estimates.travel import (
     note_departure,
     observe_arrival,
     observe_ping,
+    ride_arrives,
+    ride_leaves,
+    rides_start,
     travel_factors,
 )
 
@@ -39,6 +42,9 @@ __all__ = [
     "observe_ping",
     "observe_ready",
     "remember_stated",
+    "ride_arrives",
+    "ride_leaves",
+    "rides_start",
     "stated_ready_at",
     "travel_factors",
 ]

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 import h3
@@ -40,8 +40,8 @@ import numpy as np
 from dispatch.errors import InvalidInput
 from dispatch.geo import TravelModel
 from dispatch.geo.distance import IntArray
-from dispatch.lookups import Engine
-from dispatch.models import Location
+from dispatch.lookups import Engine, courier_of
+from dispatch.models import Assignment, Location, Route, StopKind
 
 __all__ = [
     "CELL_RESOLUTION",
@@ -58,6 +58,9 @@ __all__ = [
     "note_departure",
     "observe_arrival",
     "observe_ping",
+    "ride_arrives",
+    "ride_leaves",
+    "rides_start",
     "travel_factors",
 ]
 
@@ -401,3 +404,49 @@ def observe_ping(
     learned[key] = Leg(at, now, leg.destination).dump()
     ctx.store.set_learned(learned)
     return True
+
+
+# -- the rides of the engine's events ----------------------------------------------------------
+
+
+def ride_arrives(
+    ctx: Engine, base: TravelModel, courier_id: str, old: Route, new: Route, speed_mps: float, now: int
+) -> None:
+    """``courier_id`` reported at ``now`` being at ``old``'s first stop (``new`` is its plan
+    after): learn from the ride there; from a reposition stop it goes on at once, a new ride."""
+    first = old.stops[0]
+    observe_arrival(ctx, base, courier_id, first.location, speed_mps, now)
+    if first.kind is StopKind.REPOSITION and new.stops:
+        note_departure(ctx, {courier_id: Leg(first.location, now, new.stops[0].location)})
+
+
+def ride_leaves(ctx: Engine, courier_id: str, old: Route | None, new: Route, leaves_at: int) -> None:
+    """``courier_id`` leaves ``old``'s first stop at ``leaves_at`` for ``new``'s first stop
+    (with none, the ride it was on is over); nothing when ``old`` had no stop."""
+    if old is None or not old.stops:
+        return
+    leg = Leg(old.stops[0].location, leaves_at, new.stops[0].location) if new.stops else None
+    note_departure(ctx, {courier_id: leg})
+
+
+def rides_start(ctx: Engine, plans: Iterable[Assignment], now: int) -> None:
+    """Note the rides of couriers a tick took from waiting idle (their first stop is new, in
+    ``plans``): from where they waited, once free (as the plan starts them)."""
+    if not ctx.config.learning:
+        return
+    fresh = {}
+    for a in plans:
+        stops = a.route.stops
+        if stops and a.route.arrived_at is None and set(stops[0].order_ids) <= set(a.order_ids):
+            fresh[a.courier_id] = stops[0].location
+    if not fresh:
+        return
+    legs: dict[str, Leg | None] = {}
+    noted_legs = legs_of(ctx, list(fresh))
+    for courier_id, destination in fresh.items():
+        noted = noted_legs[courier_id]
+        if noted is not None and _same_place(noted.destination, destination):
+            continue  # on its way there already (to wait where its new work starts)
+        courier = courier_of(ctx, courier_id)
+        legs[courier_id] = Leg(courier.location, max(now, courier.available_at), destination)
+    note_departure(ctx, legs)
