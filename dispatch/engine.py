@@ -27,6 +27,7 @@ from dispatch.matching import DispatchPolicy, OptimizingPolicy
 from dispatch.models import (
     CancelledBy,
     Courier,
+    CourierStatus,
     Event,
     EventKind,
     Location,
@@ -224,7 +225,10 @@ class Dispatcher:
         ride noted for learning, the stretch since its last checkpoint teaches travel times
         (:func:`~dispatch.estimates.observe_ping`: one more read, a write only when it does)."""
         courier = couriers.update_position(self, courier_id, location, now)
-        estimates.observe_ping(self, self.travel, courier_id, location, courier.speed_mps, now)
+        # an idle courier has no plan, so no ride under way (a note left by a plan that was
+        # dropped on the way is not one): nothing to read
+        if courier.status is not CourierStatus.IDLE:
+            estimates.observe_ping(self, self.travel, courier_id, location, courier.speed_mps, now)
 
     def arrived(self, courier_id: str, now: int) -> Route:
         """The courier reports being at its next stop (an ``order.eta_changed`` for each order
