@@ -1,19 +1,19 @@
 """What a position ping costs the engine: ``Dispatcher.update_position`` in process, per ping.
 
-Three cases, each over ``--couriers`` couriers on shift, every courier pinging every 5 s:
+Three cases, each over ``--couriers`` couriers on shift (1 km apart, each with a merchant 2 km
+north of it), every courier pinging every 5 s:
 
-* ``idle``: no ride noted (a courier waiting for work: what ``api_bench.py``'s random pings are);
-* ``riding``: each courier on a ride noted at its departure (``note_departure``), 2 km long,
-  riding 1.2x the base model's time and pinging along it: most pings are under ``MIN_LEG_S``
-  of the base model from the ride's checkpoint and only read its note, about every twelfth one
-  teaches (reads the tables, writes them and the checkpoint);
+* ``idle``: couriers without a plan (what ``api_bench.py``'s pings are);
+* ``riding``: each courier sent by a tick to collect an order at its merchant (the engine notes
+  the ride), riding 1.2x the base model's time and pinging along it: most pings are under
+  ``MIN_LEG_S`` of the base model from the ride's checkpoint and only read its note, about every
+  twelfth one teaches (reads the tables, writes them and the checkpoint);
 * ``learning_off``: the riding couriers with ``learning=False``.
 
 After a warm-up pass with 5 couriers, the whole ping loop of each case is timed
-(``perf_counter``), divided by the pings. Over Redis
-(``--redis-url``, a server it may flush) each case starts from an empty database. To compare
-two versions of the engine, run the script alternately with each on ``PYTHONPATH`` (it uses
-only what both have) and compare medians::
+(``perf_counter``), divided by the pings. Over Redis (``--redis-url``, a server it may flush)
+each case starts from an empty database. To compare two versions of the engine, run the script
+alternately with each on ``PYTHONPATH`` (it uses only what both have) and compare medians::
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/ping_bench.py [--redis-url redis://127.0.0.1:6390/0]
 
@@ -26,8 +26,7 @@ import argparse
 import json
 import time
 
-from dispatch import DispatchConfig, Dispatcher, Location
-from dispatch.estimates import Leg, note_departure
+from dispatch import DeliveryArea, DispatchConfig, Dispatcher, Location, Merchant
 from dispatch.store import MemoryStore, Store
 
 CENTRE = (52.5200, 13.4050)
@@ -50,17 +49,28 @@ def _store(redis_url: str | None) -> Store:
 
 def run(case: str, couriers: int, redis_url: str | None) -> float:
     """Microseconds per ping of ``case``."""
-    d = Dispatcher(
-        store=_store(redis_url), config=DispatchConfig(city="bench", learning=case != "learning_off")
-    )
-    rides: dict[str, tuple[Location, Location]] = {}
+    # (supply admission off: it is not what is measured, and with it on some of these orders
+    # were refused for no courier capacity, each with its own idle courier 2 km away)
+    config = DispatchConfig(city="bench", learning=case != "learning_off", supply_admission=False)
+    d = Dispatcher(store=_store(redis_url), config=config)
+    starts: dict[str, Location] = {}
     for i in range(couriers):
-        lat, lng = CENTRE[0] + 0.0004 * (i % 50), CENTRE[1] + 0.0006 * (i // 50)
-        start, end = Location(lat, lng), Location(lat + 0.018, lng)  # 2 km north
-        rides[f"c{i}"] = (start, end)
+        start = Location(CENTRE[0], CENTRE[1] + 0.0147 * i)  # 1 km apart, west to east
+        starts[f"c{i}"] = start
         d.start_shift(f"c{i}", start, now=0, shift_end=24 * 3600)
+        if case != "idle":
+            shop = Location(start.lat + 0.018, start.lng)  # 2 km north
+            area = DeliveryArea(radius_m=3000)
+            d.add_merchant(Merchant(f"m{i}", shop, area, prep_s=300, promise_s=3600), now=0)
+            d.place_order(f"o{i}", f"m{i}", Location(shop.lat + 0.009, shop.lng), now=0)
+    rides: dict[str, tuple[Location, Location]] = {}
     if case != "idle":
-        note_departure(d, {cid: Leg(start, 0, end) for cid, (start, end) in rides.items()})
+        d.tick(now=0)
+        if not all(d.route(cid).stops for cid in starts):
+            raise RuntimeError("a courier was not sent to collect an order")
+        rides = {cid: (start, d.route(cid).stops[0].location) for cid, start in starts.items()}
+    else:
+        rides = {cid: (start, Location(start.lat + 0.018, start.lng)) for cid, start in starts.items()}
     speed = 4.5
     base_s = {cid: d.travel.travel_s(a, b, speed) for cid, (a, b) in rides.items()}
     ride_s = max(base_s.values()) * SLOWER
