@@ -212,13 +212,15 @@ def end_shift(ctx: Engine, courier_id: str, now: int) -> Courier:
     return updated
 
 
-def update_position(ctx: Engine, courier_id: str, location: Location, now: int) -> None:
-    """A position ping: the hot path. Updates the cell index; no event, no re-planning."""
+def update_position(ctx: Engine, courier_id: str, location: Location, now: int) -> Courier:
+    """A position ping: the hot path. Updates the cell index; no event, no re-planning. Returns
+    the courier as read before the ping."""
     check_now(now)
     if not isinstance(location, Location):
         raise InvalidInput("location must be a Location", field="location")
-    courier_on_shift(ctx, courier_id)
+    courier = courier_on_shift(ctx, courier_id)
     ctx.store.set_position(courier_id, location, location_to_cell(location, ctx.config.h3_resolution), now)
+    return courier
 
 
 def arrived(ctx: Engine, courier_id: str, now: int) -> Route:

@@ -19,7 +19,7 @@ from dispatch import admission, couriers, declines, estimates, etas, ranges
 from dispatch.admission import AreaCache, Quote
 from dispatch.config import DispatchConfig
 from dispatch.errors import IllegalTransition
-from dispatch.estimates import Leg, TravelMemo
+from dispatch.estimates import TravelMemo
 from dispatch.etas import BoardRow, Eta
 from dispatch.geo import GreatCircleTravel, TravelModel
 from dispatch.lookups import Engine, check_now, courier_of, merchant_of, order_of
@@ -27,6 +27,7 @@ from dispatch.matching import DispatchPolicy, OptimizingPolicy
 from dispatch.models import (
     CancelledBy,
     Courier,
+    CourierStatus,
     Event,
     EventKind,
     Location,
@@ -35,7 +36,6 @@ from dispatch.models import (
     OrderDetails,
     OrderStatus,
     Route,
-    StopKind,
     Window,
 )
 from dispatch.store import Change, MemoryStore, NewEvent, Store
@@ -221,8 +221,14 @@ class Dispatcher:
         return couriers.end_shift(self._at(now), courier_id, now)
 
     def update_position(self, courier_id: str, location: Location, now: int) -> None:
-        """A position ping: the hot path. Updates the cell index; no event, no re-planning."""
-        couriers.update_position(self, courier_id, location, now)
+        """A position ping: the hot path. Updates the cell index; no event, no re-planning. On a
+        ride noted for learning, the stretch since its last checkpoint teaches travel times
+        (:func:`~dispatch.estimates.observe_ping`: one more read, a write only when it does)."""
+        courier = couriers.update_position(self, courier_id, location, now)
+        # an idle courier has no plan, so no ride under way (a note left by a plan that was
+        # dropped on the way is not one): nothing to read
+        if courier.status is not CourierStatus.IDLE:
+            estimates.observe_ping(self, self.travel, courier_id, location, courier.speed_mps, now)
 
     def arrived(self, courier_id: str, now: int) -> Route:
         """The courier reports being at its next stop (an ``order.eta_changed`` for each order
@@ -230,13 +236,9 @@ class Dispatcher:
         old = self.store.get_route(courier_id)
         route = couriers.arrived(self._at(now), courier_id, now)
         if old is not None and old.stops:
-            first = old.stops[0]
             speed = courier_of(self, courier_id).speed_mps
-            estimates.observe_arrival(self, self.travel, courier_id, first.location, speed, now)
-            if first.kind is StopKind.REPOSITION and route.stops:  # it goes on from here at once
-                leg = Leg(first.location, now, route.stops[0].location)
-                estimates.note_departure(self, {courier_id: leg})
-            late = now > first.arrive_at
+            estimates.ride_arrives(self, self.travel, courier_id, old, route, speed, now)
+            late = now > old.stops[0].arrive_at
             self._eta_moved(old, route, now, EtaCause.COURIER_LATE if late else EtaCause.COURIER_EARLY)
         return route
 
@@ -250,9 +252,7 @@ class Dispatcher:
             here = bool(plan.stops) and order_id in plan.stops[0].order_ids
             if here and route.stops and route.arrived_at is None:  # it leaves the merchant
                 leaves = now + leave_s(self.config.pickup_service_s)
-                estimates.note_departure(
-                    self, {courier_id: Leg(plan.stops[0].location, leaves, route.stops[0].location)}
-                )
+                estimates.ride_leaves(self, courier_id, plan, route, leaves)
             # a courier collecting several orders waits for the latest food: it measures only
             # that one exactly (the others were ready by then)
             others = (
@@ -286,7 +286,7 @@ class Dispatcher:
         """The courier handed ``order_id`` to its customer (who told it ``pin``, when it has one)."""
         old = self.store.get_route(courier_id)
         route = couriers.delivered(self._at(now), courier_id, order_id, now, pin=pin)
-        self._leaves_door(courier_id, old, route, now)
+        estimates.ride_leaves(self, courier_id, old, route, now + leave_s(self.config.dropoff_service_s))
         if old is not None:
             planned = stops_of(old, order_id)[1]
             late = planned is not None and now > planned.service_at
@@ -297,16 +297,8 @@ class Dispatcher:
         """The courier, at the door, could not hand ``order_id`` over and takes it back."""
         old = self.store.get_route(courier_id)
         route = couriers.returned(self._at(now), courier_id, order_id, now)
-        self._leaves_door(courier_id, old, route, now)
+        estimates.ride_leaves(self, courier_id, old, route, now + leave_s(self.config.dropoff_service_s))
         return route
-
-    def _leaves_door(self, courier_id: str, old: Route | None, new: Route, now: int) -> None:
-        """Note the ride a courier starts from a customer's door (or that it has none)."""
-        if old is None or not old.stops:
-            return
-        leaves = now + leave_s(self.config.dropoff_service_s)
-        leg = Leg(old.stops[0].location, leaves, new.stops[0].location) if new.stops else None
-        estimates.note_departure(self, {courier_id: leg})
 
     def _eta_moved(self, old: Route, new: Route, now: int, cause: EtaCause) -> None:
         """Write the ``order.eta_changed`` events of a plan that moved (after the courier event
@@ -362,33 +354,8 @@ class Dispatcher:
         )
         if result.available_couriers:  # the policy was asked (with no courier it is not)
             self._ticked_at = now
-        self._rides_start(result, now)
+        estimates.rides_start(self, (*result.assignments, *result.repositions), now)
         return result
-
-    def _rides_start(self, result: TickResult, now: int) -> None:
-        """Note the rides of couriers a tick took from waiting idle (their first stop is new):
-        from where they waited, once free (as the plan starts them)."""
-        if not self.config.learning:
-            return
-        fresh = {}
-        for a in (*result.assignments, *result.repositions):
-            stops = a.route.stops
-            if stops and a.route.arrived_at is None and set(stops[0].order_ids) <= set(a.order_ids):
-                fresh[a.courier_id] = stops[0].location
-        if not fresh:
-            return
-        legs: dict[str, Leg | None] = {}
-        noted_legs = estimates.legs_of(self, list(fresh))
-        for courier_id, destination in fresh.items():
-            noted = noted_legs[courier_id]
-            if noted is not None and (noted.destination.lat, noted.destination.lng) == (
-                destination.lat,
-                destination.lng,
-            ):
-                continue  # on its way there already (to wait where its new work starts)
-            courier = courier_of(self, courier_id)
-            legs[courier_id] = Leg(courier.location, max(now, courier.available_at), destination)
-        estimates.note_departure(self, legs)
 
     def recall_demand(self) -> None:
         """Have the next tick recall the demand window from the event log: call it when this

@@ -20,6 +20,10 @@ from dispatch.estimates.travel import (
     legs_of,
     note_departure,
     observe_arrival,
+    observe_ping,
+    ride_arrives,
+    ride_leaves,
+    rides_start,
     travel_factors,
 )
 
@@ -35,8 +39,12 @@ __all__ = [
     "note_departure",
     "observe_arrival",
     "observe_pickup",
+    "observe_ping",
     "observe_ready",
     "remember_stated",
+    "ride_arrives",
+    "ride_leaves",
+    "rides_start",
     "stated_ready_at",
     "travel_factors",
 ]

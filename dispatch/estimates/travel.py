@@ -8,7 +8,10 @@ leaves, the engine notes where from, when, and where to (:func:`note_departure`)
 reports arriving there (:func:`observe_arrival`), the leg measures ``log(actual_s / base_s)``,
 ``base_s`` being the base model's seconds for the same ride. A leg whose plan changed on the way
 (it arrived somewhere else), shorter than :data:`MIN_LEG_S` by the model, or more than
-:data:`MAX_RATIO` times off is no observation.
+:data:`MAX_RATIO` times off is no observation. Position pings on the way teach the same way
+(:func:`observe_ping`): the stretch from the leg's checkpoint (where it left, or the last ping
+learned from) to the ping, when the courier came nearer its destination; the ping becomes the
+checkpoint, so the arrival then observes only the rest of the ride.
 
 The factor of a cell and hour is ``exp`` of the shrunk mean log ratio (the median ride over
 the model's): a cell with few legs leans on its hour, an hour with few on the city, and the
@@ -28,16 +31,17 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 import h3
 import numpy as np
 
+from dispatch.errors import InvalidInput
 from dispatch.geo import TravelModel
 from dispatch.geo.distance import IntArray
-from dispatch.lookups import Engine
-from dispatch.models import Location
+from dispatch.lookups import Engine, courier_of
+from dispatch.models import Assignment, Location, Route, StopKind
 
 __all__ = [
     "CELL_RESOLUTION",
@@ -53,6 +57,10 @@ __all__ = [
     "legs_of",
     "note_departure",
     "observe_arrival",
+    "observe_ping",
+    "ride_arrives",
+    "ride_leaves",
+    "rides_start",
     "travel_factors",
 ]
 
@@ -272,7 +280,8 @@ def _base_of(model: TravelModel) -> TravelModel:
 
 
 class Leg(NamedTuple):
-    """A ride under way: from where and when the courier left, and where to."""
+    """A ride under way: from where and when the courier left (or its last checkpoint: the last
+    position ping learned from, see :func:`observe_ping`), and where to."""
 
     origin: Location
     depart_at: int
@@ -280,14 +289,21 @@ class Leg(NamedTuple):
 
     def dump(self) -> str:
         o, d = self.origin, self.destination
-        return json.dumps([o.lat, o.lng, o.x_m, o.y_m, self.depart_at, d.lat, d.lng])
+        return json.dumps([o.lat, o.lng, o.x_m, o.y_m, self.depart_at, d.lat, d.lng, d.x_m, d.y_m])
 
     @classmethod
     def parse(cls, raw: str | None) -> Leg | None:
         if not raw:
             return None
-        lat, lng, x_m, y_m, depart_at, dest_lat, dest_lng = json.loads(raw)
-        return cls(Location(lat, lng, x_m=x_m, y_m=y_m), int(depart_at), Location(dest_lat, dest_lng))
+        values = json.loads(raw)
+        lat, lng, x_m, y_m, depart_at, dest_lat, dest_lng = values[:7]
+        # (notes written before the destination's planar coordinates were kept have 7 values)
+        dest_x, dest_y = values[7:9] if len(values) >= 9 else (None, None)
+        return cls(
+            Location(lat, lng, x_m=x_m, y_m=y_m),
+            int(depart_at),
+            Location(dest_lat, dest_lng, x_m=dest_x, y_m=dest_y),
+        )
 
 
 def legs_of(ctx: Engine, courier_ids: Sequence[str]) -> dict[str, Leg | None]:
@@ -307,37 +323,130 @@ def _same_place(a: Location, b: Location) -> bool:
     return a.lat == b.lat and a.lng == b.lng
 
 
+def _log_ratio(base_s: int, actual_s: int) -> float | None:
+    """``log(actual_s / base_s)`` of a ride that is an observation: at least :data:`MIN_LEG_S`
+    by the model, and at most :data:`MAX_RATIO` times off it (``None`` otherwise)."""
+    if base_s < MIN_LEG_S or actual_s <= 0 or not 1 / MAX_RATIO <= actual_s / base_s <= MAX_RATIO:
+        return None
+    return math.log(actual_s / base_s)
+
+
+def _learn(ctx: Engine, origin: Location, start_at: int, log_ratio: float) -> dict[str, str]:
+    """The city's and the hour's tables with one more ride, from ``origin`` at ``start_at``."""
+    hour = hour_of(start_at)
+    raw_city, raw_hour = _read(ctx, hour)
+    city = _ratios(json.loads(raw_city)) if raw_city else LogRatios(0, 0.0)
+    table = _HourTable.parse(raw_hour)
+    cell = cell_of(origin)
+    cells = dict(table.cells)
+    cells[cell] = cells.get(cell, LogRatios(0, 0.0)).plus(log_ratio)
+    return {
+        _CITY: json.dumps(list(city.plus(log_ratio))),
+        _hour_key(hour): _HourTable(table.all.plus(log_ratio), cells).dump(),
+    }
+
+
 def observe_arrival(
     ctx: Engine, base: TravelModel, courier_id: str, stop: Location, speed_mps: float, now: int
 ) -> bool:
     """Learn from ``courier_id`` reporting at ``now`` its arrival at ``stop``: the ride noted at
-    its departure, against ``base``'s seconds for it. Returns whether it was an observation."""
+    its departure (from its last checkpoint, when position pings taught the first part of it),
+    against ``base``'s seconds for it. Returns whether it was an observation."""
     if not ctx.config.learning:
         return False
     key = _leg_key(courier_id)
-    raw = ctx.store.learned([key, _CITY])
-    leg = Leg.parse(raw.get(key))
+    leg = Leg.parse(ctx.store.learned([key]).get(key))
     if leg is None:
         return False
     learned: dict[str, str] = {key: ""}  # the ride is over, observed or not
-    base_s = base.travel_s(leg.origin, stop, speed_mps)
-    actual_s = now - leg.depart_at
-    observed = (
-        _same_place(leg.destination, stop)
-        and base_s >= MIN_LEG_S
-        and actual_s > 0
-        and 1 / MAX_RATIO <= actual_s / base_s <= MAX_RATIO
+    log_ratio = (
+        _log_ratio(base.travel_s(leg.origin, stop, speed_mps), now - leg.depart_at)
+        if _same_place(leg.destination, stop)
+        else None
     )
-    if observed:
-        log_ratio = math.log(actual_s / base_s)
-        hour = hour_of(leg.depart_at)
-        city_raw = raw.get(_CITY)
-        city = _ratios(json.loads(city_raw)) if city_raw else LogRatios(0, 0.0)
-        table = _HourTable.parse(ctx.store.learned([_hour_key(hour)]).get(_hour_key(hour)))
-        cell = cell_of(leg.origin)
-        cells = dict(table.cells)
-        cells[cell] = cells.get(cell, LogRatios(0, 0.0)).plus(log_ratio)
-        learned[_CITY] = json.dumps(list(city.plus(log_ratio)))
-        learned[_hour_key(hour)] = _HourTable(table.all.plus(log_ratio), cells).dump()
+    if log_ratio is not None:
+        learned.update(_learn(ctx, leg.origin, leg.depart_at, log_ratio))
     ctx.store.set_learned(learned)
-    return observed
+    return log_ratio is not None
+
+
+def observe_ping(
+    ctx: Engine, base: TravelModel, courier_id: str, at: Location, speed_mps: float, now: int
+) -> bool:
+    """Learn from ``courier_id``'s position ping (``at``, at ``now``) on a noted ride: the part
+    of it since its checkpoint (where and when it left, or the last ping learned from), against
+    ``base``'s seconds for it, screened as :func:`observe_arrival` screens rides.
+
+    Only a courier that came nearer its destination (by ``base``'s seconds) says anything about
+    speed: one riding away from it or standing still teaches nothing and leaves the checkpoint.
+    A ping learned from becomes the checkpoint, so the arrival observes only the rest of the
+    ride. A point ``base`` cannot time (a ping without the planar coordinates of
+    :class:`~dispatch.geo.PlanarTravel`) teaches nothing either. The hot path: one read of the
+    ride's note, and reads and a write of the tables only for a ping learned from. Returns
+    whether it was an observation.
+    """
+    if not ctx.config.learning:
+        return False
+    key = _leg_key(courier_id)
+    leg = Leg.parse(ctx.store.learned([key]).get(key))
+    if leg is None:
+        return False
+    try:
+        log_ratio = _log_ratio(base.travel_s(leg.origin, at, speed_mps), now - leg.depart_at)
+        nearer = log_ratio is not None and base.travel_s(at, leg.destination, speed_mps) < base.travel_s(
+            leg.origin, leg.destination, speed_mps
+        )
+    except InvalidInput:
+        return False
+    if log_ratio is None or not nearer:
+        return False
+    learned = _learn(ctx, leg.origin, leg.depart_at, log_ratio)
+    learned[key] = Leg(at, now, leg.destination).dump()
+    ctx.store.set_learned(learned)
+    return True
+
+
+# -- the rides of the engine's events ----------------------------------------------------------
+
+
+def ride_arrives(
+    ctx: Engine, base: TravelModel, courier_id: str, old: Route, new: Route, speed_mps: float, now: int
+) -> None:
+    """``courier_id`` reported at ``now`` being at ``old``'s first stop (``new`` is its plan
+    after): learn from the ride there; from a reposition stop it goes on at once, a new ride."""
+    first = old.stops[0]
+    observe_arrival(ctx, base, courier_id, first.location, speed_mps, now)
+    if first.kind is StopKind.REPOSITION and new.stops:
+        note_departure(ctx, {courier_id: Leg(first.location, now, new.stops[0].location)})
+
+
+def ride_leaves(ctx: Engine, courier_id: str, old: Route | None, new: Route, leaves_at: int) -> None:
+    """``courier_id`` leaves ``old``'s first stop at ``leaves_at`` for ``new``'s first stop
+    (with none, the ride it was on is over); nothing when ``old`` had no stop."""
+    if old is None or not old.stops:
+        return
+    leg = Leg(old.stops[0].location, leaves_at, new.stops[0].location) if new.stops else None
+    note_departure(ctx, {courier_id: leg})
+
+
+def rides_start(ctx: Engine, plans: Iterable[Assignment], now: int) -> None:
+    """Note the rides of couriers a tick took from waiting idle (their first stop is new, in
+    ``plans``): from where they waited, once free (as the plan starts them)."""
+    if not ctx.config.learning:
+        return
+    fresh = {}
+    for a in plans:
+        stops = a.route.stops
+        if stops and a.route.arrived_at is None and set(stops[0].order_ids) <= set(a.order_ids):
+            fresh[a.courier_id] = stops[0].location
+    if not fresh:
+        return
+    legs: dict[str, Leg | None] = {}
+    noted_legs = legs_of(ctx, list(fresh))
+    for courier_id, destination in fresh.items():
+        noted = noted_legs[courier_id]
+        if noted is not None and _same_place(noted.destination, destination):
+            continue  # on its way there already (to wait where its new work starts)
+        courier = courier_of(ctx, courier_id)
+        legs[courier_id] = Leg(courier.location, max(now, courier.available_at), destination)
+    note_departure(ctx, legs)
