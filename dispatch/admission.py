@@ -21,7 +21,7 @@ from dispatch.errors import (
     WindowInfeasible,
 )
 from dispatch.estimates import expected_ready_at, remember_stated
-from dispatch.geo import AreaIndex, disk_k_for, location_to_cell, seconds_from, seconds_to
+from dispatch.geo import AreaIndex, disk_k_for, haversine_matrix_m, location_to_cell, seconds_from, seconds_to
 from dispatch.lookups import Engine, check_now, merchant_of
 from dispatch.models import (
     Courier,
@@ -527,6 +527,7 @@ def supply_near(ctx: Engine, merchant: Merchant, now: int) -> Supply:
         waiting,
         located,
         merchant.id,
+        _covered_m(cell, reach, done),
         sorted_arrivals,
         np.array(starts, dtype=np.int64)[order],
         [places[i] for i in order.tolist()],
@@ -540,6 +541,7 @@ def _counted_on(
     waiting: list[tuple[int, str, str]],
     located: dict[str, Location],
     merchant_id: str,
+    covered_m: float,
     arrivals: np.ndarray,
     starts: np.ndarray,
     places: list[Location],
@@ -549,6 +551,11 @@ def _counted_on(
     courier of its own merchant's orders while that has room (``max_bundle_size``), or else
     takes the courier left that could be at *its* merchant first (an order across town takes a
     courier near it, not the one nearest ``merchant_id``); ``-1`` when none is left.
+
+    The couriers known are those found within ``covered_m`` of ``merchant_id``: another
+    merchant's order takes one of them only if it is nearer that merchant than any courier
+    beyond could be (within ``covered_m`` less the two merchants' distance); if none is, a
+    courier not seen here serves it (``-1``: it takes none of these).
 
     ``arrivals``: each courier's arrival at ``merchant_id``; ``starts`` and ``places``: when and
     where it is free to ride (now where it is, or where and when its plan ends)."""
@@ -560,9 +567,15 @@ def _counted_on(
     others = list(dict.fromkeys(mid for _, _, mid in waiting if mid != merchant_id))
     at: dict[str, np.ndarray] = {merchant_id: arrivals}
     if others:
-        # every courier to every other merchant with orders waiting, in one matrix per speed
-        rides = seconds_from(ctx.travel, places, speeds, [located[mid] for mid in others])
-        there = starts[:, None] + rides
+        # every courier to every other merchant with orders waiting, in one matrix per speed,
+        # never where a courier not seen here could be nearer that merchant
+        targets = [located[mid] for mid in others]
+        there = starts[:, None] + seconds_from(ctx.travel, places, speeds, targets)
+        home = located[merchant_id]
+        lats, lngs = [t.lat for t in targets], [t.lng for t in targets]
+        gap_m = haversine_matrix_m([home.lat], [home.lng], lats, lngs)[0]
+        apart_m = haversine_matrix_m([p.lat for p in places], [p.lng for p in places], lats, lngs)
+        there = np.where(apart_m <= covered_m - gap_m[None, :], there, never)
         at |= {mid: there[:, j] for j, mid in enumerate(others)}
     count: dict[str, int] = {}
     last: dict[str, int] = {}
@@ -597,6 +610,17 @@ def _rings(cell: str, reach_m: float) -> tuple[tuple[str, ...], ...]:
     for other in h3.grid_disk(cell, k):
         by_ring[h3.grid_distance(cell, other)].append(other)
     return tuple(tuple(sorted(ring)) for ring in by_ring)
+
+
+@lru_cache(maxsize=_DISKS)
+def _covered_m(cell: str, reach_m: float, rings: int) -> float:
+    """How far from the cell every point is sure to lie in its first ``rings`` rings of
+    :func:`_rings` (``disk_k_for``'s rule run backwards)."""
+    low, high = 0.0, 2.0 * reach_m + 10_000.0
+    for _ in range(40):
+        mid = (low + high) / 2
+        low, high = (mid, high) if disk_k_for(cell, mid) <= rings - 1 else (low, mid)
+    return low
 
 
 @lru_cache(maxsize=_DISKS)

@@ -317,10 +317,10 @@ def test_an_order_across_town_takes_the_courier_near_its_merchant(dispatcher: Di
     """The orders already waiting take the courier nearest *their* merchant: a new order near
     another idle courier still counts on that one (before, every order waiting in reach took
     the next courier to arrive at the new order's merchant, wherever it was)."""
-    far = destination(CENTRE, 6000, 90)
+    far = destination(CENTRE, 3000, 90)
     dispatcher.add_merchant(Merchant("m2", far, AREA, prep_s=60, promise_s=3600), now=0)
     near_m1 = destination(CENTRE, 300, 270)
-    near_m2 = destination(far, 300, 90)
+    near_m2 = destination(far, 200, 90)
     dispatcher.start_shift("c1", near_m1, now=0, shift_end=4 * 3600, speed_mps=FAST)
     dispatcher.start_shift("c2", near_m2, now=0, shift_end=4 * 3600, speed_mps=FAST)
     dispatcher.place_order("o2", "m2", destination(far, 800, 0), now=0)
@@ -386,3 +386,26 @@ def test_orders_waiting_at_other_merchants_with_no_courier_in_reach() -> None:
     supply = supply_near(d, d.merchant("m1"), 1)
     assert (supply.arrivals, supply.takes) == ((), (-1, -1))
     assert d.eta("o2", now=1).courier_arrival_at == 1 + d.config.free_horizon_s
+
+
+def test_an_order_whose_merchant_may_have_couriers_beyond_the_search_takes_none_of_it() -> None:
+    """The search stopped at the first courier (``supply_couriers`` 1): an order waiting at a
+    merchant 1 km away, whose own courier (0.8 km beyond it) lies outside the rings searched,
+    is not counted on the one courier near the new order's merchant (a nearer one may be
+    unseen, and here is)."""
+    d = Dispatcher(config=DispatchConfig(city="t", supply_couriers=1, promise_margin_share=0.0))
+    d.add_merchant(Merchant("m1", CENTRE, AREA, prep_s=60, promise_s=3600), now=0)
+    m2_at = destination(CENTRE, 1000, 90)
+    d.add_merchant(Merchant("m2", m2_at, AREA, prep_s=60, promise_s=3600), now=0)
+    d.start_shift("c1", destination(CENTRE, 200, 270), now=0, shift_end=4 * 3600)
+    d.start_shift("c2", destination(m2_at, 800, 90), now=0, shift_end=4 * 3600)
+    d.place_order("o2", "m2", destination(m2_at, 800, 0), now=0)
+    supply = supply_near(d, d.merchant("m1"), 1)
+    assert len(supply.arrivals) == 1  # c1 only: c2 is beyond the rings searched
+    assert supply.waiting == ((0, "o2", "m2"),)
+    assert supply.takes == (-1,)
+    assert supply.ahead_of(1, "o1", "m1", d.config.max_bundle_size) == 0
+    # with every courier in reach searched, c2 is seen: o2 is counted on it, the nearer one
+    wide = Dispatcher(store=d.store, config=DispatchConfig(city="t", supply_couriers=0))
+    supply = supply_near(wide, wide.merchant("m1"), 1)
+    assert len(supply.arrivals) == 2 and supply.takes == (1,)
