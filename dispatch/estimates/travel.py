@@ -346,18 +346,25 @@ def _learn(ctx: Engine, origin: Location, start_at: int, log_ratio: float) -> di
     }
 
 
+def _noted_ride(ctx: Engine, courier_id: str) -> tuple[str, Leg] | None:
+    """The key and the ride noted for ``courier_id`` (``None``: none, or learning is off)."""
+    if not ctx.config.learning:
+        return None
+    key = _leg_key(courier_id)
+    leg = Leg.parse(ctx.store.learned([key]).get(key))
+    return None if leg is None else (key, leg)
+
+
 def observe_arrival(
     ctx: Engine, base: TravelModel, courier_id: str, stop: Location, speed_mps: float, now: int
 ) -> bool:
     """Learn from ``courier_id`` reporting at ``now`` its arrival at ``stop``: the ride noted at
     its departure (from its last checkpoint, when position pings taught the first part of it),
     against ``base``'s seconds for it. Returns whether it was an observation."""
-    if not ctx.config.learning:
+    noted = _noted_ride(ctx, courier_id)
+    if noted is None:
         return False
-    key = _leg_key(courier_id)
-    leg = Leg.parse(ctx.store.learned([key]).get(key))
-    if leg is None:
-        return False
+    key, leg = noted
     learned: dict[str, str] = {key: ""}  # the ride is over, observed or not
     log_ratio = (
         _log_ratio(base.travel_s(leg.origin, stop, speed_mps), now - leg.depart_at)
@@ -385,12 +392,10 @@ def observe_ping(
     ride's note, and reads and a write of the tables only for a ping learned from. Returns
     whether it was an observation.
     """
-    if not ctx.config.learning:
+    noted = _noted_ride(ctx, courier_id)
+    if noted is None:
         return False
-    key = _leg_key(courier_id)
-    leg = Leg.parse(ctx.store.learned([key]).get(key))
-    if leg is None:
-        return False
+    key, leg = noted
     try:
         log_ratio = _log_ratio(base.travel_s(leg.origin, at, speed_mps), now - leg.depart_at)
         nearer = log_ratio is not None and base.travel_s(at, leg.destination, speed_mps) < base.travel_s(
