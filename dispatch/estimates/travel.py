@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 import h3
 import numpy as np
@@ -192,6 +192,10 @@ class LearnedTravel:
     """
 
     __slots__ = ("_cells", "_least", "base", "factors")
+
+    #: A ride's seconds are ``base``'s times :meth:`factor` of its origin, rounded up (1.0: the
+    #: base seconds exactly); a courier index may apply the factors itself.
+    factored_origin: Final = True
 
     def __init__(
         self, base: TravelModel, factors: TravelFactors, cells: dict[tuple[float, float], str] | None = None

@@ -132,6 +132,16 @@ def disk_k_for(cell: str, reach_m: float) -> int:
     return _disk_k(shortest_m, circumradius_m, reach, bool(h3.is_pentagon(cell)))
 
 
+def _factored_base(travel: TravelModel) -> GreatCircleTravel | None:
+    """The great-circle model under ``travel`` when ``travel`` times a ride as that model's
+    seconds times a factor of the ride's origin, rounded up (``factored_origin``, as
+    :class:`dispatch.estimates.travel.LearnedTravel` does); ``None`` otherwise."""
+    base = getattr(travel, "base", None)
+    if getattr(travel, "factored_origin", False) and type(base) is GreatCircleTravel:
+        return base
+    return None
+
+
 def _great_circle_s(
     travel: GreatCircleTravel,
     distance_m: FloatArray,
@@ -200,6 +210,7 @@ class CourierIndex:
     __slots__ = (
         "_cell_of_slot",
         "_cells",
+        "_factors",
         "_free",
         "_ids",
         "_lat",
@@ -247,6 +258,9 @@ class CourierIndex:
         # groups and travel seconds (great-circle model); dropped on any upsert or removal, so
         # the growing budgets of one search, and the searches after prepare(), share one pass.
         self._scans: dict[Location, _Scan] = {}
+        # A factored travel model's factor of each slot's courier (NaN: not looked up yet), for
+        # the model it was looked up with; dropped with the scans.
+        self._factors: tuple[object, FloatArray] | None = None
 
     @property
     def resolution(self) -> int:
@@ -270,6 +284,7 @@ class CourierIndex:
         """Add a courier or move it; called on every position ping."""
         check_speed(speed_mps)
         self._scans.clear()
+        self._factors = None
         cell = _cell_at(location.lat, location.lng, self._resolution)
         slot = self._slot_of.get(courier_id)
         if slot is None:
@@ -298,6 +313,7 @@ class CourierIndex:
         if slot is None:
             return
         self._scans.clear()
+        self._factors = None
         self._leave(self._cell_of_slot[slot], slot)
         self._cell_of_slot[slot] = ""
         self._ids[slot] = ""
@@ -528,6 +544,19 @@ class CourierIndex:
             )
         return _Scan(target, travel, slots, speeds, group, distance_m, seconds)
 
+    def _factors_of(self, travel: TravelModel, slots: npt.NDArray[np.intp]) -> FloatArray:
+        """``travel.factor`` of the couriers in ``slots`` (see :func:`_factored_base`)."""
+        cached = self._factors
+        if cached is None or cached[0] is not travel or cached[1].size < self._used:
+            cached = self._factors = (travel, np.full(max(self._used, 1), np.nan))
+        factors = cached[1]
+        missing = slots[np.isnan(factors[slots])]
+        if missing.size:
+            factor = travel.factor  # type: ignore[attr-defined]
+            locations = self._locations
+            factors[missing] = [factor(locations[i]) for i in missing.tolist()]
+        return factors[slots]
+
     def _timed(
         self, target: Location, budget_s: int, travel: TravelModel, slots: npt.NDArray[np.intp]
     ) -> tuple[npt.NDArray[np.intp], IntArray]:
@@ -560,6 +589,15 @@ class CourierIndex:
                 seconds = _great_circle_s(
                     travel, distance_m[bounds[group] : bounds[group + 1]], locations, members, target, speed
                 )
+            elif (base := _factored_base(travel)) is not None:
+                # a great-circle model corrected by a factor per origin (learned travel): the
+                # great-circle seconds of the pass above, times each courier's factor, looked
+                # up once per courier while the index and the model stay the same
+                seconds = _great_circle_s(
+                    base, distance_m[bounds[group] : bounds[group + 1]], locations, members, target, speed
+                )
+                factors = self._factors_of(travel, members)
+                seconds = np.where(factors == 1.0, seconds, np.ceil(seconds * factors)).astype(np.int64)
             else:
                 origins = [locations[i] for i in members.tolist()]
                 seconds = np.asarray(travel.matrix_s(origins, [target], speed)[:, 0], dtype=np.int64)

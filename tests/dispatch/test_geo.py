@@ -511,8 +511,22 @@ def courier_cloud(draw: st.DrawFn, planar_points: bool) -> tuple[dict[str, tuple
     return couriers, draw(spots)
 
 
+def _learned_near_chicago() -> TravelModel:
+    """Learned travel over the great-circle model with factors below, at and above 1.0 in the
+    res-7 cells around Chicago (the index applies them itself: see ``_factored_base``)."""
+    from dispatch.estimates.travel import LearnedTravel, TravelFactors
+
+    cells = sorted(h3.grid_disk(h3.latlng_to_cell(CHICAGO.lat, CHICAGO.lng, 7), 3))
+    factors = {cell: (0.8, 1.0, 1.25, 1.1)[i % 4] for i, cell in enumerate(cells)}
+    return LearnedTravel(GreatCircleTravel(), TravelFactors(1.07, factors))
+
+
 @pytest.mark.parametrize("resolution", [7, 8, 9])
-@pytest.mark.parametrize("travel", [GreatCircleTravel(), PlanarTravel()], ids=["great-circle", "planar"])
+@pytest.mark.parametrize(
+    "travel",
+    [GreatCircleTravel(), PlanarTravel(), _learned_near_chicago()],
+    ids=["great-circle", "planar", "learned"],
+)
 @pytest.mark.parametrize("search", ["disk", "occupied-cells"])
 @settings(max_examples=25, deadline=None)
 @given(data=st.data())
@@ -544,10 +558,13 @@ def test_within_is_exactly_the_brute_force_set(
 @given(
     moves=st.lists(st.tuples(st.integers(0, 9), st.floats(0, 360), st.floats(0, 6000), SPEEDS), max_size=60)
 )
-def test_index_stays_exact_through_moves_and_removals(moves: list[tuple[int, float, float, float]]) -> None:
+@pytest.mark.parametrize("learned", [False, True], ids=["great-circle", "learned"])
+def test_index_stays_exact_through_moves_and_removals(
+    learned: bool, moves: list[tuple[int, float, float, float]]
+) -> None:
     index = CourierIndex(resolution=9)
     couriers: dict[str, tuple[Location, float]] = {}
-    travel = GreatCircleTravel()
+    travel = _learned_near_chicago() if learned else GreatCircleTravel()
     for number, bearing, distance, speed in moves:
         cid = f"c{number}"
         if distance < 300 and cid in couriers:  # now and then a courier goes off shift
