@@ -190,13 +190,20 @@ def supply_counts(ctx: Engine, a: Admitted) -> bool:
 
 
 def check_supply(
-    ctx: Engine, a: Admitted, dropoff: Location, now: int, placed_at: int, order_id: str
+    ctx: Engine,
+    a: Admitted,
+    dropoff: Location,
+    now: int,
+    placed_at: int,
+    order_id: str,
+    supply: Supply | None = None,
 ) -> CountedEta:
     """The ETA of the courier counted on for this order, behind the orders waiting before
-    ``(placed_at, order_id)`` (see :func:`counted_eta`); raises :class:`NoCourierCapacity` when
-    it cannot deliver in time."""
+    ``(placed_at, order_id)`` in ``supply`` (searched now if not given; see
+    :func:`counted_eta`); raises :class:`NoCourierCapacity` when it cannot deliver in time."""
     cfg = ctx.config
-    supply = supply_near(ctx, a.merchant, now)
+    if supply is None:
+        supply = supply_near(ctx, a.merchant, now)
     ahead = supply.ahead_of(placed_at, order_id, a.merchant.id, cfg.max_bundle_size)
     if supply.arrival(ahead) is None:
         raise NoCourierCapacity(
@@ -298,8 +305,10 @@ def place_order(
     window: Window | None = None,
     ready_at: int | None = None,
     details: OrderDetails | None = None,
-) -> Order:
-    """Accept an order (same rules as :meth:`quote`) and record it as placed."""
+) -> tuple[Order, Supply | None]:
+    """Accept an order (same rules as :meth:`quote`) and record it as placed; with the supply
+    admission counted it on (``None`` where it counted none), which is the placed order's
+    :func:`~dispatch.etas.eta` until anything else happens."""
     admitted = admit(ctx, areas, merchant_id, dropoff, now, window, ready_at)
     extra = details or OrderDetails()
     extra.check(merchant_of(ctx, merchant_id))
@@ -318,8 +327,10 @@ def place_order(
     )
     if ctx.store.get_order(order_id) is not None:
         raise DuplicateId(f"order {order_id!r} already exists", id=order_id)
+    supply = None
     if supply_counts(ctx, admitted):
-        check_supply(ctx, admitted, dropoff, now, now, order_id)
+        supply = supply_near(ctx, admitted.merchant, now)
+        check_supply(ctx, admitted, dropoff, now, now, order_id, supply)
     ctx.store.apply(
         Change(
             orders=[order],
@@ -336,7 +347,7 @@ def place_order(
     )
     if order.ready_at != admitted.ready_at:
         remember_stated(ctx, order.id, admitted.ready_at)
-    return order
+    return order, supply
 
 
 def after_pickup_s(ctx: Engine, merchant: Merchant, dropoff: Location, speed_mps: float | None = None) -> int:
@@ -388,13 +399,14 @@ class Supply(NamedTuple):
     ``speeds``: each one's speed (m/s), in the same order. ``waiting``: the orders placed and
     not yet assigned whose merchant is in reach, oldest first, with their merchant ids.
     ``takes``: for each waiting order, the courier (index into ``arrivals``) it is counted on,
-    ``-1`` when none is left (see :func:`supply_near`).
+    ``-1`` for none of them (none left, or a courier beyond the search serves it; see
+    :func:`_counted_on`).
     """
 
     arrivals: tuple[int, ...]
     speeds: tuple[float, ...]
     waiting: tuple[tuple[int, str, str], ...]
-    takes: tuple[int, ...] = ()
+    takes: tuple[int, ...]
 
     def ahead_of(self, placed_at: int, order_id: str, merchant_id: str, max_bundle_size: int) -> int:
         """Which courier (index into ``arrivals``) an order of ``merchant_id`` placed at
@@ -417,7 +429,8 @@ class Supply(NamedTuple):
         return next((i for i in range(len(self.arrivals)) if i not in taken), len(self.arrivals))
 
     def arrival(self, ahead: int) -> int | None:
-        """When the first courier left after ``ahead`` taken could be at the merchant."""
+        """When courier ``ahead`` (see :meth:`ahead_of`) could be at the merchant; ``None``
+        past the last one."""
         return self.arrivals[ahead] if ahead < len(self.arrivals) else None
 
     def counted(self, ahead: int) -> tuple[int, float] | None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from dispatch import admission, couriers, declines, estimates, etas, ranges
-from dispatch.admission import AreaCache, Quote
+from dispatch.admission import AreaCache, Quote, Supply
 from dispatch.config import DispatchConfig
 from dispatch.errors import IllegalTransition
 from dispatch.estimates import TravelMemo
@@ -99,6 +99,10 @@ class Dispatcher:
         self._ticked_at: int | None = None  # this process's last tick
         self._skipped: dict[tuple[str, str], str] = {}  # records its last tick left out, named
         self._learned_travel = TravelMemo()
+        #: the supply :meth:`place_order` counted the order it just placed on, for that order's
+        #: :meth:`eta` at the same ``now`` (the 201 of an order shows its ETA) while the event
+        #: log has not moved since; a ping or any call that times things drops it
+        self._just_placed: tuple[str, int, int, Supply] | None = None
 
     def travel_at(self, now: int) -> TravelModel:
         """The travel model for rides at ``now``: the base one corrected by the factors learned
@@ -106,6 +110,7 @@ class Dispatcher:
         return self._learned_travel.model(self, self.travel, check_now(now))
 
     def _at(self, now: int) -> Engine:
+        self._just_placed = None
         travel = self.travel_at(now)
         return self if travel is self.travel else _At(self.store, self.config, travel)
 
@@ -172,7 +177,7 @@ class Dispatcher:
     ) -> Order:
         """Accept an order (same rules as :meth:`quote`) and record it as placed, with its
         contacts, "leave at the door" and delivery PIN (``details``)."""
-        return admission.place_order(
+        order, supply = admission.place_order(
             self._at(now),
             self._areas,
             order_id,
@@ -183,6 +188,9 @@ class Dispatcher:
             ready_at=ready_at,
             details=details,
         )
+        if supply is not None:
+            self._just_placed = (order.id, now, self.store.last_seq(), supply)
+        return order
 
     def cancel_order(
         self,
@@ -224,6 +232,7 @@ class Dispatcher:
         """A position ping: the hot path. Updates the cell index; no event, no re-planning. On a
         ride noted for learning, the stretch since its last checkpoint teaches travel times
         (:func:`~dispatch.estimates.observe_ping`: one more read, a write only when it does)."""
+        self._just_placed = None
         courier = couriers.update_position(self, courier_id, location, now)
         # an idle courier has no plan, so no ride under way (a note left by a plan that was
         # dropped on the way is not one): nothing to read
@@ -366,7 +375,9 @@ class Dispatcher:
 
     def eta(self, order_id: str, now: int) -> Eta:
         """When the courier reaches the restaurant, and when the food is picked up and delivered."""
-        return etas.eta(self._at(now), order_id, now)
+        placed = self._just_placed
+        fresh = placed is not None and placed[:2] == (order_id, now) and placed[2] == self.store.last_seq()
+        return etas.eta(self._at(now), order_id, now, placed[3] if fresh and placed else None)
 
     def merchant_board(
         self, merchant_id: str, now: int, *, include_closed: bool = False, limit: int = 100

@@ -39,12 +39,17 @@ class BoardRow(NamedTuple):
     eta: Eta | None
 
 
-def eta(ctx: Engine, order_id: str, now: int) -> Eta:
-    """When the courier reaches the restaurant, and when the food is picked up and delivered."""
+def eta(ctx: Engine, order_id: str, now: int, supply: Supply | None = None) -> Eta:
+    """When the courier reaches the restaurant, and when the food is picked up and delivered.
+    ``supply``: the supply near its merchant already searched at ``now`` (as admission did
+    when it placed the order), for a placed order; searched here if not given."""
     check_now(now)
     order = order_of(ctx, order_id)
-    merchant = merchant_of(ctx, order.merchant_id) if order.status is OrderStatus.PLACED else None
-    return _eta(ctx, order, now, None if merchant is None else supply_near(ctx, merchant, now))
+    if order.status is not OrderStatus.PLACED:
+        return _eta(ctx, order, now, None)
+    if supply is None:
+        supply = supply_near(ctx, merchant_of(ctx, order.merchant_id), now)
+    return _eta(ctx, order, now, supply)
 
 
 def merchant_board(

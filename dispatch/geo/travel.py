@@ -187,14 +187,7 @@ def seconds_to(
             result[i] = travel.travel_s(origins[i], target, speeds_mps[i])
         found: list[int] = result.astype(np.int64).tolist()
         return found
-    by_speed: dict[float, list[int]] = {}
-    for i, speed in enumerate(speeds_mps):
-        by_speed.setdefault(speed, []).append(i)
-    found = [0] * len(origins)
-    for speed, members in by_speed.items():
-        column = travel.matrix_s([origins[i] for i in members], [target], speed)[:, 0].tolist()
-        for i, t in zip(members, column, strict=True):
-            found[i] = int(t)
+    found = seconds_from(travel, origins, speeds_mps, [target])[:, 0].tolist()
     return found
 
 

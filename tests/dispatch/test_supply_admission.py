@@ -20,7 +20,7 @@ from dispatch import (
     NoCourierCapacity,
     Refused,
 )
-from dispatch.admission import after_pickup_s, supply_near
+from dispatch.admission import Supply, after_pickup_s, supply_near
 from dispatch.timing import pickup_at
 from simulations import mdrp
 from tests.conftest import CENTRE, destination
@@ -409,3 +409,32 @@ def test_an_order_whose_merchant_may_have_couriers_beyond_the_search_takes_none_
     wide = Dispatcher(store=d.store, config=DispatchConfig(city="t", supply_couriers=0))
     supply = supply_near(wide, wide.merchant("m1"), 1)
     assert len(supply.arrivals) == 2 and supply.takes == (1,)
+
+
+def test_the_eta_right_after_placing_reuses_admissions_supply(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 201 of an order shows its ETA: read right after placing it, the supply admission
+    searched is used again (one search, not two), with the same times as a fresh search; once
+    anything happened since (a courier starts its shift), the ETA searches again."""
+    from dispatch import admission, etas
+
+    d = Dispatcher(config=DispatchConfig(city="t", promise_margin_share=0.0))
+    d.add_merchant(Merchant("m1", CENTRE, AREA, prep_s=600), now=0)
+    d.start_shift("c1", destination(CENTRE, 1500, 90), now=0, shift_end=4 * 3600)
+    searches: list[str] = []
+    real = admission.supply_near
+
+    def counted(ctx: Dispatcher, merchant: Merchant, now: int) -> Supply:
+        searches.append(merchant.id)
+        return real(ctx, merchant, now)
+
+    monkeypatch.setattr(admission, "supply_near", counted)
+    monkeypatch.setattr(etas, "supply_near", counted)
+    d.place_order("o1", "m1", destination(CENTRE, 1000, 0), now=10)
+    first = d.eta("o1", now=10)
+    assert searches == ["m1"]
+    assert d.eta("o1", now=10) == first and searches == ["m1", "m1"]  # the next read searches
+    d.place_order("o2", "m1", destination(CENTRE, 1200, 0), now=20)
+    d.start_shift("c2", destination(CENTRE, 200, 90), now=20, shift_end=4 * 3600)
+    nearer = d.eta("o2", now=20)
+    assert searches == ["m1", "m1", "m1", "m1"]  # the new courier counts
+    assert nearer.courier_arrival_at == 20 + d.travel.travel_s(destination(CENTRE, 200, 90), CENTRE, 4.5)
