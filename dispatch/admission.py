@@ -583,11 +583,11 @@ def _counted_on(
         # every courier to every other merchant with orders waiting, in one matrix per speed,
         # never where a courier not seen here could be nearer that merchant
         targets = [located[mid] for mid in others]
-        there = starts[:, None] + seconds_from(ctx.travel, places, speeds, targets)
         home = located[merchant_id]
         lats, lngs = [t.lat for t in targets], [t.lng for t in targets]
         gap_m = haversine_matrix_m([home.lat], [home.lng], lats, lngs)[0]
         apart_m = haversine_matrix_m([p.lat for p in places], [p.lng for p in places], lats, lngs)
+        there = starts[:, None] + seconds_from(ctx.travel, places, speeds, targets, apart_m)
         there = np.where(apart_m <= covered_m - gap_m[None, :], there, never)
         at |= {mid: there[:, j] for j, mid in enumerate(others)}
     count: dict[str, int] = {}

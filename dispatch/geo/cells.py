@@ -21,7 +21,7 @@ from dispatch.geo.distance import (
     haversine_latlng_m,
     haversine_matrix_m,
 )
-from dispatch.geo.travel import GreatCircleTravel, TravelModel, as_seconds, check_speed
+from dispatch.geo.travel import GreatCircleTravel, TravelModel, as_seconds, check_speed, factored_base
 from dispatch.models import Location
 
 __all__ = ["CourierIndex", "disk_k_for", "location_to_cell"]
@@ -130,16 +130,6 @@ def disk_k_for(cell: str, reach_m: float) -> int:
     reach = _check_reach(reach_m)
     shortest_m, circumradius_m = _cell_scale_m(cell)
     return _disk_k(shortest_m, circumradius_m, reach, bool(h3.is_pentagon(cell)))
-
-
-def _factored_base(travel: TravelModel) -> GreatCircleTravel | None:
-    """The great-circle model under ``travel`` when ``travel`` times a ride as that model's
-    seconds times a factor of the ride's origin, rounded up (``factored_origin``, as
-    :class:`dispatch.estimates.travel.LearnedTravel` does); ``None`` otherwise."""
-    base = getattr(travel, "base", None)
-    if getattr(travel, "factored_origin", False) and type(base) is GreatCircleTravel:
-        return base
-    return None
 
 
 def _great_circle_s(
@@ -545,7 +535,7 @@ class CourierIndex:
         return _Scan(target, travel, slots, speeds, group, distance_m, seconds)
 
     def _factors_of(self, travel: TravelModel, slots: npt.NDArray[np.intp]) -> FloatArray:
-        """``travel.factor`` of the couriers in ``slots`` (see :func:`_factored_base`)."""
+        """``travel.factor`` of the couriers in ``slots`` (see :func:`~dispatch.geo.travel.factored_base`)."""
         cached = self._factors
         if cached is None or cached[0] is not travel or cached[1].size < self._used:
             cached = self._factors = (travel, np.full(max(self._used, 1), np.nan))
@@ -589,7 +579,7 @@ class CourierIndex:
                 seconds = _great_circle_s(
                     travel, distance_m[bounds[group] : bounds[group + 1]], locations, members, target, speed
                 )
-            elif (base := _factored_base(travel)) is not None:
+            elif (base := factored_base(travel)) is not None:
                 # a great-circle model corrected by a factor per origin (learned travel): the
                 # great-circle seconds of the pass above, times each courier's factor, looked
                 # up once per courier while the index and the model stay the same

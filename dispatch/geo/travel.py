@@ -131,11 +131,32 @@ def _small_matrix(
     ).reshape(len(origins), len(destinations))
 
 
+def factored_base(travel: TravelModel) -> GreatCircleTravel | None:
+    """The great-circle model under ``travel`` when ``travel`` times a ride as that model's
+    seconds times a factor of the ride's origin, rounded up (``factored_origin``, as
+    :class:`dispatch.estimates.travel.LearnedTravel` does); ``None`` otherwise."""
+    base = getattr(travel, "base", None)
+    if getattr(travel, "factored_origin", False) and type(base) is GreatCircleTravel:
+        return base
+    return None
+
+
 def seconds_from(
-    travel: TravelModel, origins: Sequence[Location], speeds_mps: Sequence[float], targets: Sequence[Location]
+    travel: TravelModel,
+    origins: Sequence[Location],
+    speeds_mps: Sequence[float],
+    targets: Sequence[Location],
+    distance_m: FloatArray | None = None,
 ) -> IntArray:
     """``travel.travel_s(origins[i], targets[j], speeds_mps[i])`` as a matrix: each origin at
-    its own speed (couriers timed to several merchants), one ``matrix_s`` per speed.
+    its own speed (couriers timed to several merchants).
+
+    The great-circle model, and one that corrects it by a factor per origin (learned travel),
+    time every entry in one numpy pass from the great-circle distances; ``distance_m``, when
+    given, is ``haversine_matrix_m`` of these very origins and targets (a caller that needs the
+    distances too), and is not computed again. Entries within rounding of a whole second are
+    recomputed with ``travel_s``, as in :meth:`GreatCircleTravel.matrix_s`, so the seconds are
+    the model's exactly. Other models get one ``matrix_s`` per speed.
 
     >>> travel = GreatCircleTravel()
     >>> seconds_from(travel, [Location(0.0, 0.0), Location(0.01, 0.0)], [5.0, 4.0],
@@ -146,6 +167,31 @@ def seconds_from(
         raise InvalidInput("origins and speeds must be as many", field="speeds_mps")
     found: IntArray = np.zeros((len(origins), len(targets)), dtype=np.int64)
     if not origins or not targets:
+        return found
+    base = travel if type(travel) is GreatCircleTravel else factored_base(travel)
+    if base is not None and (distance_m is not None or len(origins) * len(targets) > _SMALL_MATRIX):
+        assert isinstance(base, GreatCircleTravel)
+        speeds = np.asarray(speeds_mps, dtype=np.float64)
+        for speed in np.unique(speeds).tolist():
+            check_speed(speed)
+        if distance_m is None:
+            distance_m = haversine_matrix_m(
+                [p.lat for p in origins],
+                [p.lng for p in origins],
+                [t.lat for t in targets],
+                [t.lng for t in targets],
+            )
+        seconds = distance_m * base.road_factor / speeds[:, None]
+        whole = np.ceil(seconds)
+        near_whole = np.abs(seconds - np.rint(seconds)) <= 1e-7 * np.maximum(seconds, 1.0)
+        for i, j in zip(*np.nonzero(near_whole), strict=True):
+            whole[i, j] = base.travel_s(origins[i], targets[j], float(speeds[i]))
+        if base is not travel:
+            # ceil(seconds * factor), the same IEEE product as the model's own (a factor of
+            # 1.0 leaves the whole seconds as they are)
+            factor = travel.factor  # type: ignore[attr-defined]
+            whole = np.ceil(whole * np.array([factor(p) for p in origins], dtype=np.float64)[:, None])
+        found[:, :] = whole
         return found
     by_speed: dict[float, list[int]] = {}
     for i, speed in enumerate(speeds_mps):

@@ -143,9 +143,18 @@ def test_seconds_from_and_to_equal_the_scalar_at_each_origins_speed() -> None:
     targets = points[:7]
     base = GreatCircleTravel(road_factor=1.3)
     learned = LearnedTravel(base, TravelFactors(1.1, {cell_of(points[3]): 1.4, cell_of(points[8]): 0.8}))
+    distance_m = haversine_matrix_m(
+        [p.lat for p in points], [p.lng for p in points], [t.lat for t in targets], [t.lng for t in targets]
+    )
     for travel in (base, learned):
         expected = [[travel.travel_s(a, t, v) for t in targets] for a, v in zip(points, speeds, strict=True)]
         assert seconds_from(travel, points, speeds, targets).tolist() == expected
+        # the caller's distances (the same haversine_matrix_m) are used, not computed again
+        assert seconds_from(travel, points, speeds, targets, distance_m).tolist() == expected
+        # a few entries go entry by entry, to the same numbers
+        assert seconds_from(travel, points[:2], speeds[:2], targets[:3]).tolist() == [
+            r[:3] for r in expected[:2]
+        ]
         assert seconds_to(travel, points, speeds, targets[2]) == [row[2] for row in expected]
     assert seconds_from(base, [], [], targets).shape == (0, 7)
     with pytest.raises(InvalidInput):
@@ -177,6 +186,9 @@ def test_great_circle_matrix_equals_scalar_even_at_whole_seconds() -> None:
                 assert travel.matrix_s([point], [origin], speed).tolist() == [
                     [travel.travel_s(point, origin, speed)]
                 ]
+                # seconds_from's one pass, from these very distances
+                matrix = seconds_from(travel, [point], [speed], [origin], np.array([[numpy_m]]))
+                assert matrix.tolist() == [[travel.travel_s(point, origin, speed)]]
 
 
 @pytest.mark.parametrize(
@@ -513,7 +525,7 @@ def courier_cloud(draw: st.DrawFn, planar_points: bool) -> tuple[dict[str, tuple
 
 def _learned_near_chicago() -> TravelModel:
     """Learned travel over the great-circle model with factors below, at and above 1.0 in the
-    res-7 cells around Chicago (the index applies them itself: see ``_factored_base``)."""
+    res-7 cells around Chicago (the index applies them itself: see ``factored_base``)."""
     from dispatch.estimates.travel import LearnedTravel, TravelFactors
 
     cells = sorted(h3.grid_disk(h3.latlng_to_cell(CHICAGO.lat, CHICAGO.lng, 7), 3))
