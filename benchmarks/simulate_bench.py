@@ -5,13 +5,16 @@ the plan.
 Each run is its own process (so its peak RSS is its own). Besides the full day (25,000
 orders, 2,000 shifts), a scaled-down day of the same city (demand and fleet x 0.1: 2,500
 orders, 200 shifts) is run in the same script, so the cost per order can be compared as the
-state grows (the small day is run three times and its median compared: it takes seconds, so
-the shared machine's noise weighs on it most; CPU seconds count the run, not the imports).
+state grows. The small day runs on the other core while the full day runs, again and again
+(at least three times), and their median is compared: a small day takes seconds, so the shared
+machine's speed, which moves by a quarter from minute to minute, weighs on it most, and side by
+side both see the same machine (``--one-at-a-time`` runs them one after the other). CPU seconds
+count the run, not the imports.
 Targets (2-core machine): the full day within 300 s per policy, time per order at
 25,000 orders at most 1.5x that at 2,500, peak RSS at most 1.5 GB.
 
     python benchmarks/simulate_bench.py [--seed 1] [--policies optimizing greedy]
-                                        [--small-only] [--small-runs 3]
+                                        [--small-only] [--small-runs 3] [--one-at-a-time]
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -66,14 +70,28 @@ def child(policy: str, scale: float, seed: int) -> dict[str, Any]:
     }
 
 
+def _command(policy: str, scale: float, seed: int) -> list[str]:
+    return [sys.executable, __file__, "--child", policy, str(scale), "--seed", str(seed)]
+
+
 def run(policy: str, scale: float, seed: int) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", policy, str(scale), "--seed", str(seed)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    out = subprocess.run(_command(policy, scale, seed), check=True, capture_output=True, text=True)
     return dict(json.loads(out.stdout))
+
+
+def side_by_side(policy: str, seed: int, small_runs: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The full day in one process and, on the other core meanwhile, the small day again and
+    again (at least ``small_runs`` times): both see the same machine at the same time, so
+    their ratio does not depend on how fast the shared machine happened to be for each."""
+    with tempfile.TemporaryFile("w+") as out:
+        full = subprocess.Popen(_command(policy, 1.0, seed), stdout=out, text=True)
+        smalls: list[dict[str, Any]] = []
+        while len(smalls) < small_runs or full.poll() is None:
+            smalls.append(run(policy, 0.1, seed))
+        if full.wait() != 0:
+            raise SystemExit(f"the full day ({policy}) failed with exit code {full.returncode}")
+        out.seek(0)
+        return dict(json.loads(out.read())), smalls
 
 
 def main() -> None:
@@ -84,6 +102,11 @@ def main() -> None:
     parser.add_argument(
         "--small-runs", type=int, default=3, help="runs of the scaled-down day (their median is compared)"
     )
+    parser.add_argument(
+        "--one-at-a-time",
+        action="store_true",
+        help="the small days first, then the full day alone (default: the small days beside it)",
+    )
     parser.add_argument("--child", nargs=2, metavar=("POLICY", "SCALE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -92,7 +115,10 @@ def main() -> None:
     results: dict[str, Any] = {}
     for policy in args.policies:
         # the small day takes seconds, so the machine's noise weighs on it most: its median
-        smalls = [run(policy, 0.1, args.seed) for _ in range(args.small_runs)]
+        if args.small_only or args.one_at_a_time:
+            smalls = [run(policy, 0.1, args.seed) for _ in range(args.small_runs)]
+        else:
+            full, smalls = side_by_side(policy, args.seed, args.small_runs)
         small = dict(smalls[0])
         for key in ("wall_s", "cpu_s", "ms_per_order", "cpu_ms_per_order", "tick_s_total"):
             small[key] = statistics.median(r[key] for r in smalls)
@@ -100,7 +126,8 @@ def main() -> None:
         small["runs_cpu_s"] = [r["cpu_s"] for r in smalls]
         row: dict[str, Any] = {"small": small}
         if not args.small_only:
-            full = run(policy, 1.0, args.seed)
+            if args.one_at_a_time:
+                full = run(policy, 1.0, args.seed)
             ratio = full["ms_per_order"] / small["ms_per_order"]
             row["full"] = full
             row["per_order_ratio"] = round(ratio, 2)
