@@ -121,7 +121,7 @@ def main() -> None:
             full, smalls = side_by_side(policy, args.seed, args.small_runs)
         small = dict(smalls[0])
         for key in ("wall_s", "cpu_s", "ms_per_order", "cpu_ms_per_order", "tick_s_total"):
-            small[key] = statistics.median(r[key] for r in smalls)
+            small[key] = round(statistics.median(r[key] for r in smalls), 3)
         small["runs_wall_s"] = [r["wall_s"] for r in smalls]
         small["runs_cpu_s"] = [r["cpu_s"] for r in smalls]
         row: dict[str, Any] = {"small": small}
