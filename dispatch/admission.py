@@ -580,7 +580,7 @@ def _counted_on(
     others = list(dict.fromkeys(mid for _, _, mid in waiting if mid != merchant_id))
     at: dict[str, np.ndarray] = {merchant_id: arrivals}
     if others:
-        # every courier to every other merchant with orders waiting, in one matrix per speed,
+        # every courier to every other merchant with orders waiting, in one numpy pass,
         # never where a courier not seen here could be nearer that merchant
         targets = [located[mid] for mid in others]
         home = located[merchant_id]
