@@ -207,9 +207,8 @@ def seconds_to(
     """``travel.travel_s(origins[i], target, speeds_mps[i])`` for every ``i``: each origin at
     its own speed (couriers timed to a merchant), the same numbers in fewer steps.
 
-    The great-circle model times them all in one numpy pass (entries within rounding of a whole
-    second recomputed with ``travel_s``, as in :meth:`GreatCircleTravel.matrix_s`); other
-    models get one ``matrix_s`` per speed.
+    A column of :func:`seconds_from` (one numpy pass for the great-circle model and its learned
+    correction); a few origins go entry by entry.
 
     >>> travel = GreatCircleTravel()
     >>> seconds_to(travel, [Location(0.0, 0.0), Location(0.01, 0.0)], [5.0, 4.0], Location(0.0, 0.0))
@@ -219,21 +218,7 @@ def seconds_to(
         raise InvalidInput("origins and speeds must be as many", field="speeds_mps")
     if len(origins) <= _SMALL_MATRIX:
         return [travel.travel_s(a, target, speed) for a, speed in zip(origins, speeds_mps, strict=True)]
-    if type(travel) is GreatCircleTravel:
-        speeds = np.asarray(speeds_mps, dtype=np.float64)
-        for speed in np.unique(speeds).tolist():
-            check_speed(speed)
-        distance_m = haversine_matrix_m(
-            [p.lat for p in origins], [p.lng for p in origins], [target.lat], [target.lng]
-        )[:, 0]
-        seconds = distance_m * travel.road_factor / speeds
-        result = np.ceil(seconds)
-        near_whole = np.abs(seconds - np.rint(seconds)) <= 1e-7 * np.maximum(seconds, 1.0)
-        for i in np.flatnonzero(near_whole).tolist():
-            result[i] = travel.travel_s(origins[i], target, speeds_mps[i])
-        found: list[int] = result.astype(np.int64).tolist()
-        return found
-    found = seconds_from(travel, origins, speeds_mps, [target])[:, 0].tolist()
+    found: list[int] = seconds_from(travel, origins, speeds_mps, [target])[:, 0].tolist()
     return found
 
 
