@@ -579,6 +579,7 @@ def _counted_on(
     never = np.iinfo(np.int64).max
     others = list(dict.fromkeys(mid for _, _, mid in waiting if mid != merchant_id))
     at: dict[str, np.ndarray] = {merchant_id: arrivals}
+    reachable = {merchant_id}  # the merchants some courier here may serve
     if others:
         # every courier to every other merchant with orders waiting, in one numpy pass,
         # never where a courier not seen here could be nearer that merchant
@@ -590,21 +591,28 @@ def _counted_on(
         there = starts[:, None] + seconds_from(ctx.travel, places, speeds, targets, apart_m)
         there = np.where(apart_m <= covered_m - gap_m[None, :], there, never)
         at |= {mid: there[:, j] for j, mid in enumerate(others)}
+        served = (there != never).any(axis=0).tolist()
+        reachable.update(mid for mid, some in zip(others, served, strict=True) if some)
     count: dict[str, int] = {}
     last: dict[str, int] = {}
     takes: list[int] = []
+    left = arrivals.size
     for _, _, mid in waiting:
         k = count.get(mid, 0)
         count[mid] = k + 1
         if k % size != 0:
             takes.append(last[mid])
             continue
-        masked = np.where(free, at[mid], never)
-        i = int(np.argmin(masked))
-        if masked[i] == never:
-            i = -1
-        else:
-            free[i] = False
+        i = -1
+        # (once every courier is taken, or where none of them may serve, it takes none)
+        if left and mid in reachable:
+            masked = np.where(free, at[mid], never)
+            i = int(np.argmin(masked))
+            if masked[i] == never:
+                i = -1
+            else:
+                free[i] = False
+                left -= 1
         last[mid] = i
         takes.append(i)
     return tuple(takes)

@@ -172,8 +172,9 @@ def seconds_from(
     if base is not None and (distance_m is not None or len(origins) * len(targets) > _SMALL_MATRIX):
         assert isinstance(base, GreatCircleTravel)
         speeds = np.asarray(speeds_mps, dtype=np.float64)
-        for speed in np.unique(speeds).tolist():
-            check_speed(speed)
+        if not np.all((speeds > 0.0) & np.isfinite(speeds)):
+            for speed in np.unique(speeds).tolist():
+                check_speed(speed)
         if distance_m is None:
             distance_m = haversine_matrix_m(
                 [p.lat for p in origins],
@@ -184,8 +185,9 @@ def seconds_from(
         seconds = distance_m * base.road_factor / speeds[:, None]
         whole = np.ceil(seconds)
         near_whole = np.abs(seconds - np.rint(seconds)) <= 1e-7 * np.maximum(seconds, 1.0)
-        for i, j in zip(*np.nonzero(near_whole), strict=True):
-            whole[i, j] = base.travel_s(origins[i], targets[j], float(speeds[i]))
+        if near_whole.any():
+            for i, j in zip(*np.nonzero(near_whole), strict=True):
+                whole[i, j] = base.travel_s(origins[i], targets[j], float(speeds[i]))
         if base is not travel:
             # ceil(seconds * factor), the same IEEE product as the model's own (a factor of
             # 1.0 leaves the whole seconds as they are)
