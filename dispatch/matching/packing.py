@@ -149,6 +149,10 @@ def pack(
     # 0.2-0.45 s, against 0.07-0.13 s without, to the same optimal objective in all 8 models
     # sampled from metro-day); it was most of the per-order growth of a tick (#16).
     parameters.cp_model_presolve = False
+    # Nor probing: with the hint, the search proves these optima without it, and its rounds at
+    # the root took a third of the solve at metro-day's dinner peak (40 models of 150-340
+    # bundles: 2.3 s in all instead of 3.0 s, every packing the same).
+    parameters.cp_model_probing_level = 0
     parameters.max_deterministic_time = config.bundle_choice_time_s
     solver = cmh.SolveWrapper()  # as cp_model.CpSolver.solve does
     solver.set_parameters(parameters)
