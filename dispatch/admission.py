@@ -515,23 +515,22 @@ def supply_near(ctx: Engine, merchant: Merchant, now: int) -> Supply:
     # the orders placed and not assigned, but a later scheduled one: it does not compete for
     # today's couriers
     horizon = now + cfg.free_horizon_s
-    waiting = [
-        (o.placed_at, o.id, o.merchant_id)
-        for o in ctx.store.orders_with_status(OrderStatus.PLACED)
-        if not (o.scheduled and o.ready_at > horizon)
-    ]
-    others = {mid for _, _, mid in waiting}
+    placed = ctx.store.orders_with_status(OrderStatus.PLACED)
+    others = {o.merchant_id for o in placed}
     others.discard(merchant.id)
     located = {merchant.id: merchant.location}
     if others:
-        # of the other merchants with orders waiting, those in the disk
+        # of the other merchants with orders placed, those in the disk
         located |= {
             m.id: m.location
             for m in ctx.store.merchants()
             if m.id in others and location_to_cell(m.location, cfg.h3_resolution) in near
         }
-        waiting = [w for w in waiting if w[2] in located]
-    waiting.sort()
+    waiting = sorted(
+        (o.placed_at, o.id, o.merchant_id)
+        for o in placed
+        if o.merchant_id in located and not (o.scheduled and o.ready_at > horizon)
+    )
     order = np.lexsort((-np.array(speeds, dtype=np.float64), np.array(arrivals, dtype=np.int64)))
     sorted_arrivals = np.array(arrivals, dtype=np.int64)[order]
     sorted_speeds = np.array(speeds, dtype=np.float64)[order]
@@ -581,12 +580,20 @@ def _counted_on(
     at: dict[str, np.ndarray] = {merchant_id: arrivals}
     reachable = {merchant_id}  # the merchants some courier here may serve
     if others:
+        home = located[merchant_id]
+        gap_m = haversine_matrix_m(
+            [home.lat], [home.lng], [located[mid].lat for mid in others], [located[mid].lng for mid in others]
+        )[0]
+        # a merchant at covered_m or farther: any courier beyond could be nearer it than all
+        # of these (none of them may serve it; the rule below would say so for each)
+        near_enough = (gap_m <= covered_m).tolist()
+        others = [mid for mid, ok in zip(others, near_enough, strict=True) if ok]
+        gap_m = gap_m[np.array(near_enough, dtype=bool)]
+    if others:
         # every courier to every other merchant with orders waiting, in one numpy pass,
         # never where a courier not seen here could be nearer that merchant
         targets = [located[mid] for mid in others]
-        home = located[merchant_id]
         lats, lngs = [t.lat for t in targets], [t.lng for t in targets]
-        gap_m = haversine_matrix_m([home.lat], [home.lng], lats, lngs)[0]
         apart_m = haversine_matrix_m([p.lat for p in places], [p.lng for p in places], lats, lngs)
         there = starts[:, None] + seconds_from(ctx.travel, places, speeds, targets, apart_m)
         there = np.where(apart_m <= covered_m - gap_m[None, :], there, never)
