@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,7 +21,8 @@ from dispatch import (
     NoCourierCapacity,
     Refused,
 )
-from dispatch.admission import Supply, after_pickup_s, supply_near
+from dispatch.admission import Supply, _counted_on, after_pickup_s, supply_near
+from dispatch.geo import haversine_m
 from dispatch.timing import pickup_at
 from simulations import mdrp
 from tests.conftest import CENTRE, destination
@@ -438,3 +440,87 @@ def test_the_eta_right_after_placing_reuses_admissions_supply(monkeypatch: pytes
     nearer = d.eta("o2", now=20)
     assert searches == ["m1", "m1", "m1", "m1"]  # the new courier counts
     assert nearer.courier_arrival_at == 20 + d.travel.travel_s(destination(CENTRE, 200, 90), CENTRE, 4.5)
+
+
+def _counted_on_by_the_rule(
+    d: Dispatcher,
+    waiting: list[tuple[int, str, str]],
+    located: dict[str, Location],
+    merchant_id: str,
+    covered_m: float,
+    arrivals: list[int],
+    starts: list[int],
+    places: list[Location],
+    speeds: list[float],
+) -> tuple[int, ...]:
+    """``_counted_on`` written out plainly, courier by courier: each waiting order joins its
+    merchant's last courier while that has room, else takes the free courier first at its
+    merchant among those no courier beyond ``covered_m`` could beat."""
+    size, taken, takes = d.config.max_bundle_size, set(), []
+    count: dict[str, int] = {}
+    last: dict[str, int] = {}
+    home = located[merchant_id]
+    for _, _, mid in waiting:
+        k = count.get(mid, 0)
+        count[mid] = k + 1
+        if k % size:
+            takes.append(last[mid])
+            continue
+        best: tuple[int, int] | None = None
+        for i in range(len(arrivals)):
+            if i in taken:
+                continue
+            if mid == merchant_id:
+                at = arrivals[i]
+            else:
+                target = located[mid]
+                gap = haversine_m(home, target)
+                if haversine_m(places[i], target) > covered_m - gap:
+                    continue
+                at = starts[i] + d.travel.travel_s(places[i], target, speeds[i])
+            if best is None or at < best[0]:
+                best = (at, i)
+        i = -1 if best is None else best[1]
+        if i >= 0:
+            taken.add(i)
+        last[mid] = i
+        takes.append(i)
+    return tuple(takes)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 400), st.integers(0, 359), st.integers(0, 600)),
+        max_size=8,
+    ),
+    st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3)), max_size=14),
+    st.sampled_from([0.0, 1500.0, 3000.0, 4500.0]),
+)
+def test_the_count_of_waiting_orders_is_the_rule_courier_by_courier(
+    couriers: list[tuple[int, int, int, int]], orders: list[tuple[int, int]], covered_m: float
+) -> None:
+    """Merchants 1.4 km apart (some at or beyond ``covered_m``, some just within), couriers
+    near them: the numpy count (merchants beyond the covered radius left out, a stop once
+    every courier is taken) gives each waiting order the courier the plain rule gives it."""
+    d = Dispatcher(config=DispatchConfig(city="t"))
+    located = {f"m{j}": destination(CENTRE, 1400 * j, 0) for j in range(4)}
+    places = [destination(located[f"m{j}"], m, bearing) for j, m, bearing, _ in couriers]
+    speeds = [(4.5, FAST, 6.0)[i % 3] for i in range(len(couriers))]
+    starts = [wait for _, _, _, wait in couriers]
+    arrivals = [s + d.travel.travel_s(p, CENTRE, v) for s, p, v in zip(starts, places, speeds, strict=True)]
+    waiting = [(placed, f"o{n}", f"m{j}") for n, (placed, j) in enumerate(orders)]
+    waiting.sort()
+    expected = _counted_on_by_the_rule(d, waiting, located, "m0", covered_m, arrivals, starts, places, speeds)
+    found = _counted_on(
+        d,
+        waiting,
+        located,
+        "m0",
+        covered_m,
+        np.array(arrivals, dtype=np.int64),
+        np.array(starts, dtype=np.int64),
+        places,
+        speeds,
+    )
+    assert found == expected
