@@ -150,7 +150,7 @@ def pack(
     # sampled from metro-day); it was most of the per-order growth of a tick (#16).
     parameters.cp_model_presolve = False
     # Nor probing: with the hint, the search proves these optima without it, and its rounds at
-    # the root took a third of the solve at metro-day's dinner peak (40 models of 150-340
+    # the root took a quarter of the solve at metro-day's dinner peak (40 models of 150-340
     # bundles: 2.3 s in all instead of 3.0 s, every packing the same).
     parameters.cp_model_probing_level = 0
     parameters.max_deterministic_time = config.bundle_choice_time_s
