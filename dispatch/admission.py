@@ -581,19 +581,18 @@ def _counted_on(
     reachable = {merchant_id}  # the merchants some courier here may serve
     if others:
         home = located[merchant_id]
-        gap_m = haversine_matrix_m(
-            [home.lat], [home.lng], [located[mid].lat for mid in others], [located[mid].lng for mid in others]
-        )[0]
+        lats = np.array([located[mid].lat for mid in others], dtype=np.float64)
+        lngs = np.array([located[mid].lng for mid in others], dtype=np.float64)
+        gap_m = haversine_matrix_m([home.lat], [home.lng], lats, lngs)[0]
         # a merchant at covered_m or farther: any courier beyond could be nearer it than all
         # of these (none of them may serve it; the rule below would say so for each)
-        near_enough = (gap_m <= covered_m).tolist()
-        others = [mid for mid, ok in zip(others, near_enough, strict=True) if ok]
-        gap_m = gap_m[np.array(near_enough, dtype=bool)]
+        near_enough = gap_m <= covered_m
+        others = [mid for mid, ok in zip(others, near_enough.tolist(), strict=True) if ok]
+        gap_m, lats, lngs = gap_m[near_enough], lats[near_enough], lngs[near_enough]
     if others:
         # every courier to every other merchant with orders waiting, in one numpy pass,
         # never where a courier not seen here could be nearer that merchant
         targets = [located[mid] for mid in others]
-        lats, lngs = [t.lat for t in targets], [t.lng for t in targets]
         apart_m = haversine_matrix_m([p.lat for p in places], [p.lng for p in places], lats, lngs)
         there = starts[:, None] + seconds_from(ctx.travel, places, speeds, targets, apart_m)
         there = np.where(apart_m <= covered_m - gap_m[None, :], there, never)
